@@ -1,0 +1,15 @@
+"""jvs: snapshot-first versioning for whole working folders.
+
+Importing this package stays cheap (the CLI's ``--version`` depends on it); the library
+lives in submodules that are imported on use. ``jvs.open(path)`` is the entry point for
+Python users; see :mod:`jvs.api`.
+"""
+
+__version__ = "0.1.0"
+
+
+def open(path="."):  # noqa: A001 - mirrors the CLI's verb, on purpose
+    """Open the repository that contains *path* and return a :class:`jvs.api.Repository`."""
+    from jvs.api import Repository
+
+    return Repository.open(path)

@@ -1,0 +1,3 @@
+from jvs.cli.main import main
+
+main()

@@ -1,0 +1,126 @@
+"""The hash-chained audit log (SPEC §9): one JSON line per mutating operation.
+
+``record_hash`` is the SHA-256 of the record's canonical JSON with ``record_hash`` set to
+``""``; ``prev_hash`` is the previous record's ``record_hash`` (``""`` for the first).
+Appending reads only the tail of the log, never the whole file, and runs under the
+repository lock, so the chain cannot fork.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from jvs.canonical import canonical_json, sha256_hex
+from jvs.ids import rfc3339_utc
+from jvs.repo import Repo
+
+_TAIL = 64 * 1024
+
+
+def actor() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def record_hash(record: dict) -> str:
+    body = dict(record)
+    body["record_hash"] = ""
+    return sha256_hex(canonical_json(body))
+
+
+def last_record_hash(repo: Repo) -> str:
+    """The record_hash of the last complete line, read from the tail of the file."""
+    try:
+        with open(repo.audit_log, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            start = max(0, size - _TAIL)
+            while True:
+                f.seek(start)
+                chunk = f.read(size - start)
+                lines = [ln for ln in chunk.split(b"\n") if ln.strip()]
+                if start > 0:
+                    lines = lines[1:]  # the first may be cut
+                for line in reversed(lines):
+                    try:
+                        return json.loads(line)["record_hash"]
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                if start == 0:
+                    return ""
+                start = max(0, start - _TAIL)
+    except FileNotFoundError:
+        return ""
+
+
+def append_audit(repo: Repo, operation: str, target: str = "", reason: str = "",
+                 **details: object) -> dict:
+    """Append one record; the caller holds the repository lock."""
+    record = {
+        "event_id": str(uuid.uuid4()),
+        "timestamp": rfc3339_utc(),
+        "operation": operation,
+        "actor": actor(),
+        "target": target,
+        "reason": reason,
+        "prev_hash": last_record_hash(repo),
+        "record_hash": "",
+    }
+    if details:
+        record["details"] = {k: v for k, v in details.items() if v is not None}
+    record["record_hash"] = record_hash(record)
+    repo.audit_log.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    fd = os.open(repo.audit_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return record
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    line: int
+    message: str
+
+
+def read_records(repo: Repo) -> Iterator[tuple[int, bytes]]:
+    try:
+        with open(repo.audit_log, "rb") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    yield number, line
+    except FileNotFoundError:
+        return
+
+
+def check_chain(repo: Repo) -> list[ChainProblem]:
+    """Recompute every record hash and the chain; an empty list means intact."""
+    problems: list[ChainProblem] = []
+    prev = ""
+    for number, line in read_records(repo):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            problems.append(ChainProblem(number, "line is not a JSON record (truncated?)"))
+            prev = None
+            continue
+        if record.get("record_hash") != record_hash(record):
+            problems.append(ChainProblem(number, "record_hash does not match the record"))
+        if prev is not None and record.get("prev_hash") != prev:
+            problems.append(ChainProblem(number, "prev_hash does not match the previous record"))
+        prev = record.get("record_hash")
+    return problems

@@ -1,0 +1,96 @@
+"""What differs between two states: a snapshot's manifest, or a worktree as it is now.
+
+``status``, ``diff`` and the rescue check of ``restore`` all compare manifest entries
+here. A worktree's entries come from the stat cache where a file's stat is unchanged, so
+these comparisons read only files that changed since they were last hashed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jvs.descriptor import Descriptor
+from jvs.errors import JvsError
+from jvs.integrity import (Entry, HashStats, compute_payload, entries_of, parse_manifest,
+                           read_trusted_manifest, scan)
+from jvs.repo import Repo
+from jvs.statcache import StatCache
+
+
+@dataclass(frozen=True)
+class Change:
+    relpath: str
+    change: str  # "added" | "removed" | "modified" | "mode" | "type"
+    kind: str  # entry type on the newer side (or the older one if removed)
+    size_delta: int = 0
+
+    def to_json(self) -> dict:
+        return {"path": self.relpath, "change": self.change, "type": self.kind,
+                "size_delta": self.size_delta}
+
+
+@dataclass(frozen=True)
+class Changes:
+    items: list[Change] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.items
+
+    def count(self, change: str) -> int:
+        return sum(1 for c in self.items if c.change == change)
+
+
+def compare(old: list[Entry], new: list[Entry]) -> Changes:
+    a = {e.relpath: e for e in old}
+    b = {e.relpath: e for e in new}
+    items: list[Change] = []
+    for rel in sorted(a.keys() | b.keys()):
+        x, y = a.get(rel), b.get(rel)
+        if x is None:
+            items.append(Change(rel, "added", y.kind, y.size))
+        elif y is None:
+            items.append(Change(rel, "removed", x.kind, -x.size))
+        elif x.kind != y.kind:
+            items.append(Change(rel, "type", y.kind, y.size - x.size))
+        elif x.hash != y.hash or x.size != y.size:
+            items.append(Change(rel, "modified", y.kind, y.size - x.size))
+        elif x.mode != y.mode:
+            items.append(Change(rel, "mode", y.kind))
+    return Changes(items)
+
+
+def snapshot_entries(repo: Repo, desc: Descriptor) -> list[Entry]:
+    """A snapshot's entries from its manifest, rebuilt from the payload if the manifest
+    is missing or untrusted (and then checked against the descriptor's root hash)."""
+    entries = read_trusted_manifest(repo.manifest_path(desc.snapshot_id), desc.payload_root_hash)
+    if entries is not None:
+        return entries
+    manifest, digest = compute_payload(repo.payload_dir(desc.snapshot_id), desc.payload_hash_algo)
+    if digest != desc.payload_root_hash:
+        raise JvsError("E_PAYLOAD_HASH_MISMATCH",
+                       f"payload of {desc.snapshot_id} does not match its descriptor",
+                       hint=f"run 'jvs verify {desc.snapshot_id}'")
+    return list(parse_manifest(manifest))
+
+
+def worktree_entries(repo: Repo, worktree: str, payload: Path, algo: str,
+                     stats: HashStats | None = None,
+                     within: tuple[str, ...] = ()) -> list[Entry]:
+    """The worktree's entries as a snapshot taken now would record them, using (and
+    refreshing) the stat cache."""
+    cache = StatCache.load(repo, worktree, algo)
+    scanned = scan(payload)
+    if within:
+        scanned.entries = [e for e in scanned.entries
+                           if any(e.relpath == p or e.relpath.startswith(p + "/")
+                                  or p.startswith(e.relpath + "/") for p in within)]
+    entries = entries_of(payload, scanned, algo, stats or HashStats(),
+                         lambda e: cache.lookup(e.relpath, e.st))
+    files = {e.relpath: e.st for e in scanned.entries if e.kind == "file"}
+    for entry in entries:
+        if entry.kind == "file":
+            cache.remember(entry.relpath, files[entry.relpath], entry.hash)
+    cache.save(keep=None if within else set(files))
+    return entries

@@ -1,0 +1,270 @@
+"""init, snapshot, history, status, info."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from jvs.cli.common import current_worktree, descriptor_json, locate, short, start_dir, ui_of
+from jvs.cli.output import json_option
+
+MAX_NOTE_BYTES = 64 * 1024
+
+
+@click.command()
+@click.argument("name")
+@click.option("--hash-algo", type=click.Choice(["xxh3-128", "sha256"]), default="xxh3-128",
+              show_default=True, help="Content hash for payload records.")
+@json_option
+@click.pass_context
+def init(ctx, name, hash_algo):
+    """Create the repository NAME (with an empty main worktree) in the current directory.
+
+    \b
+    Example:
+      jvs init ml-experiments && cd ml-experiments/main
+    """
+    from jvs.audit import append_audit
+    from jvs.lock import repo_lock
+    from jvs.repo import init_repo
+
+    repo = init_repo(Path(start_dir(ctx)), name, hash_algo=hash_algo)
+    with repo_lock(repo, "init"):
+        append_audit(repo, "init", repo.repo_id(), f"repository {name}")
+    ui_of(ctx).emit(
+        {"repo_root": str(repo.root), "repo_id": repo.repo_id(), "main": str(repo.root / "main"),
+         "payload_hash_algo": hash_algo},
+        f"Initialized JVS repository in {repo.root}\nMain worktree: {repo.root / 'main'}",
+    )
+
+
+def _read_note(note: str | None, note_file: str | None) -> str:
+    if note_file is not None and note not in (None,):
+        raise click.UsageError("give the note as an argument or with -F, not both")
+    if note == "-" or note_file == "-":
+        text = sys.stdin.read()
+    elif note_file is not None:
+        try:
+            text = Path(note_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            from jvs.errors import JvsError
+
+            raise JvsError("E_NOT_FOUND", f"cannot read note file {note_file}: {exc.strerror}") from None
+    else:
+        text = note or ""
+    text = text.rstrip("\n")
+    if len(text.encode("utf-8")) > MAX_NOTE_BYTES:
+        from jvs.errors import JvsError
+
+        raise JvsError("E_USAGE", f"note is longer than {MAX_NOTE_BYTES} bytes")
+    return text
+
+
+@click.command()
+@click.argument("note", required=False)
+@click.option("-t", "--tag", "tags", multiple=True, metavar="TAG", help="Tag (repeatable).")
+@click.option("--paths", "paths", multiple=True, metavar="PATH",
+              help="Partial snapshot: only these paths (repeatable).")
+@click.option("-F", "--file", "note_file", metavar="FILE", help="Read the note from FILE ('-': stdin).")
+@json_option
+@click.pass_context
+def snapshot(ctx, note, tags, paths, note_file):
+    """Snapshot the current worktree. NOTE '-' reads the note from stdin.
+
+    \b
+    Examples:
+      jvs snapshot "Initial setup with dataset" --tag baseline
+      jvs snapshot "Exp1" --tag exp1 --tag model
+      jvs snapshot -F note.txt
+      echo "note" | jvs snapshot -
+      jvs snapshot "assets only" --paths Assets --paths ProjectSettings
+    """
+    from jvs.snapshot import create_snapshot
+
+    ui = ui_of(ctx)
+    repo, worktree = current_worktree(ctx)
+    text = _read_note(note, note_file)
+    all_tags = list(tags) + [t for t in repo.config().default_tags if t not in tags]
+    result = create_snapshot(repo, worktree, note=text, tags=all_tags, paths=list(paths),
+                             progress=ui.report)
+    desc = result.descriptor
+    if result.was_detached:
+        ui.warn(f"worktree '{worktree}' was DETACHED: the new snapshot's parent is "
+                f"{short(desc.parent_id)}; the previous latest {short(result.previous_latest)} "
+                "stays in 'jvs history --all'")
+    for path in result.skipped_special:
+        ui.warn(f"skipped special file (FIFO, socket or device): {path}")
+    data = descriptor_json(desc)
+    data["stats"] = {"files_hashed": result.stats.files_hashed,
+                     "bytes_hashed": result.stats.bytes_hashed}
+    data["was_detached"] = result.was_detached
+    lines = [f"Created snapshot {desc.snapshot_id}"]
+    if desc.tags:
+        lines.append(f"  tags: {', '.join(desc.tags)}")
+    if desc.partial_paths:
+        lines.append(f"  partial: {', '.join(desc.partial_paths)}")
+    if desc.degraded:
+        lines.append(f"  degraded ({desc.engine}): {', '.join(desc.degraded)}")
+    ui.emit(data, "\n".join(lines))
+
+
+@click.command()
+@click.option("-n", "--limit", type=int, default=None, help="Show at most N snapshots.")
+@click.option("--grep", metavar="TEXT", help="Only snapshots whose note contains TEXT.")
+@click.option("--tag", metavar="TAG", help="Only snapshots with this tag (exact, glob, or prefix).")
+@click.option("--all", "all_snapshots", is_flag=True,
+              help="Every snapshot in the repository, rescues and other worktrees included.")
+@json_option
+@click.pass_context
+def history(ctx, limit, grep, tag, all_snapshots):
+    """List snapshots, newest first.
+
+    \b
+    Examples:
+      jvs history
+      jvs history --tag exp
+      jvs history --grep Exp --limit 5 --json
+      jvs history --all
+    """
+    from jvs.history import history as load_history
+
+    ui = ui_of(ctx)
+    loc = locate(ctx)
+    result = load_history(loc.repo, loc.worktree, all_snapshots=all_snapshots, tag=tag,
+                          grep=grep, limit=limit)
+    wt = result.worktree
+    head = wt.head_snapshot_id if wt else None
+    latest = wt.latest_snapshot_id if wt else None
+    data = {
+        "worktree": wt.name if wt else None,
+        "head_snapshot_id": head,
+        "latest_snapshot_id": latest,
+        "detached": bool(wt and wt.detached),
+        "snapshots": [descriptor_json(d, head=head, latest=latest) for d in result.snapshots],
+    }
+    if ui.json:
+        ui.emit(data)
+        return
+    lines = []
+    if wt and wt.detached:
+        lines.append(ui.style(f"Worktree '{wt.name}' is DETACHED at {short(head)} "
+                              f"(latest is {short(latest)}); 'jvs restore HEAD' returns "
+                              "to the latest", fg="yellow"))
+    if not result.snapshots:
+        lines.append("No snapshots yet." if not (tag or grep) else "No matching snapshots.")
+    for d in result.snapshots:
+        marks = []
+        if d.snapshot_id == head:
+            marks.append(ui.style("HEAD", fg="green", bold=True))
+        if d.snapshot_id == latest and latest != head:
+            marks.append("latest")
+        if d.is_rescue:
+            marks.append(ui.style("rescue", fg="red"))
+        if d.is_partial:
+            marks.append("partial")
+        if all_snapshots or (wt and d.worktree_name != wt.name):
+            marks.append(f"@{d.worktree_name}")
+        tags = f" [{', '.join(d.tags)}]" if d.tags else ""
+        when = d.created_at[:19].replace("T", " ")
+        first_line = d.note.splitlines()[0] if d.note else ""
+        mark = f"  ({', '.join(marks)})" if marks else ""
+        lines.append(f"{ui.style(short(d.snapshot_id), fg='yellow')}  {when}  "
+                     f"{first_line}{tags}{mark}")
+    click.echo("\n".join(lines))
+
+
+@click.command()
+@json_option
+@click.pass_context
+def status(ctx):
+    """Show how the worktree differs from its head snapshot.
+
+    \b
+    Example:
+      jvs status
+    """
+    from jvs.status import worktree_status
+
+    ui = ui_of(ctx)
+    repo, worktree = current_worktree(ctx)
+    st = worktree_status(repo, worktree)
+    wt = st.worktree
+    data = {
+        "worktree": wt.name,
+        "head_snapshot_id": wt.head_snapshot_id,
+        "latest_snapshot_id": wt.latest_snapshot_id,
+        "detached": wt.detached,
+        "clean": st.changes.clean,
+        "changes": [c.to_json() for c in st.changes.items],
+    }
+    lines = [f"Worktree: {wt.name}"]
+    if wt.head_snapshot_id is None:
+        lines.append("No snapshots yet.")
+    elif wt.detached:
+        lines.append(f"HEAD: {short(wt.head_snapshot_id)} (DETACHED; latest is "
+                     f"{short(wt.latest_snapshot_id)})")
+    else:
+        lines.append(f"HEAD: {short(wt.head_snapshot_id)} (HEAD state: at latest)")
+    if st.changes.clean:
+        lines.append("Clean: the worktree matches its head snapshot.")
+    else:
+        marks = {"added": "+", "removed": "-", "modified": "M", "mode": "m", "type": "T"}
+        lines.append(f"{len(st.changes.items)} change(s) since the head snapshot:")
+        lines += [f"  {marks[c.change]} {c.relpath}" for c in st.changes.items]
+    ui.emit(data, "\n".join(lines))
+
+
+@click.command()
+@json_option
+@click.pass_context
+def info(ctx):
+    """Show the repository, its engine (and why), and the current worktree.
+
+    \b
+    Example:
+      jvs info --json
+    """
+    from jvs.descriptor import list_snapshot_ids
+    from jvs.engines import choose_engine
+    from jvs.errors import JvsError
+    from jvs.repo import FORMAT_VERSION
+    from jvs.worktree import list_worktree_names, load_worktree_config
+
+    ui = ui_of(ctx)
+    loc = locate(ctx)
+    repo = loc.repo
+    config = repo.config()
+    try:
+        choice = choose_engine(repo.root, config.engine)
+        engine, reason = choice.engine.name, choice.reason
+    except JvsError as exc:
+        engine, reason = None, exc.message
+    data = {
+        "repo_root": str(repo.root),
+        "repo_id": repo.repo_id(),
+        "format_version": FORMAT_VERSION,
+        "engine": engine,
+        "engine_reason": reason,
+        "payload_hash_algo": config.payload_hash_algo,
+        "worktrees": list_worktree_names(repo),
+        "snapshot_count": len(list_snapshot_ids(repo)),
+        "worktree": loc.worktree,
+    }
+    if loc.worktree:
+        wt = load_worktree_config(repo, loc.worktree)
+        data.update(head_snapshot_id=wt.head_snapshot_id,
+                    latest_snapshot_id=wt.latest_snapshot_id, detached=wt.detached)
+    lines = [f"Repository: {repo.root}", f"Repo ID: {data['repo_id']}",
+             f"Format: {FORMAT_VERSION}", f"Engine: {engine} ({reason})",
+             f"Hash: {config.payload_hash_algo}",
+             f"Worktrees: {', '.join(data['worktrees'])}",
+             f"Snapshots: {data['snapshot_count']}"]
+    if loc.worktree:
+        lines.append(f"Current worktree: {loc.worktree} (HEAD {short(data['head_snapshot_id'])}"
+                     f"{', DETACHED' if data['detached'] else ''})")
+    ui.emit(data, "\n".join(lines))
+
+
+COMMANDS = [init, snapshot, history, status, info]

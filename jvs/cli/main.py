@@ -1,0 +1,106 @@
+"""``jvs``: the entry point. Commands live in small modules and are registered here.
+
+Light on purpose: ``jvs --version`` must not import hashing, engines, trio or pyfuse3.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from jvs import __version__
+from jvs.cli.output import Ui
+
+EPILOG = """\b
+Start here:
+  jvs init myproject && cd myproject/main
+  jvs snapshot "first state" --tag baseline
+  jvs history
+  jvs restore baseline
+"""
+
+
+class JvsGroup(click.Group):
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            name = args[0] if args else ""
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            if close:
+                raise click.UsageError(f"{exc.message}\nDid you mean '{close[0]}'?",
+                                       ctx) from None
+            raise
+
+
+@click.group(cls=JvsGroup, epilog=EPILOG, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="jvs", message="%(prog)s %(version)s")
+@click.option("-C", "directory", metavar="PATH", help="Run as if started in PATH.")
+@click.option("--no-color", is_flag=True, help="Never colour the output (also NO_COLOR).")
+@click.option("--no-progress", is_flag=True, help="No progress messages on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (every command).")
+@click.pass_context
+def cli(ctx: click.Context, directory, no_color, no_progress, as_json) -> None:
+    """jvs: snapshots of whole working folders, instant restore, and a browsable history."""
+    ui = ctx.ensure_object(Ui)
+    ui.directory = directory
+    if no_color:
+        ui.color = False
+    if no_progress:
+        ui.progress = False
+    if as_json:
+        ui.json = True
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def _register() -> None:
+    from jvs.cli import core_cmds, integrity_cmds, mount_cmds, restore_cmds
+
+    for module in (core_cmds, restore_cmds, integrity_cmds, mount_cmds):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from jvs.errors import JvsError
+
+    ui = Ui()
+    try:
+        cli.main(args=argv, prog_name="jvs", obj=ui, standalone_mode=False)
+    except JvsError as exc:
+        if ui.json:
+            click.echo(json.dumps(exc.to_json(), indent=2, ensure_ascii=False))
+        click.echo(f"jvs: {exc.code}: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        if ui.json:
+            click.echo(json.dumps({"error": {"code": "E_USAGE", "message": exc.format_message()}},
+                                  indent=2))
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("jvs: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"jvs: E_IO: {exc}", err=True)
+        if ui.json:
+            click.echo(json.dumps({"error": {"code": "E_IO", "message": str(exc)}}, indent=2))
+        sys.exit(1)

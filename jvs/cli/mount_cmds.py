@@ -1,0 +1,3 @@
+"""CLI commands (placeholder: filled in by the mount work)."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""CLI commands (placeholder: filled in by the restore work)."""
+
+COMMANDS: list = []

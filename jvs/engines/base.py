@@ -1,0 +1,34 @@
+"""The one small interface every snapshot engine implements (SPEC §7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    """What a clone really did: the engine that ran and what it could not preserve."""
+
+    engine: str
+    degraded: tuple[str, ...] = ()
+
+
+class Engine(Protocol):
+    name: str
+
+    def clone(self, src: Path, dst: Path) -> CloneResult:
+        """Materialise *src* (a directory, file or symlink) at *dst*, which must not exist.
+
+        Modes are kept exactly, mtimes kept, symlinks stay symlinks (dangling ones too),
+        and anything the engine cannot preserve is named in ``degraded`` — a silent
+        downgrade is never allowed.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    engine: Engine
+    reason: str  # shown by `jvs info`: why this engine was chosen

@@ -1,0 +1,153 @@
+"""Every write to the control plane goes through here.
+
+The guarantees the snapshot and restore protocols lean on live in this module: a file
+is written to a temporary name, fsynced, renamed into place, and its parent directory is
+fsynced, so after a crash a control-plane file is either absent or complete.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+from jvs.errors import JvsError
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_libc = None
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace *path* with *data* so that readers see the old or the new file, never a mix."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, obj: object) -> None:
+    """Pretty JSON (two-space indent), written atomically."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Create *path* (it must not exist) with *data*, fsynced; the parent is not fsynced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path) -> object:
+    with open(path, "rb") as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename *src* to *dst*, failing with FileExistsError if *dst* exists.
+
+    Uses renameat2(RENAME_NOREPLACE) where the filesystem supports it, so two writers can
+    never publish over each other; elsewhere falls back to a check then rename, which is
+    safe because every publishing writer holds the repository lock.
+    """
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(_libc, "renameat2", None)
+    if renameat2 is not None:
+        res = renameat2(
+            _AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE
+        )
+        if res == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), str(src))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
+    os.rename(src, dst)
+
+
+def ensure_inside(root: Path, path: Path) -> Path:
+    """Return the real path of *path*, refusing one that resolves outside *root*.
+
+    Symlinks anywhere along *path* are followed; a control-plane or payload path that
+    escapes the repository this way is refused with E_PATH_ESCAPE before anything is
+    touched.
+    """
+    real_root = Path(os.path.realpath(root))
+    real = Path(os.path.realpath(path))
+    if real != real_root and real_root not in real.parents:
+        raise JvsError(
+            "E_PATH_ESCAPE",
+            f"{path} resolves to {real}, outside the repository {real_root}",
+            hint="a symlink inside the repository points outside it; remove it",
+        )
+    return real
+
+
+def remove_tree(path: Path) -> None:
+    """Remove *path* (a tree, a file or a symlink) without following symlinks.
+
+    Snapshot payloads keep modes exactly, so they may hold read-only directories; those
+    are made writable on the way down rather than failing half-way.
+    """
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isdir(path):
+        os.unlink(path)
+        return
+
+    def retry_writable(func, p, exc):
+        if isinstance(exc, FileNotFoundError):
+            return
+        if not isinstance(exc, PermissionError):
+            raise exc
+        os.chmod(os.path.dirname(p), 0o700)
+        if os.path.isdir(p) and not os.path.islink(p):
+            os.chmod(p, 0o700)
+        func(p)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=retry_writable)
+    else:
+        shutil.rmtree(path, onerror=lambda func, p, ei: retry_writable(func, p, ei[1]))

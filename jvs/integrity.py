@@ -1,0 +1,219 @@
+"""Payload hashing and manifests (SPEC §5).
+
+One record per entry below a payload root: ``<type>:<relpath>:<meta>:<hash>``; the records
+sorted by their UTF-8 bytes, each followed by ``\\n``, are the manifest, and its SHA-256 is
+the ``payload_root_hash``. Content hashes use the descriptor's ``payload_hash_algo``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jvs.errors import JvsError
+
+READY_MARKER = ".READY"  # the Go implementation's publish marker at a snapshot root
+_CHUNK = 1 << 20
+
+
+@dataclass
+class HashStats:
+    """What hashing cost; reported by ``snapshot --json`` so users (and tests) can see
+    that unchanged files were not read."""
+
+    files_hashed: int = 0
+    bytes_hashed: int = 0
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str  # "dir" | "file" | "symlink"
+    relpath: str
+    mode: int
+    size: int
+    hash: str
+
+    def record(self) -> str:
+        meta = f"mode={self.mode:04o}"
+        if self.kind == "file":
+            meta += f",size={self.size}"
+        return f"{self.kind}:{self.relpath}:{meta}:{self.hash}"
+
+    @classmethod
+    def parse(cls, record: str) -> Entry:
+        kind, _, rest = record.partition(":")
+        relpath, meta, digest = rest.rsplit(":", 2)
+        fields = dict(part.split("=", 1) for part in meta.split(","))
+        return cls(kind, relpath, int(fields["mode"], 8), int(fields.get("size", 0)), digest)
+
+
+@dataclass(frozen=True)
+class ScannedEntry:
+    """An entry found by :func:`scan`, with its lstat."""
+
+    kind: str
+    relpath: str
+    st: os.stat_result
+
+
+@dataclass
+class ScanResult:
+    entries: list[ScannedEntry] = field(default_factory=list)
+    skipped_special: list[str] = field(default_factory=list)
+    hardlinked: list[str] = field(default_factory=list)
+
+    def files(self) -> dict[str, os.stat_result]:
+        return {e.relpath: e.st for e in self.entries if e.kind == "file"}
+
+
+def hasher(algo: str):
+    if algo == "xxh3-128":
+        import xxhash
+
+        return xxhash.xxh3_128()
+    if algo == "sha256":
+        return hashlib.sha256()
+    raise JvsError("E_DESCRIPTOR_CORRUPT", f"unknown payload hash algorithm {algo!r}")
+
+
+def hash_bytes(algo: str, data: bytes) -> str:
+    h = hasher(algo)
+    h.update(data)
+    return h.hexdigest()
+
+
+def hash_file(path: Path | str, algo: str, stats: HashStats | None = None) -> str:
+    h = hasher(algo)
+    total = 0
+    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0)
+    try:
+        fd = os.open(path, flags)
+    except PermissionError:  # O_NOATIME needs ownership
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
+        while True:
+            n = os.readv(fd, [buf])
+            if not n:
+                break
+            h.update(view[:n])
+            total += n
+    finally:
+        os.close(fd)
+    if stats is not None:
+        stats.files_hashed += 1
+        stats.bytes_hashed += total
+    return h.hexdigest()
+
+
+def relpath_text(rel: bytes) -> str:
+    return rel.decode("utf-8", "surrogateescape")
+
+
+def scan(root: Path, *, payload_root: bool = False) -> ScanResult:
+    """Walk *root* without following symlinks. FIFOs, sockets and devices are never
+    opened: they are listed in ``skipped_special`` (SPEC §5: jvs skips them and records
+    them in ``degraded``). With *payload_root*, a root ``.READY`` (the Go implementation's
+    publish marker) is not payload."""
+    result = ScanResult()
+    seen_inodes: dict[tuple[int, int], str] = {}
+
+    def walk(dir_path: bytes, prefix: str) -> None:
+        with os.scandir(dir_path) as it:
+            items = sorted(it, key=lambda e: e.name)
+        for item in items:
+            name = os.fsdecode(item.name)
+            if "\n" in name or "\r" in name:
+                raise JvsError(
+                    "E_NAME_INVALID",
+                    f"file name with a line break cannot be recorded: {prefix}{name!r}",
+                    hint="rename the file",
+                )
+            rel = prefix + name
+            if payload_root and not prefix and name == READY_MARKER:
+                continue
+            st = item.stat(follow_symlinks=False)
+            mode = st.st_mode
+            if stat.S_ISLNK(mode):
+                result.entries.append(ScannedEntry("symlink", rel, st))
+            elif stat.S_ISDIR(mode):
+                result.entries.append(ScannedEntry("dir", rel, st))
+                walk(item.path, rel + "/")
+            elif stat.S_ISREG(mode):
+                result.entries.append(ScannedEntry("file", rel, st))
+                if st.st_nlink > 1:
+                    key = (st.st_dev, st.st_ino)
+                    if key in seen_inodes:
+                        result.hardlinked.append(rel)
+                    else:
+                        seen_inodes[key] = rel
+            else:
+                result.skipped_special.append(rel)
+
+    walk(os.fsencode(root), "")
+    return result
+
+
+KnownHash = Callable[[ScannedEntry], "str | None"]
+
+
+def entries_of(root: Path, scanned: ScanResult, algo: str, stats: HashStats,
+               known: KnownHash | None = None) -> list[Entry]:
+    """Hash records for a scanned tree; *known* may supply a file's content hash (from the
+    stat cache) so the file is not read."""
+    out: list[Entry] = []
+    for e in scanned.entries:
+        mode = stat.S_IMODE(e.st.st_mode)
+        path = os.path.join(root, e.relpath)
+        if e.kind == "dir":
+            digest = hash_bytes(algo, os.fsencode(e.relpath.rpartition("/")[2]))
+            out.append(Entry("dir", e.relpath, mode, 0, digest))
+        elif e.kind == "symlink":
+            digest = hash_bytes(algo, os.fsencode(os.readlink(path)))
+            out.append(Entry("symlink", e.relpath, mode, 0, digest))
+        else:
+            digest = known(e) if known else None
+            if digest is None:
+                digest = hash_file(path, algo, stats)
+            out.append(Entry("file", e.relpath, mode, e.st.st_size, digest))
+    return out
+
+
+def manifest_bytes(entries: list[Entry]) -> bytes:
+    records = sorted(e.record().encode("utf-8", "surrogateescape") for e in entries)
+    return b"".join(r + b"\n" for r in records)
+
+
+def root_hash(manifest: bytes) -> str:
+    return hashlib.sha256(manifest).hexdigest()
+
+
+def parse_manifest(data: bytes) -> Iterator[Entry]:
+    for line in data.split(b"\n"):
+        if line:
+            yield Entry.parse(line.decode("utf-8", "surrogateescape"))
+
+
+def compute_payload(root: Path, algo: str, *, payload_root: bool = True,
+                    stats: HashStats | None = None) -> tuple[bytes, str]:
+    """Manifest bytes and root hash of a tree, reading every file."""
+    scanned = scan(root, payload_root=payload_root)
+    manifest = manifest_bytes(entries_of(root, scanned, algo, stats or HashStats()))
+    return manifest, root_hash(manifest)
+
+
+def read_trusted_manifest(manifest_path: Path, payload_root_hash: str) -> list[Entry] | None:
+    """The manifest's entries, or None if it is missing or does not hash to the root hash
+    (a manifest is only trusted after its own hash matches)."""
+    try:
+        data = manifest_path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if root_hash(data) != payload_root_hash:
+        return None
+    return list(parse_manifest(data))

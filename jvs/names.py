@@ -1,0 +1,45 @@
+"""Names of worktrees and tags (SPEC §2)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from jvs.errors import JvsError
+
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+SNAPSHOT_ID_RE = re.compile(r"[0-9]{13}-[0-9a-f]{8}")
+
+
+def _check(kind: str, raw: str) -> str:
+    name = unicodedata.normalize("NFC", raw)
+    if not name:
+        raise JvsError("E_NAME_INVALID", f"{kind} name is empty")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise JvsError("E_NAME_INVALID", f"{kind} name {name!r} contains a control character")
+    if "/" in name or "\\" in name:
+        raise JvsError("E_NAME_INVALID", f"{kind} name {name!r} contains a path separator")
+    if ".." in name or name == ".":
+        raise JvsError("E_NAME_INVALID", f"{kind} name {name!r} contains '..' or is '.'")
+    if not _NAME_RE.fullmatch(name):
+        raise JvsError(
+            "E_NAME_INVALID",
+            f"{kind} name {name!r} has characters outside [A-Za-z0-9._-]",
+            hint="use letters, digits, '.', '_' and '-'",
+        )
+    return name
+
+
+def validate_worktree_name(raw: str) -> str:
+    """Return the NFC form of a worktree name, or raise E_NAME_INVALID."""
+    return _check("worktree", raw)
+
+
+def validate_tag(raw: str) -> str:
+    """Return the NFC form of a tag, or raise E_NAME_INVALID."""
+    tag = _check("tag", raw)
+    if tag == "HEAD" or tag.startswith("HEAD~"):
+        raise JvsError("E_NAME_INVALID", f"tag {tag!r} is reserved")
+    if SNAPSHOT_ID_RE.fullmatch(tag):
+        raise JvsError("E_NAME_INVALID", f"tag {tag!r} looks like a snapshot ID")
+    return tag

@@ -1,0 +1,83 @@
+"""The per-worktree stat cache: (size, mtime_ns, ctime_ns, ino) → content hash.
+
+It lets a snapshot, ``status`` and ``diff`` skip reading files whose stat has not changed.
+It is only an optimisation: deleting it changes no result, only the time taken. It is kept
+per host (``.jvs/cache/<host>/``) because several hosts mounting one repository may see
+different inode or ctime values and must never trust each other's entries.
+
+Two guards keep it honest:
+- *racily clean* entries: file timestamps come from a coarse clock (a kernel tick, or
+  another host's clock on a shared volume), so a file modified shortly before it was
+  hashed could be modified again without its stat changing; entries whose mtime or ctime
+  is within ``RACY_WINDOW_NS`` of the moment this run started are therefore not kept
+  (they are simply hashed again next time);
+- writes during a clone: callers pass the stat taken before and after the clone, and an
+  entry is used or stored only when both agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from jvs import fsio
+from jvs.repo import Repo
+
+RACY_WINDOW_NS = 100_000_000
+_VERSION = 1
+
+StatKey = tuple[int, int, int, int]
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class StatCache:
+    def __init__(self, path: Path, algo: str, entries: dict[str, list] | None = None) -> None:
+        self.path = path
+        self.algo = algo
+        self._entries: dict[str, list] = entries or {}
+        self._fresh: dict[str, list] = {}
+        self.started_ns = time.time_ns()
+
+    @classmethod
+    def load(cls, repo: Repo, worktree: str, algo: str) -> StatCache:
+        path = repo.cache_dir / socket.gethostname() / f"stat-{worktree}.json"
+        try:
+            obj = json.loads(path.read_bytes())
+            if obj.get("version") == _VERSION and obj.get("algo") == algo:
+                return cls(path, algo, obj.get("entries") or {})
+        except (OSError, ValueError, AttributeError):
+            pass  # a missing or unreadable cache is an empty one
+        return cls(path, algo)
+
+    def lookup(self, relpath: str, st: os.stat_result) -> str | None:
+        row = self._entries.get(relpath)
+        if row is not None and tuple(row[:4]) == stat_key(st):
+            return row[4]
+        return None
+
+    def remember(self, relpath: str, st: os.stat_result, digest: str) -> None:
+        self._fresh[relpath] = [*stat_key(st), digest]
+
+    def save(self, keep: set[str] | None = None) -> None:
+        """Write the cache: the entries seen in this run (old ones still valid plus fresh
+        ones), minus those too young to trust."""
+        horizon = self.started_ns - RACY_WINDOW_NS
+        merged = {**self._entries, **self._fresh}
+        if keep is not None:
+            merged = {k: v for k, v in merged.items() if k in keep}
+        safe = {k: v for k, v in merged.items()
+                if max(v[1], v[2]) < horizon}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps({"version": _VERSION, "algo": self.algo, "entries": safe},
+                          separators=(",", ":")).encode()
+        try:
+            fsio.write_bytes_atomic(self.path, data)
+        except OSError:
+            pass  # a cache that cannot be written only costs time next run
+        self._entries, self._fresh = safe, {}

@@ -1,0 +1,33 @@
+"""``jvs status``: the worktree against its head snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jvs.changes import Changes, compare, snapshot_entries, worktree_entries
+from jvs.descriptor import read_descriptor
+from jvs.integrity import HashStats
+from jvs.repo import Repo
+from jvs.worktree import WorktreeConfig, load_worktree_config, worktree_payload
+
+
+@dataclass(frozen=True)
+class Status:
+    worktree: WorktreeConfig
+    changes: Changes
+    stats: HashStats
+
+
+def worktree_status(repo: Repo, worktree: str) -> Status:
+    wt = load_worktree_config(repo, worktree)
+    payload = worktree_payload(repo, worktree)
+    stats = HashStats()
+    if wt.head_snapshot_id is None:
+        algo = repo.config().payload_hash_algo
+        return Status(wt, compare([], worktree_entries(repo, worktree, payload, algo, stats)),
+                      stats)
+    head = read_descriptor(repo, wt.head_snapshot_id)
+    within = head.partial_paths
+    old = snapshot_entries(repo, head)
+    new = worktree_entries(repo, worktree, payload, head.payload_hash_algo, stats, within)
+    return Status(wt, compare(old, new), stats)
