@@ -60,9 +60,9 @@ def cli(ctx: click.Context, directory, no_color, no_progress, as_json) -> None:
 
 
 def _register() -> None:
-    from jvs.cli import core_cmds, integrity_cmds, mount_cmds, restore_cmds
+    from jvs.cli import config_cmds, core_cmds, integrity_cmds, mount_cmds, restore_cmds
 
-    for module in (core_cmds, restore_cmds, integrity_cmds, mount_cmds):
+    for module in (core_cmds, restore_cmds, integrity_cmds, mount_cmds, config_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 
