@@ -12,8 +12,15 @@ from pathlib import Path
 
 from jvs.descriptor import Descriptor
 from jvs.errors import JvsError
-from jvs.integrity import (Entry, HashStats, compute_payload, entries_of, parse_manifest,
-                           read_trusted_manifest, scan)
+from jvs.integrity import (
+    Entry,
+    HashStats,
+    compute_payload,
+    entries_of,
+    parse_manifest,
+    read_trusted_manifest,
+    scan,
+)
 from jvs.repo import Repo
 from jvs.statcache import StatCache
 

@@ -149,7 +149,8 @@ def parse_descriptor(data: bytes, path: Path | None = None) -> Descriptor:
             raise ValueError("not a JSON object")
         return Descriptor.from_json(obj)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise JvsError("E_DESCRIPTOR_CORRUPT", f"descriptor {path or ''} is corrupt: {exc}") from None
+        raise JvsError("E_DESCRIPTOR_CORRUPT",
+                       f"descriptor {path or ''} is corrupt: {exc}") from None
 
 
 def list_snapshot_ids(repo: Repo) -> list[str]:

@@ -122,7 +122,8 @@ def check_format(jvs_dir: Path) -> None:
     except FileNotFoundError:
         raise JvsError("E_NOT_A_REPO", f"{jvs_dir} has no format_version") from None
     except ValueError:
-        raise JvsError("E_FORMAT_UNSUPPORTED", f"format_version is not a number: {text!r}") from None
+        raise JvsError("E_FORMAT_UNSUPPORTED",
+                       f"format_version is not a number: {text!r}") from None
     if version > FORMAT_VERSION:
         raise JvsError(
             "E_FORMAT_UNSUPPORTED",
@@ -196,8 +197,8 @@ def init_repo(parent: Path, name: str, *, hash_algo: str = "xxh3-128") -> Repo:
     fsio.write_bytes_atomic(jvs_dir / "repo_id", (str(uuid.uuid4()) + "\n").encode())
     repo.write_config(RepoConfig(payload_hash_algo=hash_algo))
     (root / "main").mkdir()
-    from jvs.worktree import WorktreeConfig, save_worktree_config
     from jvs.ids import rfc3339_utc
+    from jvs.worktree import WorktreeConfig, save_worktree_config
 
     save_worktree_config(repo, WorktreeConfig(name="main", created_at=rfc3339_utc()))
     # format_version last: its presence is what makes the directory a repository.

@@ -23,15 +23,26 @@ from jvs.descriptor import Descriptor, publish_descriptor, write_descriptor_tmp
 from jvs.engines import CloneResult, Engine, choose_engine
 from jvs.errors import JvsError
 from jvs.ids import new_snapshot_id, rfc3339_utc
-from jvs.integrity import (HashStats, ScannedEntry, ScanResult, entries_of, manifest_bytes,
-                           root_hash, scan)
+from jvs.integrity import (
+    HashStats,
+    ScannedEntry,
+    ScanResult,
+    entries_of,
+    manifest_bytes,
+    root_hash,
+    scan,
+)
 from jvs.intents import drop_intent, write_intent
 from jvs.lock import repo_lock
 from jvs.names import validate_tag
 from jvs.repo import Repo
 from jvs.statcache import StatCache, stat_key
-from jvs.worktree import (WorktreeConfig, load_worktree_config, save_worktree_config,
-                          worktree_payload)
+from jvs.worktree import (
+    WorktreeConfig,
+    load_worktree_config,
+    save_worktree_config,
+    worktree_payload,
+)
 
 Progress = Callable[[str], None]
 

@@ -64,7 +64,8 @@ def load_worktree_config(repo: Repo, name: str) -> WorktreeConfig:
         raise JvsError("E_NOT_FOUND", f"no worktree named {name!r}",
                        hint="see 'jvs worktree list'") from None
     except (ValueError, KeyError) as exc:
-        raise JvsError("E_DESCRIPTOR_CORRUPT", f"worktree config of {name!r} is corrupt: {exc}") from None
+        raise JvsError("E_DESCRIPTOR_CORRUPT",
+                       f"worktree config of {name!r} is corrupt: {exc}") from None
 
 
 def save_worktree_config(repo: Repo, config: WorktreeConfig) -> None:

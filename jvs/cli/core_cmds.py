@@ -51,7 +51,8 @@ def _read_note(note: str | None, note_file: str | None) -> str:
         except OSError as exc:
             from jvs.errors import JvsError
 
-            raise JvsError("E_NOT_FOUND", f"cannot read note file {note_file}: {exc.strerror}") from None
+            raise JvsError("E_NOT_FOUND",
+                           f"cannot read note file {note_file}: {exc.strerror}") from None
     else:
         text = note or ""
     text = text.rstrip("\n")
@@ -67,7 +68,8 @@ def _read_note(note: str | None, note_file: str | None) -> str:
 @click.option("-t", "--tag", "tags", multiple=True, metavar="TAG", help="Tag (repeatable).")
 @click.option("--paths", "paths", multiple=True, metavar="PATH",
               help="Partial snapshot: only these paths (repeatable).")
-@click.option("-F", "--file", "note_file", metavar="FILE", help="Read the note from FILE ('-': stdin).")
+@click.option("-F", "--file", "note_file", metavar="FILE",
+              help="Read the note from FILE ('-': stdin).")
 @json_option
 @click.pass_context
 def snapshot(ctx, note, tags, paths, note_file):

@@ -1,0 +1,297 @@
+"""The snapshot protocol (SPEC §6) on the copy engine: crash safety, two writers, bad
+input, the stat cache, and what the copy engine preserves."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT, run_jvs
+
+STEPS = ["after_intent", "after_materialise", "after_hash", "after_fsync",
+         "after_descriptor_tmp", "after_publish_payload", "after_commit",
+         "after_worktree_update", "after_audit"]
+
+
+def snapshot_ids(repo):
+    return sorted(p.name[:-5] for p in (repo / ".jvs" / "descriptors").glob("*.json"))
+
+
+def history(main, *extra):
+    return run_jvs("history", "--all", "--json", *extra, cwd=main).json["snapshots"]
+
+
+def make_files(main, n=5):
+    (main / "data").mkdir(exist_ok=True)
+    for i in range(n):
+        (main / "data" / f"f{i}.txt").write_text(f"content {i}\n" * 10)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_crash_at_every_step_leaves_none_or_complete(repo, step):
+    main = repo / "main"
+    make_files(main)
+    first = run_jvs("snapshot", "first", "--json", cwd=main).json["snapshot_id"]
+    (main / "data" / "f0.txt").write_text("changed\n")
+    res = run_jvs("snapshot", "crashing", cwd=main, check=False,
+                  env={"JVS_CRASH_AT": f"snapshot:{step}"})
+    assert res.returncode == -9, res.stderr  # SIGKILL
+
+    ids = snapshot_ids(repo)
+    committed = STEPS.index(step) >= STEPS.index("after_commit")
+    assert len(ids) == (2 if committed else 1)
+    # Nothing half-published is visible: every listed snapshot is complete and verifies.
+    for entry in history(main):
+        sid = entry["snapshot_id"]
+        payload = repo / ".jvs" / "snapshots" / sid
+        assert payload.is_dir(), f"{sid} listed without payload"
+        from jvs.descriptor import read_descriptor
+        from jvs.integrity import compute_payload
+        from jvs.repo import Repo
+
+        desc = read_descriptor(Repo(repo), sid)
+        assert compute_payload(payload, desc.payload_hash_algo)[1] == desc.payload_root_hash
+    if committed:
+        new = next(i for i in ids if i != first)
+        assert (repo / ".jvs" / "snapshots" / new / "data" / "f0.txt").read_text() == "changed\n"
+
+    # The next snapshot succeeds, and lineage is a chain.
+    after = run_jvs("snapshot", "next", "--json", cwd=main).json
+    assert after["parent_id"] in ids
+    if committed:
+        # a crash after the commit point but before the config update: the worktree config
+        # may still point at `first`; the snapshot is complete either way.
+        assert after["parent_id"] in (first, next(i for i in ids if i != first))
+    else:
+        assert after["parent_id"] == first
+    assert (repo / ".jvs" / "snapshots" / after["snapshot_id"] / "data" / "f0.txt").read_text() \
+        == "changed\n"
+
+
+def test_two_writers_at_once_serialise_or_busy(repo):
+    main = repo / "main"
+    make_files(main, 200)
+    results = []
+
+    def writer(i):
+        results.append(run_jvs("snapshot", f"writer {i}", "--json", cwd=main, check=False))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [r for r in results if r.returncode == 0]
+    busy = [r for r in results if r.returncode != 0]
+    assert ok, [r.stderr for r in results]
+    for r in busy:
+        assert "E_BUSY" in r.stderr and "repository busy" in r.stderr
+    snaps = history(main)
+    assert len(snaps) == len(ok)
+    if len(snaps) == 2:  # lineage stays a chain
+        newer, older = snaps
+        assert newer["parent_id"] == older["snapshot_id"]
+    for s in snaps:  # no file lost
+        assert len(list((repo / ".jvs" / "snapshots" / s["snapshot_id"] / "data").iterdir())) == 200
+
+
+def test_busy_error_names_the_holder(repo):
+    main = repo / "main"
+    code = (
+        "import sys, time\n"
+        "from jvs.lock import repo_lock\nfrom jvs.repo import Repo\n"
+        f"with repo_lock(Repo(__import__('pathlib').Path({str(repo)!r})), 'test-hold'):\n"
+        "    print('locked', flush=True); time.sleep(30)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        res = run_jvs("snapshot", "blocked", cwd=main, check=False, env={"JVS_LOCK_TIMEOUT": "0.3"})
+        assert res.returncode == 1
+        assert "E_BUSY" in res.stderr and f"pid {holder.pid}" in res.stderr
+        assert "test-hold" in res.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    # the kernel released the dead holder's lock
+    run_jvs("snapshot", "after holder died", cwd=main, env={"JVS_LOCK_TIMEOUT": "2"})
+
+
+def test_odd_names_notes_and_files(repo):
+    main = repo / "main"
+    deep = main
+    for i in range(20):
+        deep = deep / f"level{i}"
+    deep.mkdir(parents=True)
+    (deep / "bottom.txt").write_text("deep")
+    for name in ["file(1).txt", "level:", "level?", "ünïcödé 文件.txt", " spaced name ",
+                 "-dash", "*star"]:
+        (main / name).write_text(name)
+    (main / "big.bin").write_bytes(os.urandom(1 << 20))
+    os.symlink("does/not/exist", main / "dangling")
+    note = "line one\nline two <&> ü\x07" + "x" * 2000
+    out = run_jvs("snapshot", "-", "--json", cwd=main, input=note).json
+    assert out["note"] == note
+    payload = repo / ".jvs" / "snapshots" / out["snapshot_id"]
+    assert (payload / "level:").read_text() == "level:"
+    assert (payload / "ünïcödé 文件.txt").read_text() == "ünïcödé 文件.txt"
+    assert os.readlink(payload / "dangling") == "does/not/exist"
+    assert (payload / "big.bin").read_bytes() == (main / "big.bin").read_bytes()
+    assert (payload.joinpath(*[f"level{i}" for i in range(20)]) / "bottom.txt").exists()
+    hist = run_jvs("history", "--json", cwd=main).json["snapshots"]
+    assert hist[0]["note"] == note
+
+
+@pytest.mark.parametrize("tag", ["../evil", "a/b", "HEAD", "bad tag", "x\x01"])
+def test_invalid_tag_is_refused_and_nothing_published(repo, tag):
+    main = repo / "main"
+    (main / "a").write_text("a")
+    res = run_jvs("snapshot", "n", "--tag", tag, cwd=main, check=False)
+    assert res.returncode == 1 and "E_NAME_INVALID" in res.stderr
+    assert snapshot_ids(repo) == []
+
+
+def test_empty_worktree_snapshot(repo):
+    out = run_jvs("snapshot", "empty", "--json", cwd=repo / "main").json
+    assert list((repo / ".jvs" / "snapshots" / out["snapshot_id"]).iterdir()) == []
+
+
+def test_fifo_is_skipped_never_hangs_and_is_recorded(repo):
+    main = repo / "main"
+    (main / "a.txt").write_text("a")
+    os.mkfifo(main / "pipe")
+    res = run_jvs("snapshot", "with fifo", "--json", cwd=main, timeout=30)
+    out = res.json
+    assert "special-file:pipe" in out["degraded"]
+    assert "skipped special file" in res.stderr
+    payload = repo / ".jvs" / "snapshots" / out["snapshot_id"]
+    assert not os.path.lexists(payload / "pipe")
+    assert (payload / "a.txt").read_text() == "a"
+
+
+def test_copy_engine_keeps_modes_mtimes_symlinks_and_reports_hardlinks(repo):
+    main = repo / "main"
+    os.umask(0o022)
+    (main / "ro_dir").mkdir()
+    (main / "ro_dir" / "x").write_text("x")
+    (main / "secret").write_text("s")
+    os.chmod(main / "secret", 0o600)
+    (main / "group_w").write_text("g")
+    os.chmod(main / "group_w", 0o664)  # would be lost to a umask of 022
+    (main / "script").write_text("#!/bin/sh\n")
+    os.chmod(main / "script", 0o4755)
+    os.chmod(main / "ro_dir", 0o555)
+    (main / "empty").mkdir()
+    os.utime(main / "secret", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+    os.link(main / "group_w", main / "hard")
+    out = run_jvs("snapshot", "modes", "--json", cwd=main).json
+    payload = repo / ".jvs" / "snapshots" / out["snapshot_id"]
+    mode = lambda p: stat.S_IMODE(os.lstat(p).st_mode)  # noqa: E731
+    assert mode(payload / "secret") == 0o600
+    assert mode(payload / "group_w") == 0o664
+    assert mode(payload / "script") == 0o4755
+    assert mode(payload / "ro_dir") == 0o555
+    assert (payload / "empty").is_dir()
+    assert os.stat(payload / "secret").st_mtime_ns == 1_600_000_000_123_456_789
+    assert out["engine"] == "copy"
+    assert "hardlinks" in out["degraded"]
+    os.chmod(main / "ro_dir", 0o755)
+
+
+def test_stat_cache_reads_only_changed_files(repo):
+    main = repo / "main"
+    make_files(main, 50)
+    time.sleep(0.25)  # older than the racily-clean window
+    first = run_jvs("snapshot", "one", "--json", cwd=main).json
+    assert first["stats"]["files_hashed"] == 50
+    unchanged = run_jvs("snapshot", "two", "--json", cwd=main).json
+    assert unchanged["stats"]["bytes_hashed"] == 0
+    target = main / "data" / "f7.txt"
+    target.write_text("different content of another size\n")
+    changed = run_jvs("snapshot", "three", "--json", cwd=main).json
+    assert changed["stats"]["files_hashed"] == 1
+    assert changed["stats"]["bytes_hashed"] == target.stat().st_size
+
+
+def test_same_size_same_mtime_rewrite_is_caught(repo):
+    main = repo / "main"
+    f = main / "model.bin"
+    f.write_bytes(b"A" * 4096)
+    os.utime(f, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    time.sleep(0.25)
+    first = run_jvs("snapshot", "one", "--json", cwd=main).json
+    before = os.stat(f)
+    f.write_bytes(b"B" * 4096)
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(f).st_size == before.st_size and os.stat(f).st_mtime_ns == before.st_mtime_ns
+    second = run_jvs("snapshot", "two", "--json", cwd=main).json
+    assert second["stats"]["files_hashed"] == 1
+    manifests = repo / ".jvs" / "manifests"
+    assert (manifests / first["snapshot_id"]).read_bytes() != \
+        (manifests / second["snapshot_id"]).read_bytes()
+
+
+def test_deleting_the_stat_cache_changes_no_result(repo):
+    main = repo / "main"
+    make_files(main, 10)
+    time.sleep(0.25)
+    a = run_jvs("snapshot", "a", "--json", cwd=main).json
+    import shutil
+
+    shutil.rmtree(repo / ".jvs" / "cache")
+    b = run_jvs("snapshot", "b", "--json", cwd=main).json
+    assert b["stats"]["files_hashed"] == 10
+    m = repo / ".jvs" / "manifests"
+    assert (m / a["snapshot_id"]).read_bytes() == (m / b["snapshot_id"]).read_bytes()
+
+
+def test_status_reports_changes_and_clean(repo):
+    main = repo / "main"
+    make_files(main, 3)
+    run_jvs("snapshot", "s", cwd=main)
+    assert run_jvs("status", "--json", cwd=main).json["clean"]
+    (main / "data" / "f0.txt").write_text("new")
+    (main / "data" / "f1.txt").unlink()
+    (main / "added").write_text("x")
+    os.chmod(main / "data" / "f2.txt", 0o600)
+    status = run_jvs("status", "--json", cwd=main).json
+    changes = {c["path"]: c["change"] for c in status["changes"]}
+    assert changes == {"data/f0.txt": "modified", "data/f1.txt": "removed", "added": "added",
+                       "data/f2.txt": "mode"}
+
+
+def test_partial_snapshot_records_only_its_paths(repo):
+    main = repo / "main"
+    (main / "Assets").mkdir()
+    (main / "Assets" / "a.png").write_bytes(b"png")
+    (main / "Library").mkdir()
+    (main / "Library" / "cache").write_bytes(b"junk")
+    out = run_jvs("snapshot", "assets", "--paths", "Assets", "--json", cwd=main).json
+    assert out["partial_paths"] == ["Assets"]
+    payload = repo / ".jvs" / "snapshots" / out["snapshot_id"]
+    assert sorted(os.listdir(payload)) == ["Assets"]
+    res = run_jvs("snapshot", "escape", "--paths", "../x", cwd=main, check=False)
+    assert res.returncode == 1 and "E_PATH_ESCAPE" in res.stderr
+
+
+def test_audit_log_chains_every_snapshot(repo):
+    main = repo / "main"
+    for i in range(3):
+        run_jvs("snapshot", f"s{i}", cwd=main)
+    log = repo / ".jvs" / "audit" / "audit.jsonl"
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [r["operation"] for r in lines] == ["init", "snapshot", "snapshot", "snapshot"]
+    from jvs.audit import check_chain
+    from jvs.repo import Repo
+
+    assert check_chain(Repo(repo)) == []
+    for prev, cur in zip(lines, lines[1:], strict=False):
+        assert cur["prev_hash"] == prev["record_hash"]
