@@ -39,22 +39,28 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace *path* with *data* so that readers see the old or the new file, never a mix."""
+def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o644,
+                       durable: bool = True) -> None:
+    """Replace *path* with *data* so that readers see the old or the new file, never a mix.
+
+    With ``durable=False`` nothing is fsynced: for caches, and for files a later
+    ``syncfs`` of the same filesystem makes durable anyway."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, obj: object) -> None:

@@ -21,6 +21,7 @@ from jvs.audit import append_audit
 from jvs.crashpoints import crashpoint
 from jvs.descriptor import Descriptor, publish_descriptor, write_descriptor_tmp
 from jvs.engines import CloneResult, Engine, choose_engine
+from jvs.engines.copy import HashingCopy
 from jvs.errors import JvsError
 from jvs.ids import new_snapshot_id, rfc3339_utc
 from jvs.integrity import (
@@ -98,14 +99,15 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         staged = repo.snapshots_dir / f"{snapshot_id}.tmp"
         if progress:
             progress(f"materialising with {engine.name}")
-        clone = materialise(engine, source, staged, partial)
+        hashing = hashing_copy(engine, config.payload_hash_algo, cache, before, partial)
+        clone = materialise(engine, source, staged, partial, hashing)
         crashpoint("snapshot:after_materialise")
 
         if progress:
             progress("hashing")
         after = scan(source)
-        manifest, stats = hash_payload(repo, snapshot_id, staged, cache,
-                                                    before, after, config.payload_hash_algo)
+        manifest, stats = hash_payload(repo, snapshot_id, staged, cache, before, after,
+                                       config.payload_hash_algo, hashing)
         crashpoint("snapshot:after_hash")
 
         fsync_payload(staged)
@@ -153,12 +155,29 @@ def _in_partial(rel: str, partial: tuple[str, ...]) -> bool:
     return not partial or any(rel == p or rel.startswith(p + "/") for p in partial)
 
 
-def materialise(engine: Engine, source: Path, staged: Path,
-                partial: tuple[str, ...]) -> CloneResult:
+def hashing_copy(engine: Engine, algo: str, cache: StatCache, before: ScanResult,
+                 partial: tuple[str, ...]) -> HashingCopy | None:
+    """For an engine that reads every byte anyway (the copy engine), hash the files the
+    stat cache cannot vouch for while copying them, so each byte is read once."""
+    if partial or not hasattr(engine, "clone_hashing"):
+        return None
+    pre = before.files()
+
+    def wants(rel: str) -> bool:
+        st = pre.get(rel)
+        return st is None or cache.lookup(rel, st) is None
+
+    return HashingCopy(algo, wants)
+
+
+def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, ...],
+                hashing: HashingCopy | None = None) -> CloneResult:
     """Clone the worktree (or only its *partial* paths) into the staging directory."""
     if os.path.lexists(staged):
         fsio.remove_tree(staged)  # a leftover of a crashed run with the same ID
     try:
+        if hashing is not None:
+            return engine.clone_hashing(source, staged, hashing)
         if not partial:
             return engine.clone(source, staged)
         from jvs.engines.copy import _Degraded, copy_metadata
@@ -194,16 +213,21 @@ def materialise(engine: Engine, source: Path, staged: Path,
 
 
 def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
-                 before: ScanResult, after: ScanResult,
-                 algo: str) -> tuple[bytes, HashStats]:
+                 before: ScanResult, after: ScanResult, algo: str,
+                 hashing: HashingCopy | None = None) -> tuple[bytes, HashStats]:
     """Hash the staged copy, taking a file's hash from the stat cache only when the
     worktree file's stat was the same before and after the clone and matches the cache.
     Special files an engine may have cloned are dropped, so the payload is exactly what
     the manifest records. Writes ``manifests/<id>``."""
     pre, post = before.files(), after.files()
     stats = HashStats()
+    if hashing is not None:
+        stats.files_hashed += len(hashing.digests)
+        stats.bytes_hashed += hashing.bytes_hashed
 
     def known(e: ScannedEntry) -> str | None:
+        if hashing is not None and e.relpath in hashing.digests:
+            return hashing.digests[e.relpath]
         st_pre, st_post = pre.get(e.relpath), post.get(e.relpath)
         if st_pre is None or st_post is None or stat_key(st_pre) != stat_key(st_post):
             return None
@@ -221,7 +245,8 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
                 and stat_key(st_pre) == stat_key(st_post):
             cache.remember(entry.relpath, st_pre, entry.hash)
     manifest = manifest_bytes(entries)
-    fsio.write_bytes_atomic(repo.manifest_path(snapshot_id), manifest)
+    # Made durable by fsync_payload's syncfs, which follows on the same filesystem.
+    fsio.write_bytes_atomic(repo.manifest_path(snapshot_id), manifest, durable=False)
     return manifest, stats
 
 
@@ -229,8 +254,9 @@ _libc = None
 
 
 def fsync_payload(staged: Path) -> None:
-    """Make the staged payload durable. One ``syncfs`` of its filesystem replaces an fsync
-    per file (thousands of journal commits on the copy engine) with a single flush."""
+    """Make the staged payload (and the manifest written just before) durable. One
+    ``syncfs`` of their filesystem replaces an fsync per file (thousands of journal
+    commits on the copy engine) with a single flush."""
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)

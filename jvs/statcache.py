@@ -77,7 +77,7 @@ class StatCache:
         data = json.dumps({"version": _VERSION, "algo": self.algo, "entries": safe},
                           separators=(",", ":")).encode()
         try:
-            fsio.write_bytes_atomic(self.path, data)
+            fsio.write_bytes_atomic(self.path, data, durable=False)
         except OSError:
             pass  # a cache that cannot be written only costs time next run
         self._entries, self._fresh = safe, {}

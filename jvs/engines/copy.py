@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jvs.engines.base import CloneResult
@@ -25,59 +26,81 @@ class _Degraded:
         self.items.setdefault(what, None)
 
 
-def copy_metadata(src_st: os.stat_result, src: str, dst: str, degraded: _Degraded,
-                  *, xattrs: bool = True) -> None:
+def copy_metadata(src_st: os.stat_result, src: bytes | str | int, dst: bytes | str | int,
+                  degraded: _Degraded, *, xattrs: bool = True) -> None:
     """Owner, xattrs, exact mode and mtime of *src* onto *dst* (in that order: chown
-    clears set-id bits, and setting the mode last makes it exact whatever the umask)."""
+    clears set-id bits, and setting the mode last makes it exact whatever the umask).
+    *src* and *dst* are paths, or open file descriptors of regular files."""
     is_link = stat.S_ISLNK(src_st.st_mode)
+    nofollow = {} if isinstance(dst, int) else {"follow_symlinks": False}
     if (src_st.st_uid, src_st.st_gid) != (os.geteuid(), os.getegid()):
         try:
-            os.chown(dst, src_st.st_uid, src_st.st_gid, follow_symlinks=False)
+            os.chown(dst, src_st.st_uid, src_st.st_gid, **nofollow)
         except PermissionError:
             degraded.add("owners")
     if xattrs and not is_link:
         copy_xattrs(src, dst, degraded)
     if not is_link:
         os.chmod(dst, stat.S_IMODE(src_st.st_mode))
-    os.utime(dst, ns=(src_st.st_atime_ns, src_st.st_mtime_ns), follow_symlinks=False)
+    os.utime(dst, ns=(src_st.st_atime_ns, src_st.st_mtime_ns), **nofollow)
 
 
-def copy_xattrs(src: str, dst: str, degraded: _Degraded) -> None:
+def copy_xattrs(src: bytes | str | int, dst: bytes | str | int, degraded: _Degraded) -> None:
+    src_kw = {} if isinstance(src, int) else {"follow_symlinks": False}
+    dst_kw = {} if isinstance(dst, int) else {"follow_symlinks": False}
     try:
-        names = os.listxattr(src, follow_symlinks=False)
+        names = os.listxattr(src, **src_kw)
     except OSError as exc:
         if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
             return
         raise
     for name in names:
         try:
-            os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False),
-                        follow_symlinks=False)
+            os.setxattr(dst, name, os.getxattr(src, name, **src_kw), **dst_kw)
         except OSError:
             degraded.add("xattrs")
+
+
+@dataclass
+class HashingCopy:
+    """Hash files while copying them, so a cold snapshot reads each byte once.
+
+    ``wants(relpath)`` says which files need a hash (the stat cache knows the rest); their
+    digests are of exactly the bytes written to the destination, so they describe the
+    snapshot even if the source changes during the copy."""
+
+    algo: str
+    wants: Callable[[str], bool]
+    digests: dict[str, str] = field(default_factory=dict)
+    bytes_hashed: int = 0
 
 
 class CopyEngine:
     name = "copy"
 
     def clone(self, src: Path, dst: Path) -> CloneResult:
+        return self.clone_hashing(src, dst, None)
+
+    def clone_hashing(self, src: Path, dst: Path, hashing: HashingCopy | None) -> CloneResult:
         degraded = _Degraded()
         if os.path.lexists(dst):
             raise FileExistsError(errno.EEXIST, "clone destination exists", str(dst))
         seen: dict[tuple[int, int], None] = {}
-        self._copy_entry(os.fsencode(src), os.fsencode(dst), degraded, seen)
+        self._copy_entry(os.fsencode(src), os.fsencode(dst), "", degraded, seen, hashing)
         return CloneResult(self.name, tuple(degraded.items))
 
-    def _copy_entry(self, src: bytes, dst: bytes, degraded: _Degraded, seen: dict) -> None:
+    def _copy_entry(self, src: bytes, dst: bytes, rel: str, degraded: _Degraded, seen: dict,
+                    hashing: HashingCopy | None) -> None:
         st = os.lstat(src)
         mode = st.st_mode
         if stat.S_ISDIR(mode):
             os.mkdir(dst, 0o700)
             with os.scandir(src) as it:
                 children = [e.name for e in it]
+            prefix = rel + "/" if rel else ""
             for name in children:
                 self._copy_entry(os.path.join(src, name), os.path.join(dst, name),
-                                 degraded, seen)
+                                 prefix + os.fsdecode(name), degraded, seen, hashing)
             copy_metadata(st, src, dst, degraded)
         elif stat.S_ISLNK(mode):
             os.symlink(os.readlink(src), dst)
@@ -88,10 +111,69 @@ class CopyEngine:
                 if key in seen:
                     degraded.add("hardlinks")
                 seen[key] = None
-            copy_file_data(src, dst)
-            copy_metadata(st, src, dst, degraded)
+            if hashing is not None and hashing.wants(rel):
+                digest, n = copy_file(st, src, dst, degraded, hashing.algo)
+                hashing.digests[rel] = digest
+                hashing.bytes_hashed += n
+            else:
+                copy_file(st, src, dst, degraded)
 
 
-def copy_file_data(src: bytes | str, dst: bytes | str) -> None:
-    """Copy file content with the kernel's fastest path (copy_file_range/sendfile)."""
-    shutil.copyfile(src, dst, follow_symlinks=False)
+def copy_file(st: os.stat_result, src: bytes | str, dst: bytes | str, degraded: _Degraded,
+              algo: str | None = None) -> tuple[str, int] | None:
+    """Copy one regular file's content and metadata through two open descriptors, and
+    metadata is applied to the descriptor (a path lookup saved per call on trees of many
+    small files). Without *algo* the kernel copies the bytes (copy_file_range); with it
+    they pass through here once and (digest, bytes) is returned."""
+    sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            result = None
+            if algo is None:
+                copy_fd_data(sfd, dfd, st.st_size)
+            else:
+                result = copy_fd_hashing(sfd, dfd, algo)
+            copy_metadata(st, sfd, dfd, degraded)
+            return result
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(sfd)
+
+
+def copy_fd_data(sfd: int, dfd: int, size_hint: int) -> None:
+    chunk = max(size_hint, 1 << 20)
+    try:
+        while os.copy_file_range(sfd, dfd, chunk):
+            pass
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    # Filesystems without copy_file_range: continue from where it stopped.
+    while True:
+        data = os.read(sfd, 1 << 20)
+        if not data:
+            return
+        view = memoryview(data)
+        while view:
+            view = view[os.write(dfd, view):]
+
+
+def copy_fd_hashing(sfd: int, dfd: int, algo: str) -> tuple[str, int]:
+    from jvs.integrity import hasher
+
+    h = hasher(algo)
+    buf = bytearray(1 << 20)
+    mv = memoryview(buf)
+    total = 0
+    while True:
+        n = os.readv(sfd, [buf])
+        if not n:
+            return h.hexdigest(), total
+        h.update(mv[:n])
+        total += n
+        view = mv[:n]
+        while view:
+            view = view[os.write(dfd, view):]
