@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jvs import fsio
@@ -205,9 +205,3 @@ def init_repo(parent: Path, name: str, *, hash_algo: str = "xxh3-128") -> Repo:
     fsio.write_bytes_atomic(jvs_dir / "format_version", f"{FORMAT_VERSION}\n".encode())
     fsio.fsync_dir(root)
     return repo
-
-
-def with_config(repo: Repo, **changes) -> RepoConfig:
-    cfg = replace(repo.config(), **changes)
-    repo.write_config(cfg)
-    return cfg

@@ -57,7 +57,8 @@ class WorktreeConfig:
 def load_worktree_config(repo: Repo, name: str) -> WorktreeConfig:
     validate_worktree_name(name)
     path = repo.worktree_config_path(name)
-    fsio.ensure_inside(repo.jvs_dir, path.parent) if path.parent.exists() else None
+    if path.parent.exists():
+        fsio.ensure_inside(repo.jvs_dir, path.parent)
     try:
         return WorktreeConfig.from_json(fsio.read_json(path))
     except FileNotFoundError:
