@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from jvs.errors import JvsError
@@ -84,6 +85,64 @@ def write_bytes_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
 def read_json(path: Path) -> object:
     with open(path, "rb") as f:
         return json.loads(f.read().decode("utf-8"))
+
+
+# Network file systems whose kernel entry cache can outlive a rename by another host.
+_FUSE_SUPER_MAGIC = 0x65735546
+_NFS_SUPER_MAGIC = 0x6969
+FRESH_READ_WAIT_S = 5.0
+
+
+def _fs_type(path: Path) -> int:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(256)  # struct statfs; f_type is its first long
+    if _libc.statfs(os.fsencode(path), buf) != 0:
+        return 0
+    return ctypes.c_long.from_buffer(buf).value
+
+
+def _listed_inode(path: Path) -> int | None:
+    try:
+        with os.scandir(path.parent) as it:
+            for entry in it:
+                if entry.name == path.name:
+                    return entry.inode()
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def read_json_fresh(path: Path, *, wait: float = FRESH_READ_WAIT_S) -> object:
+    """read_json for a file that another host may just have replaced by rename (a
+    worktree config read under the repository lock).
+
+    On a shared JuiceFS volume the kernel keeps resolving a name to the inode it had for
+    the mount's entry-cache timeout (1 s by default), even after another host renamed a
+    new file over it. Opening that dentry gives ENOENT, or, when JuiceFS keeps deleted
+    files in its trash, the *old content*: a snapshot would then take a stale head as its
+    parent and fork the lineage. A directory listing is answered by the metadata engine,
+    so we trust what we read only once the inode we opened is the one the listing names,
+    and wait (briefly, until the stale dentry expires) while they differ.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        listed = _listed_inode(path)
+        try:
+            with open(path, "rb") as f:
+                opened: int | None = os.fstat(f.fileno()).st_ino
+                data = f.read()
+        except FileNotFoundError:
+            if listed is None:
+                raise
+            opened, data = None, b""
+        if opened == listed or time.monotonic() >= deadline \
+                or _fs_type(path.parent) not in (_FUSE_SUPER_MAGIC, _NFS_SUPER_MAGIC):
+            if opened is None:
+                raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
+            return json.loads(data.decode("utf-8"))
+        time.sleep(0.05)
 
 
 def rename_noreplace(src: Path, dst: Path) -> None:

@@ -60,7 +60,7 @@ def load_worktree_config(repo: Repo, name: str) -> WorktreeConfig:
     if path.parent.exists():
         fsio.ensure_inside(repo.jvs_dir, path.parent)
     try:
-        return WorktreeConfig.from_json(fsio.read_json(path))
+        return WorktreeConfig.from_json(fsio.read_json_fresh(path))
     except FileNotFoundError:
         raise JvsError("E_NOT_FOUND", f"no worktree named {name!r}",
                        hint="see 'jvs worktree list'") from None
