@@ -75,6 +75,8 @@ def repo_lock(repo: Repo, operation: str, *, wait: float | None = None) -> Itera
                              "since": rfc3339_utc(), "operation": operation})
         os.ftruncate(fd, 0)
         os.pwrite(fd, record.encode() + b"\n", 0)
+        # Other hosts of a JuiceFS volume see written data only once it is flushed.
+        os.fsync(fd)
         try:
             yield
         finally:
