@@ -1,0 +1,250 @@
+"""Many hosts, one repository: jvs on a JuiceFS volume whose metadata lives in Redis.
+
+Two JuiceFS clients of one Redis-backed volume, each in its own UTS namespace with its own
+hostname, play two machines (tests/cluster.py explains the harness). Everything jvs
+promises on one host must hold when both work on the same repository at once: one lock
+for the cluster, a lineage that stays a chain, nothing lost, every host seeing every
+snapshot, and a dead host's lock released so the others carry on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from cluster import Cluster, Host, unavailable
+
+pytestmark = [pytest.mark.slow, pytest.mark.juicefs]
+
+# A cross-host visibility bound users can rely on with default JuiceFS cache timeouts
+# (1 s); a correctness bound, not a speed target (tools/bench_cluster.py measures speed).
+VISIBLE_WITHIN_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    with Cluster(tmp_path_factory.mktemp("cluster")) as c:
+        yield c
+
+
+@pytest.fixture
+def repo_name(cluster, request) -> str:
+    """A fresh repository on the shared volume, created by host A; its name in the volume."""
+    name = request.node.name.replace("[", "-").replace("]", "")[:60]
+    cluster["hostA"].jvs("init", name, cwd=cluster["hostA"].mountpoint)
+    return name
+
+
+def has_command(host: Host, *words: str) -> bool:
+    return host.jvs(*words, "--help", check=False).returncode == 0
+
+
+def history(host: Host, repo: str, *args: str) -> list[dict]:
+    out = host.jvs("history", "--all", "--json", *args, cwd=host.path(f"{repo}/main")).json
+    return out["snapshots"] if isinstance(out, dict) else out
+
+
+def assert_one_chain(snaps: list[dict]) -> list[dict]:
+    """Every snapshot's parent is the one taken just before it: no fork, no gap."""
+    ordered = sorted(snaps, key=lambda s: s["snapshot_id"])
+    assert ordered, "no snapshots"
+    assert ordered[0].get("parent_id") in (None, "")
+    for prev, cur in zip(ordered, ordered[1:], strict=False):
+        assert cur.get("parent_id") == prev["snapshot_id"], (
+            f"lineage forked: {cur['snapshot_id']} has parent {cur.get('parent_id')}, "
+            f"expected {prev['snapshot_id']}")
+    return ordered
+
+
+def payload_names(host: Host, repo: str, snapshot_id: str) -> set[str]:
+    return set(os.listdir(host.path(f"{repo}/.jvs/snapshots/{snapshot_id}")))
+
+
+def wait_for_pause(proc: subprocess.Popen) -> str:
+    line = proc.stderr.readline()
+    assert "paused at" in line, f"jvs did not reach its pause point: {line!r}"
+    return line
+
+
+def test_snapshots_taken_in_turn_on_two_hosts_form_one_chain(cluster, repo_name):
+    """Each host snapshots right after the other; each must see the other's head at once
+    (a stale head would fork the lineage) and the last snapshot must hold every file."""
+    a, b = cluster["hostA"], cluster["hostB"]
+    written = set()
+    for i in range(6):
+        host = (a, b)[i % 2]
+        name = f"{host.name}-{i}.txt"
+        host.path(f"{repo_name}/main/{name}").write_text(f"round {i}\n")
+        written.add(name)
+        host.jvs("snapshot", f"round {i}", cwd=host.path(f"{repo_name}/main"))
+
+    for host in (a, b):
+        ordered = assert_one_chain(history(host, repo_name))
+        assert len(ordered) == 6
+        assert payload_names(host, repo_name, ordered[-1]["snapshot_id"]) == written
+        status = host.jvs("status", "--json", cwd=host.path(f"{repo_name}/main")).json
+        assert status["clean"], status
+
+
+def test_snapshots_started_together_on_two_hosts_serialise(cluster, repo_name):
+    """Both hosts snapshot the same worktree at the same moment, three times over: the
+    cluster-wide lock lets one in after the other, the lineage stays a chain and no file
+    written by either host is missing from the newest snapshot."""
+    a, b = cluster["hostA"], cluster["hostB"]
+    written: set[str] = set()
+    succeeded = 0
+    for i in range(3):
+        for host in (a, b):
+            host.path(f"{repo_name}/main/{host.name}-{i}.bin").write_bytes(os.urandom(4096))
+            written.add(f"{host.name}-{i}.bin")
+        procs = {h.name: h.start_jvs("snapshot", f"{h.name} round {i}",
+                                     cwd=h.path(f"{repo_name}/main")) for h in (a, b)}
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=60)
+            other = "hostB" if name == "hostA" else "hostA"
+            if proc.returncode == 0:
+                succeeded += 1
+            else:
+                assert "E_BUSY" in err and other in err, f"[{name}] {err}"
+
+    ordered = assert_one_chain(history(b, repo_name))
+    assert len(ordered) == succeeded >= 3
+    assert payload_names(a, repo_name, ordered[-1]["snapshot_id"]) == written
+
+
+def test_busy_error_names_the_other_host_and_waiting_writer_proceeds(cluster, repo_name):
+    a, b = cluster["hostA"], cluster["hostB"]
+    a.path(f"{repo_name}/main/data.txt").write_text("from A\n")
+    holder = a.start_jvs("snapshot", "held by A", cwd=a.path(f"{repo_name}/main"),
+                         env={"JVS_TEST_PAUSE_AT": "snapshot:after_hash",
+                              "JVS_TEST_PAUSE_S": "3"})
+    try:
+        wait_for_pause(holder)
+        busy = b.jvs("snapshot", "B too early", cwd=b.path(f"{repo_name}/main"),
+                     env={"JVS_LOCK_TIMEOUT": "0.2"}, check=False)
+        assert busy.returncode == 1
+        assert "E_BUSY" in busy.stderr
+        assert f"pid {holder.pid}, hostA" in busy.stderr, busy.stderr
+        # A patient writer on B simply waits for A to finish.
+        b.jvs("snapshot", "B after A", cwd=b.path(f"{repo_name}/main"),
+              env={"JVS_LOCK_TIMEOUT": "30"})
+    finally:
+        holder.communicate(timeout=30)
+    assert holder.returncode == 0
+    notes = [s.get("note") for s in assert_one_chain(history(a, repo_name))]
+    assert notes == ["held by A", "B after A"]
+
+
+def test_host_b_sees_host_a_snapshot_promptly(cluster, repo_name, tmp_path):
+    a, b = cluster["hostA"], cluster["hostB"]
+    a.path(f"{repo_name}/main/model.txt").write_text("weights v1\n")
+    created = a.jvs("snapshot", "trained on A", "--tag", "from-a", "--json",
+                    cwd=a.path(f"{repo_name}/main")).json
+    snapshot_id = created["snapshot_id"]
+
+    deadline = time.monotonic() + VISIBLE_WITHIN_S
+    while True:
+        ids = [s["snapshot_id"] for s in history(b, repo_name, "--tag", "from-a")]
+        if snapshot_id in ids or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert ids == [snapshot_id], f"host B does not list host A's snapshot after 2 s: {ids}"
+    info = b.jvs("info", "--json", cwd=b.path(f"{repo_name}/main")).json
+    assert json.dumps(info)  # B opens the repository A created
+
+    if has_command(b, "diff"):
+        diff = b.jvs("diff", "from-a", cwd=b.path(f"{repo_name}/main"), check=False)
+        assert diff.returncode == 0, diff.stderr  # B resolves A's tag
+    if has_command(b, "restore"):
+        b.path(f"{repo_name}/main/model.txt").write_text("edited on B\n")
+        b.jvs("snapshot", "B edit", cwd=b.path(f"{repo_name}/main"))
+        b.jvs("restore", "from-a", cwd=b.path(f"{repo_name}/main"))
+        assert b.path(f"{repo_name}/main/model.txt").read_text() == "weights v1\n"
+        a.jvs("restore", "HEAD", cwd=a.path(f"{repo_name}/main"))
+    if has_command(b, "mount"):
+        view = tmp_path / "view-on-b"
+        view.mkdir()
+        b.jvs("mount", str(view), "-C", str(b.path(f"{repo_name}/main")))
+        try:
+            a.path(f"{repo_name}/main/late.txt").write_text("after the mount\n")
+            late = a.jvs("snapshot", "after B mounted", "--json",
+                         cwd=a.path(f"{repo_name}/main")).json["snapshot_id"]
+            deadline = time.monotonic() + VISIBLE_WITHIN_S
+            target = view / "@snapshots" / late / "late.txt"
+            while not target.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert target.read_text() == "after the mount\n"
+            assert (view / "@snapshots" / snapshot_id / "model.txt").read_text() \
+                == "weights v1\n"
+        finally:
+            b.jvs("umount", str(view), check=False)
+
+
+def test_dead_host_lock_is_released_when_its_session_expires(cluster, repo_name):
+    """Host C dies (its JuiceFS client is SIGKILLed) in the middle of a snapshot, holding
+    the repository lock. JuiceFS keeps C's flock in Redis until C's session expires (5
+    heartbeats) and a live client cleans it; then B's snapshot goes through. Until then B
+    gets E_BUSY naming C, and the half-made snapshot never appears."""
+    a, b = cluster["hostA"], cluster["hostB"]
+    c = cluster.add_host("hostC")
+    c.path(f"{repo_name}/main/c.txt").write_text("C was here\n")
+    doomed = c.start_jvs("snapshot", "never finishes", cwd=c.path(f"{repo_name}/main"),
+                         env={"JVS_TEST_PAUSE_AT": "snapshot:after_materialise"})
+    try:
+        wait_for_pause(doomed)
+        c.kill()
+    finally:
+        doomed.kill()  # the host is gone with everything that ran on it
+        doomed.communicate()
+    assert "hostC" in {s["HostName"] for s in cluster.sessions()}
+
+    busy = b.jvs("snapshot", "B right after", cwd=b.path(f"{repo_name}/main"),
+                 env={"JVS_LOCK_TIMEOUT": "0.2"}, check=False)
+    assert busy.returncode == 1 and "E_BUSY" in busy.stderr
+    assert "hostC" in busy.stderr, busy.stderr
+
+    # Bounded: 5 x 1 s heartbeat plus one cleanup round of a live client.
+    b.jvs("snapshot", "B after C died", cwd=b.path(f"{repo_name}/main"),
+          env={"JVS_LOCK_TIMEOUT": "30"})
+    assert "hostC" not in {s["HostName"] for s in cluster.sessions()}
+    notes = [s.get("note") for s in assert_one_chain(history(a, repo_name))]
+    assert notes == ["B after C died"]
+    # C's leftovers (its staging dir and intent) are runtime debris for doctor, not data.
+    leftovers = os.listdir(a.path(f"{repo_name}/.jvs/intents"))
+    assert any(name.startswith("snapshot-") for name in leftovers)
+    if has_command(a, "doctor"):
+        a.jvs("doctor", "--repair-runtime", cwd=a.path(f"{repo_name}/main"), check=False)
+        a.jvs("doctor", "--strict", cwd=a.path(f"{repo_name}/main"))
+
+
+def test_hosts_work_in_separate_worktrees_at_once(cluster, repo_name):
+    a, b = cluster["hostA"], cluster["hostB"]
+    if not has_command(a, "worktree", "fork"):
+        pytest.skip("jvs worktree fork does not exist yet")
+    a.path(f"{repo_name}/main/base.txt").write_text("base\n")
+    a.jvs("snapshot", "base", "--tag", "baseline", cwd=a.path(f"{repo_name}/main"))
+    a.jvs("worktree", "fork", "baseline", "on-a", cwd=a.path(f"{repo_name}/main"))
+    b.jvs("worktree", "fork", "baseline", "on-b", cwd=b.path(f"{repo_name}/main"))
+    procs = [h.start_sh(f'for i in 1 2 3 4; do echo $i > {h.name}-$i.txt; '
+                        f'jvs snapshot "{h.name} $i"; done',
+                        cwd=h.path(f"{repo_name}/worktrees/{wt}"))
+             for h, wt in ((a, "on-a"), (b, "on-b"))]
+    for p in procs:
+        _, err = p.communicate(timeout=90)
+        assert p.returncode == 0, err
+    snaps = history(a, repo_name)
+    for wt in ("on-a", "on-b"):
+        mine = [s for s in snaps if s["worktree_name"] == wt]
+        assert len(mine) == 4
+        assert_one_chain_from([s for s in snaps if s.get("note") == "base"][0], mine)
+
+
+def assert_one_chain_from(base: dict, snaps: list[dict]) -> None:
+    assert_one_chain([base, *snaps])
+
