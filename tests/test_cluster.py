@@ -170,7 +170,7 @@ def test_host_b_sees_host_a_snapshot_promptly(cluster, repo_name, tmp_path):
     if has_command(b, "mount"):
         view = tmp_path / "view-on-b"
         view.mkdir()
-        b.jvs("mount", str(view), "-C", str(b.path(f"{repo_name}/main")))
+        b.jvs("-C", str(b.path(f"{repo_name}/main")), "mount", str(view))
         try:
             a.path(f"{repo_name}/main/late.txt").write_text("after the mount\n")
             late = a.jvs("snapshot", "after B mounted", "--json",
@@ -248,3 +248,93 @@ def test_hosts_work_in_separate_worktrees_at_once(cluster, repo_name):
 def assert_one_chain_from(base: dict, snaps: list[dict]) -> None:
     assert_one_chain([base, *snaps])
 
+
+
+AGENT_WORKERS = 4
+AGENT_ROUNDS = 3
+
+
+def test_agent_loop_split_over_two_hosts_loses_nothing(cluster, repo_name):
+    """The seeds' agent loop (restore the baseline, work, snapshot) run by four workers,
+    two per host, each in its own worktree, all at once."""
+    a, b = cluster["hostA"], cluster["hostB"]
+    for words in (("restore",), ("worktree", "fork"), ("verify",), ("doctor",)):
+        if not has_command(a, *words):
+            pytest.skip(f"jvs {' '.join(words)} does not exist yet")
+    main = a.path(f"{repo_name}/main")
+    (main / "code").mkdir()
+    (main / "code" / "agent.py").write_text("print('agent')\n")
+    a.jvs("snapshot", "Initial agent environment", "--tag", "agent-env", cwd=main)
+
+    env = {"JVS_LOCK_TIMEOUT": "60"}
+    workers = []
+    for i in range(AGENT_WORKERS):
+        host = (a, b)[i % 2]
+        script = f"""
+            jvs worktree fork agent-env run-{i}
+            cd "$(jvs worktree path run-{i})"
+            for r in $(seq 1 {AGENT_ROUNDS}); do
+                jvs restore agent-env
+                mkdir -p output
+                echo "worker {i} round $r on $(hostname)" > output/result.txt
+                jvs snapshot "Agent run {i}.$r: $(cat output/result.txt)" \\
+                    --tag "run-{i}-$r" --tag agent
+                jvs history --tag "run-{i}-$r" --format json > /dev/null
+            done
+        """
+        workers.append(host.start_sh(script, cwd=host.path(f"{repo_name}/main"), env=env))
+    for w in workers:
+        _, err = w.communicate(timeout=100)
+        assert w.returncode == 0, err
+
+    snaps = history(b, repo_name, "--tag", "agent")
+    assert len(snaps) == AGENT_WORKERS * AGENT_ROUNDS
+    baseline = history(b, repo_name, "--tag", "agent-env")[0]["snapshot_id"]
+    for i in range(AGENT_WORKERS):
+        host_name = (a, b)[i % 2].name
+        for r in range(1, AGENT_ROUNDS + 1):
+            [snap] = [s for s in snaps if f"run-{i}-{r}" in s["tags"]]
+            assert snap["worktree_name"] == f"run-{i}"
+            assert snap["parent_id"] == baseline  # each run starts from the baseline
+            result = a.path(f"{repo_name}/.jvs/snapshots/{snap['snapshot_id']}"
+                            "/output/result.txt").read_text()
+            assert result == f"worker {i} round {r} on {host_name}\n"
+    for host in (a, b):
+        host.jvs("verify", "--all", cwd=host.path(f"{repo_name}/main"))
+        host.jvs("doctor", "--strict", cwd=host.path(f"{repo_name}/main"))
+
+
+def test_gc_on_one_host_while_another_browses_and_snapshots(cluster, repo_name, tmp_path):
+    a, b = cluster["hostA"], cluster["hostB"]
+    for words in (("gc", "run"), ("mount",), ("worktree", "fork"), ("verify",)):
+        if not has_command(a, *words):
+            pytest.skip(f"jvs {' '.join(words)} does not exist yet")
+    main = a.path(f"{repo_name}/main")
+    for i in range(4):
+        (main / f"f{i}.txt").write_text(f"version {i}\n")
+        a.jvs("snapshot", f"v{i}", cwd=main)
+    a.jvs("worktree", "fork", "HEAD", "side", cwd=main)
+    view = tmp_path / "view-on-b"
+    view.mkdir()
+    b.jvs("-C", str(b.path(f"{repo_name}/main")), "mount", str(view))
+    try:
+        browse = b.start_sh(f"for i in 1 2 3 4 5; do find {view}/@snapshots -type f "
+                            f"-exec cat {{}} + > /dev/null; done")
+        side = b.start_sh('for i in 1 2 3; do echo $i > side-$i.txt; jvs snapshot "side $i"; '
+                          'done', cwd=b.path(f"{repo_name}/worktrees/side"),
+                          env={"JVS_LOCK_TIMEOUT": "60"})
+        plan = a.jvs("gc", "plan", "--keep-last", "1", cwd=main).stdout
+        plan_id = next(line.split(":", 1)[1].strip() for line in plan.splitlines()
+                       if line.startswith("Plan ID:"))
+        a.jvs("gc", "run", "--plan-id", plan_id, cwd=main, env={"JVS_LOCK_TIMEOUT": "60"})
+        for proc in (browse, side):
+            _, err = proc.communicate(timeout=90)
+            assert proc.returncode == 0, err
+        sides = [s for s in history(b, repo_name) if s["worktree_name"] == "side"]
+        assert len(sides) == 3
+        listed = set(os.listdir(view / "@snapshots"))
+        assert {s["snapshot_id"] for s in sides} <= listed
+    finally:
+        b.jvs("umount", str(view), check=False)
+    for host in (a, b):
+        host.jvs("verify", "--all", cwd=host.path(f"{repo_name}/main"))
