@@ -1,3 +1,357 @@
-"""CLI commands (placeholder: filled in by the restore work)."""
+"""restore, fork, worktree (create, fork, list, path, rename, remove), diff."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import click
+
+from jvs.cli.common import current_worktree, locate, short, ui_of
+from jvs.cli.output import json_option
+
+_MARKS = {"added": "+", "removed": "-", "modified": "M", "mode": "m", "type": "T"}
+_MAX_MENU = 50
+
+
+def _state_line(ui, wt) -> str:
+    if wt.detached:
+        return ui.style(f"Worktree '{wt.name}' is DETACHED at {short(wt.head_snapshot_id)} "
+                        f"(latest is {short(wt.latest_snapshot_id)}): 'jvs snapshot' "
+                        "continues from here, 'jvs restore HEAD' returns to the latest",
+                        fg="yellow")
+    return f"HEAD state: worktree '{wt.name}' is at its latest snapshot " \
+           f"{short(wt.head_snapshot_id)}"
+
+
+def _pick_interactively(ctx, repo, pattern: str | None) -> str:
+    """Numbered list of snapshots (newest first, filtered by *pattern*) on stderr; the
+    choice is read from stdin, so it can be piped as well as typed."""
+    from jvs.catalog import load_descriptors
+    from jvs.errors import JvsError
+    from jvs.resolve import describe
+
+    snapshots = list(reversed(load_descriptors(repo)))
+    if pattern:
+        needle = pattern.casefold()
+        snapshots = [d for d in snapshots
+                     if needle in d.snapshot_id or needle in d.note.casefold()
+                     or any(needle in t.casefold() for t in d.tags)]
+    if not snapshots:
+        raise JvsError("E_NOT_FOUND", f"no snapshot matches {pattern!r}" if pattern
+                       else "no snapshots yet")
+    shown = snapshots[:_MAX_MENU]
+    for number, desc in enumerate(shown, 1):
+        click.echo(f"{number:3d}) {describe(desc)}", err=True)
+    if len(snapshots) > len(shown):
+        click.echo(f"     ... {len(snapshots) - len(shown)} older not shown; narrow with a "
+                   "filter: jvs restore -i TEXT", err=True)
+    choice = click.prompt("Restore which snapshot? (number)", type=click.IntRange(1, len(shown)),
+                          err=True)
+    return shown[choice - 1].snapshot_id
+
+
+@click.command()
+@click.argument("ref", required=False)
+@click.option("--latest-tag", metavar="TAG", help="The newest snapshot carrying TAG.")
+@click.option("--discard-unsaved", is_flag=True,
+              help="Throw away unsaved changes instead of saving them as a rescue snapshot.")
+@click.option("-i", "--interactive", is_flag=True,
+              help="Pick from a numbered list (REF, if given, filters it).")
+@json_option
+@click.pass_context
+def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
+    """Replace the worktree's contents with snapshot REF, in place.
+
+    REF is HEAD (the worktree's latest snapshot), HEAD~N, a snapshot ID or a unique prefix
+    of it or of its short form, a tag (newest snapshot carrying it), a note, or a unique
+    note prefix. Unsaved changes first become a rescue snapshot, restorable by its ID,
+    unless --discard-unsaved. Restoring an older snapshot leaves the worktree DETACHED;
+    'jvs snapshot' continues from there and 'jvs restore HEAD' returns to the latest.
+
+    \b
+    Examples:
+      jvs restore exp1
+      jvs restore "Experiment with seed 42"
+      jvs restore --latest-tag stable
+      jvs restore HEAD~2
+      jvs restore HEAD
+      jvs restore -i exp
+      jvs restore baseline --discard-unsaved
+    """
+    from jvs.restore import restore as do_restore
+
+    ui = ui_of(ctx)
+    repo, worktree = current_worktree(ctx)
+    if latest_tag and ref:
+        raise click.UsageError("give REF or --latest-tag, not both")
+    if interactive:
+        if latest_tag:
+            raise click.UsageError("-i takes a filter text, not --latest-tag")
+        ref = _pick_interactively(ctx, repo, ref)
+    elif latest_tag:
+        from jvs.resolve import latest_with_tag
+
+        ref = latest_with_tag(repo, latest_tag).snapshot_id
+    elif not ref:
+        raise click.UsageError("give a snapshot: REF, HEAD, --latest-tag TAG or -i")
+    result = do_restore(repo, worktree, ref, discard_unsaved=discard_unsaved,
+                        progress=ui.report)
+    wt = result.worktree
+    for sid in result.finished:
+        ui.warn(f"finished an interrupted restore (to {short(sid)}) first")
+    lines = []
+    if result.rescue is not None:
+        rid = result.rescue.snapshot_id
+        lines.append(f"Saved {result.unsaved} unsaved change(s) as rescue snapshot {rid}")
+        lines.append(f"  get them back with: jvs restore {rid}")
+    if result.discarded:
+        ui.warn(f"discarded {result.discarded} unsaved change(s) (--discard-unsaved)")
+    lines.append(f"Restored to snapshot {result.target.snapshot_id}")
+    if result.target.is_partial:
+        lines.append(f"  partial: only {', '.join(result.target.partial_paths)} replaced")
+    lines.append(_state_line(ui, wt))
+    data = {
+        "worktree": wt.name,
+        "snapshot_id": result.target.snapshot_id,
+        "short_id": short(result.target.snapshot_id),
+        "previous_head": result.previous_head,
+        "head_snapshot_id": wt.head_snapshot_id,
+        "latest_snapshot_id": wt.latest_snapshot_id,
+        "detached": wt.detached,
+        "rescue_id": result.rescue.snapshot_id if result.rescue else None,
+        "unsaved_changes": result.unsaved,
+        "discarded_changes": result.discarded,
+        "partial_paths": list(result.target.partial_paths),
+        "unchanged": result.unchanged,
+        "finished_interrupted": list(result.finished),
+    }
+    ui.emit(data, "\n".join(lines))
+
+
+def _created(ctx, info, how: str) -> None:
+    ui = ui_of(ctx)
+    cfg = info.config
+    data = {**info.to_json(), "source_snapshot_id": cfg.head_snapshot_id}
+    lines = [f"Created worktree '{cfg.name}' {how}", f"  path: {info.path}"]
+    if cfg.head_snapshot_id:
+        lines.append(f"  HEAD state at snapshot {cfg.head_snapshot_id}")
+    lines.append(f"  cd {info.path}")
+    ui.emit(data, "\n".join(lines))
+
+
+def _fork_args(args: tuple[str, ...]) -> tuple[str | None, str]:
+    if len(args) == 1:
+        return None, args[0]
+    if len(args) == 2:
+        return args[0], args[1]
+    raise click.UsageError("expected [REF] NAME")
+
+
+def _do_fork(ctx, args):
+    from jvs.worktrees import fork as do_fork
+
+    ref, name = _fork_args(args)
+    loc = locate(ctx)
+    info = do_fork(loc.repo, ref, name, current=loc.worktree)
+    _created(ctx, info, f"from snapshot {short(info.config.head_snapshot_id)}")
+
+
+@click.command("fork")
+@click.argument("args", nargs=-1, metavar="[REF] NAME")
+@json_option
+@click.pass_context
+def fork_cmd(ctx, args):
+    """Create worktree NAME at snapshot REF (default: the current worktree's head).
+
+    The new worktree starts in HEAD state at that snapshot, under worktrees/NAME.
+    Unsaved changes of the current worktree are not carried over.
+
+    \b
+    Examples:
+      jvs fork investigation && cd ../worktrees/investigation
+      jvs fork v1.0 bugfix-1234
+    """
+    _do_fork(ctx, args)
+
+
+@click.group("worktree")
+def worktree_group():
+    """Create, fork, list, locate, rename and remove worktrees.
+
+    \b
+    Examples:
+      jvs worktree fork investigation && cd ../worktrees/investigation
+      jvs worktree list
+    """
+
+
+@worktree_group.command("create")
+@click.argument("name")
+@click.option("--from", "from_ref", metavar="REF", help="Start from this snapshot.")
+@json_option
+@click.pass_context
+def worktree_create(ctx, name, from_ref):
+    """Create worktree NAME, empty or holding snapshot REF (--from).
+
+    \b
+    Examples:
+      jvs worktree create scratch
+      jvs worktree create staging --from v1.0
+    """
+    from jvs.worktrees import create
+
+    loc = locate(ctx)
+    info = create(loc.repo, name, from_ref, current=loc.worktree)
+    how = f"from snapshot {short(info.config.head_snapshot_id)}" if from_ref else "(empty)"
+    _created(ctx, info, how)
+
+
+@worktree_group.command("fork")
+@click.argument("args", nargs=-1, metavar="[REF] NAME")
+@json_option
+@click.pass_context
+def worktree_fork(ctx, args):
+    """Create worktree NAME at snapshot REF (default: the current worktree's head).
+
+    \b
+    Examples:
+      jvs worktree fork investigation && cd ../worktrees/investigation
+      jvs worktree fork v1.0 bugfix-1234
+    """
+    _do_fork(ctx, args)
+
+
+@worktree_group.command("list")
+@json_option
+@click.pass_context
+def worktree_list(ctx):
+    """List worktrees with their path, head and state.
+
+    \b
+    Example:
+      jvs worktree list --json
+    """
+    from jvs.worktrees import list_worktrees
+
+    ui = ui_of(ctx)
+    loc = locate(ctx)
+    infos = list_worktrees(loc.repo)
+    data = {"current": loc.worktree, "worktrees": [i.to_json() for i in infos]}
+    width = max((len(i.config.name) for i in infos), default=4)
+    lines = []
+    for i in infos:
+        cfg = i.config
+        cur = "*" if cfg.name == loc.worktree else " "
+        if cfg.head_snapshot_id is None:
+            state = "no snapshots"
+        elif cfg.detached:
+            state = f"DETACHED (latest {short(cfg.latest_snapshot_id)})"
+        else:
+            state = "HEAD state"
+        lines.append(f"{cur} {cfg.name:<{width}}  {short(cfg.head_snapshot_id):<8}  "
+                     f"{state:<28}  {i.path}")
+    ui.emit(data, "\n".join(lines))
+
+
+@worktree_group.command("path")
+@click.argument("name", required=False)
+@json_option
+@click.pass_context
+def worktree_path(ctx, name):
+    """Print the directory of worktree NAME (default: the current one).
+
+    \b
+    Example:
+      cd "$(jvs worktree path staging)"
+    """
+    from jvs.worktrees import path_of
+
+    loc = locate(ctx)
+    if name is None:
+        _, name = current_worktree(ctx)
+    path = path_of(loc.repo, name)
+    ui_of(ctx).emit({"name": name, "path": str(path)}, str(path))
+
+
+@worktree_group.command("rename")
+@click.argument("old")
+@click.argument("new")
+@json_option
+@click.pass_context
+def worktree_rename(ctx, old, new):
+    """Rename worktree OLD to NEW (never main). Its snapshots keep their recorded name.
+
+    \b
+    Example:
+      jvs worktree rename feature-b caching
+    """
+    from jvs.worktrees import rename
+
+    info = rename(locate(ctx).repo, old, new)
+    ui_of(ctx).emit({**info.to_json(), "old_name": old},
+                    f"Renamed worktree '{old}' to '{new}'\n  path: {info.path}")
+
+
+@worktree_group.command("remove")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Remove even with unsaved changes.")
+@json_option
+@click.pass_context
+def worktree_remove(ctx, name, force):
+    """Remove worktree NAME (its folder and config; its snapshots stay).
+
+    Refuses a worktree with unsaved changes unless --force.
+
+    \b
+    Example:
+      jvs worktree remove investigation
+    """
+    from jvs.worktrees import remove
+
+    config = remove(locate(ctx).repo, name, force=force)
+    ui_of(ctx).emit({"name": config.name, "removed": True, "forced": force,
+                     "head_snapshot_id": config.head_snapshot_id},
+                    f"Removed worktree '{config.name}' (its snapshots stay; "
+                    "see 'jvs history --all')")
+
+
+@click.command()
+@click.argument("a", required=False)
+@click.argument("b", required=False)
+@click.option("--stat", "stat_only", is_flag=True, help="Only a summary per file and in total.")
+@json_option
+@click.pass_context
+def diff(ctx, a, b, stat_only):
+    """Show what changed from snapshot A to snapshot B.
+
+    B missing: from A to the worktree as it is now. Both missing: from the head snapshot
+    to the worktree. Mode-only changes are shown as 'm'.
+
+    \b
+    Examples:
+      jvs diff
+      jvs diff exp1
+      jvs diff exp1 exp2 --stat
+      jvs diff HEAD~1 HEAD --json
+    """
+    from jvs.diff import diff as do_diff
+
+    ui = ui_of(ctx)
+    loc = locate(ctx)
+    result = do_diff(loc.repo, loc.worktree, a, b)
+    s = result.summary()
+    old = short(result.old.snapshot_id) if result.old else "(empty)"
+    new = short(result.new.snapshot_id) if result.new else f"worktree '{result.worktree}'"
+    lines = [f"Comparing {old} -> {new}"]
+    for c in result.changes.items:
+        delta = f"  ({c.size_delta:+d} bytes)" if stat_only and c.kind == "file" else ""
+        lines.append(f"  {_MARKS[c.change]} {c.relpath}{delta}")
+    total = len(result.changes.items)
+    if total == 0:
+        lines.append("No differences.")
+    else:
+        lines.append(f"{total} change(s): {s.added} added, {s.removed} removed, "
+                     f"{s.modified} modified, {s.mode} mode, {s.type} type; "
+                     f"{s.size_delta:+d} bytes")
+    ui.emit(result.to_json(), "\n".join(lines))
+
+
+COMMANDS = [restore, fork_cmd, worktree_group, diff]

@@ -1,0 +1,141 @@
+"""The one snapshot-reference resolver (SPEC §2).
+
+Every command that takes a snapshot reference (restore, fork, ``worktree create --from``,
+diff, verify, the view's lookups) resolves it here, in this order:
+
+1. ``HEAD`` and ``HEAD~N`` of the current worktree (N parents back from its head);
+2. an exact snapshot ID;
+3. an exact tag (the newest snapshot carrying it);
+4. a unique prefix of a snapshot ID or of its short form (the 8-hex suffix);
+5. an exact note (the newest snapshot with it);
+6. a unique note prefix (several snapshots sharing one identical note count as one: the
+   newest wins, as for an exact note).
+
+A step that matches several different snapshots is an error listing them (E_AMBIGUOUS);
+nothing matching is E_NOT_FOUND with "did you mean" hints from tags and notes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from jvs.catalog import load_descriptors
+from jvs.descriptor import Descriptor, read_descriptor
+from jvs.errors import JvsError
+from jvs.ids import is_snapshot_id, short_id
+from jvs.repo import Repo
+
+# A prefix shorter than this is never taken for an ID (git's rule too): "cafe" or "add"
+# are more likely the start of a note than a snapshot the user half-remembers.
+MIN_ID_PREFIX = 4
+_HEAD_RE = re.compile(r"HEAD(?:~(\d+))?")
+_ID_PREFIX_RE = re.compile(r"[0-9a-f-]+")
+_MAX_LISTED = 10
+
+
+def resolve(repo: Repo, ref: str, worktree: str | None = None) -> Descriptor:
+    """The snapshot *ref* names. The descriptor is read without verifying its checksum;
+    a command that acts on the snapshot verifies it (``read_descriptor(verify=True)``)."""
+    ref = ref.strip()
+    if not ref:
+        raise JvsError("E_NOT_FOUND", "empty snapshot reference")
+    head = _HEAD_RE.fullmatch(ref)
+    if head:
+        return resolve_head(repo, worktree, int(head.group(1) or 0))
+    if is_snapshot_id(ref) and repo.descriptor_path(ref).exists():
+        return read_descriptor(repo, ref, verify=False)
+
+    snapshots = load_descriptors(repo)  # oldest first
+    tagged = [d for d in snapshots if ref in d.tags]
+    if tagged:
+        return tagged[-1]
+    if len(ref) >= MIN_ID_PREFIX and _ID_PREFIX_RE.fullmatch(ref):
+        by_id = [d for d in snapshots
+                 if d.snapshot_id.startswith(ref) or short_id(d.snapshot_id).startswith(ref)]
+        if len(by_id) == 1:
+            return by_id[0]
+        if by_id:
+            raise _ambiguous(ref, "snapshot IDs", by_id)
+    noted = [d for d in snapshots if d.note == ref or d.note.strip() == ref]
+    if noted:
+        return noted[-1]
+    prefixed = [d for d in snapshots if d.note.startswith(ref)]
+    if prefixed:
+        notes = {d.note for d in prefixed}
+        if len(notes) == 1:
+            return prefixed[-1]
+        newest_per_note = list({d.note: d for d in prefixed}.values())
+        raise _ambiguous(ref, "notes", newest_per_note)
+    raise _not_found(ref, snapshots)
+
+
+def latest_with_tag(repo: Repo, tag: str) -> Descriptor:
+    """``--latest-tag T``: the tag rule made explicit (the newest snapshot carrying T)."""
+    tagged = [d for d in load_descriptors(repo) if tag in d.tags]
+    if not tagged:
+        raise _not_found(tag, load_descriptors(repo), what="tag")
+    return tagged[-1]
+
+
+def resolve_head(repo: Repo, worktree: str | None, back: int = 0) -> Descriptor:
+    """``HEAD~back`` of *worktree*: its head snapshot, then *back* parents further."""
+    from jvs.worktree import load_worktree_config
+
+    name = "HEAD" if back == 0 else f"HEAD~{back}"
+    if worktree is None:
+        raise JvsError("E_NOT_FOUND", f"{name} needs a worktree",
+                       hint="run the command inside a worktree, or use -C")
+    wt = load_worktree_config(repo, worktree)
+    sid = wt.head_snapshot_id
+    if sid is None:
+        raise JvsError("E_NOT_FOUND", f"worktree {worktree!r} has no snapshots yet",
+                       hint="take one with 'jvs snapshot'")
+    desc = read_descriptor(repo, sid, verify=False)
+    for step in range(back):
+        if desc.parent_id is None:
+            raise JvsError("E_NOT_FOUND",
+                           f"{name}: the lineage of {worktree!r} is only {step} snapshot(s) "
+                           "deep", hint="see 'jvs history'")
+        try:
+            desc = read_descriptor(repo, desc.parent_id, verify=False)
+        except JvsError as exc:
+            raise JvsError("E_LINEAGE_BROKEN",
+                           f"{name}: parent {desc.parent_id} of {desc.snapshot_id} is "
+                           f"missing ({exc.message})",
+                           hint="run 'jvs doctor --strict'") from None
+    return desc
+
+
+def describe(desc: Descriptor) -> str:
+    """One line naming a snapshot for candidate lists: short ID, date, tags, note."""
+    tags = f" [{', '.join(desc.tags)}]" if desc.tags else ""
+    note = desc.note.splitlines()[0] if desc.note else ""
+    kind = " (rescue)" if desc.is_rescue else ""
+    return f"{short_id(desc.snapshot_id)}  {desc.created_at[:19].replace('T', ' ')}  " \
+           f"{note}{tags}{kind}"
+
+
+def _ambiguous(ref: str, what: str, candidates: list[Descriptor]) -> JvsError:
+    newest = sorted(candidates, key=lambda d: d.snapshot_id, reverse=True)
+    lines = [describe(d) for d in newest[:_MAX_LISTED]]
+    if len(newest) > _MAX_LISTED:
+        lines.append(f"... and {len(newest) - _MAX_LISTED} more")
+    return JvsError("E_AMBIGUOUS",
+                    f"{ref!r} matches {len(candidates)} {what}:\n  " + "\n  ".join(lines),
+                    hint="give more of the ID, the full note, or a tag")
+
+
+def _not_found(ref: str, snapshots: list[Descriptor], what: str = "snapshot") -> JvsError:
+    words: dict[str, None] = {}
+    for d in reversed(snapshots):
+        for t in d.tags:
+            words.setdefault(t, None)
+        if d.note:
+            words.setdefault(d.note.splitlines()[0], None)
+    close = difflib.get_close_matches(ref, list(words), n=3, cutoff=0.6)
+    hint = ("did you mean " + ", ".join(repr(c) for c in close) + "?") if close \
+        else "see 'jvs history --all' for snapshots, tags and notes"
+    message = f"no snapshot carries the tag {ref!r}" if what == "tag" \
+        else f"no snapshot matches {ref!r}"
+    return JvsError("E_NOT_FOUND", message, hint=hint)

@@ -1,0 +1,578 @@
+"""Restoring a worktree to a snapshot (SPEC §6), one function per protocol step.
+
+intent → stage the target (engine clone into ``.jvs/restore/<worktree>/target``) →
+move the worktree's current entries out (into the rescue or the discard side dir) →
+publish the rescue snapshot → move the staged entries in → update the worktree config →
+append audit → clean up, drop the intent.
+
+Why this shape:
+- The worktree directory itself is never replaced, only its entries are renamed, so its
+  inode survives and a shell (or any process) whose cwd is the worktree keeps working.
+- Every step that touches the worktree is a rename on one filesystem: cheap on every
+  engine, and the unsaved content becomes the rescue snapshot's payload by moving, never
+  by copying.
+- The intent records the phase. Until the first entry moves, a crash leaves the old
+  content in full (roll-forward starts over). From then on, ``finish_restore`` rolls
+  forward: it finishes the move out, publishes the rescue, finishes the move in. Every
+  entry is at all times either in the worktree, in the staged target, or in a side dir
+  named by the worktree, so nothing is ever lost and nothing stays half-done.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from jvs import fsio
+from jvs.audit import append_audit
+from jvs.changes import Changes, compare, snapshot_entries
+from jvs.crashpoints import crashpoint
+from jvs.descriptor import Descriptor, publish_descriptor, read_descriptor, write_descriptor_tmp
+from jvs.engines import choose_engine
+from jvs.errors import JvsError
+from jvs.ids import new_snapshot_id, rfc3339_utc, short_id
+from jvs.integrity import (
+    READY_MARKER,
+    Entry,
+    HashStats,
+    ScanResult,
+    entries_of,
+    manifest_bytes,
+    root_hash,
+    scan,
+)
+from jvs.intents import Intent, drop_intent, list_intents, update_intent, write_intent
+from jvs.lock import repo_lock
+from jvs.names import validate_worktree_name
+from jvs.repo import Repo
+from jvs.statcache import StatCache
+from jvs.worktree import (
+    WorktreeConfig,
+    load_worktree_config,
+    save_worktree_config,
+    worktree_payload,
+)
+
+Progress = Callable[[str], None]
+
+# Phases recorded in the intent, in order. Before MOVING_OUT the worktree is untouched.
+PREPARE, STAGED, MOVING_OUT, MOVED_OUT, RESCUED, MOVING_IN, MOVED_IN, UPDATED, AUDITED = (
+    "prepare", "staged", "moving_out", "moved_out", "rescued", "moving_in", "moved_in",
+    "worktree_updated", "audited")
+_ORDER = [PREPARE, STAGED, MOVING_OUT, MOVED_OUT, RESCUED, MOVING_IN, MOVED_IN, UPDATED,
+          AUDITED]
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    worktree: WorktreeConfig  # the config after the restore
+    target: Descriptor
+    previous_head: str | None
+    rescue: Descriptor | None = None  # where the unsaved work went
+    discarded: int = 0  # unsaved changes thrown away with discard_unsaved
+    unsaved: int = 0  # unsaved changes found (rescued or discarded)
+    unchanged: bool = False  # already there and clean: nothing was moved
+    finished: tuple[str, ...] = ()  # crashed restores rolled forward first
+
+    @property
+    def detached(self) -> bool:
+        return self.worktree.detached
+
+
+@dataclass(frozen=True)
+class Unsaved:
+    """How the worktree differs from what its snapshots saved, plus what the check hashed
+    (so a rescue built from the same files need not read them again)."""
+
+    changes: Changes
+    algo: str
+    known: dict[str, tuple[tuple[int, int, int], str]]  # relpath → ((size, mtime, ino), hash)
+
+    @property
+    def clean(self) -> bool:
+        return self.changes.clean
+
+
+# --------------------------------------------------------------------------- public API
+
+def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = False,
+            progress: Progress | None = None) -> RestoreResult:
+    """Make *worktree* hold snapshot *ref* (``HEAD``: the worktree's latest snapshot).
+
+    Unsaved work first becomes a rescue snapshot unless *discard_unsaved*."""
+    from jvs.resolve import resolve
+
+    worktree = validate_worktree_name(worktree)
+    with repo_lock(repo, "restore"):
+        finished = finish_pending_restore(repo, worktree)
+        wt = load_worktree_config(repo, worktree)
+        if ref.strip() == "HEAD":
+            if wt.latest_snapshot_id is None:
+                raise JvsError("E_NOT_FOUND", f"worktree {worktree!r} has no snapshots yet",
+                               hint="take one with 'jvs snapshot'")
+            target_id = wt.latest_snapshot_id
+        else:
+            target_id = resolve(repo, ref, worktree).snapshot_id
+        result = restore_locked(repo, worktree, target_id, discard_unsaved=discard_unsaved,
+                                progress=progress)
+        if finished:
+            result = replace(result, finished=tuple(finished))
+        return result
+
+
+def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved: bool,
+                   progress: Progress | None = None) -> RestoreResult:
+    """The protocol; the caller holds the repository lock and no restore of *worktree* is
+    pending."""
+    target = read_descriptor(repo, target_id, verify=True)
+    source = checked_target_payload(repo, target)
+    wt = load_worktree_config(repo, worktree)
+    payload = checked_worktree_dir(repo, worktree)
+    units = check_partial_paths(payload, target)
+
+    if progress:
+        progress("checking for unsaved work")
+    unsaved = find_unsaved(repo, wt, payload, units)
+    if unsaved.clean and target_id == wt.head_snapshot_id and not units:
+        append_audit(repo, "restore", target_id, "already there", worktree=worktree)
+        return RestoreResult(wt, target, wt.head_snapshot_id, unchanged=True)
+
+    rescue_id = None if unsaved.clean or discard_unsaved else new_snapshot_id()
+    intent = write_intent(repo, "restore", worktree, phase=PREPARE, worktree=worktree,
+                          target_id=target_id, rescue_id=rescue_id,
+                          previous_head=wt.head_snapshot_id, discard=discard_unsaved,
+                          paths=list(units) if units else None,
+                          unsaved=len(unsaved.changes.items))
+    crashpoint("restore:after_intent")
+
+    if progress:
+        progress("staging the snapshot")
+    stage_target(repo, source, work_dir(repo, worktree) / "target")
+    intent = update_intent(intent, phase=STAGED)
+    crashpoint("restore:after_stage")
+
+    return roll_forward(repo, intent, unsaved=unsaved)
+
+
+def finish_restore(repo: Repo, intent: Intent) -> RestoreResult:
+    """Finish a restore that crashed, moving its worktree to the new content.
+
+    The caller holds the repository lock (``jvs doctor --repair finish_restore`` does, and
+    so does every jvs command that finishes a pending restore before its own work)."""
+    rec = intent.record
+    worktree = validate_worktree_name(str(rec.get("worktree", "")))
+    if _phase_index(rec) < _ORDER.index(MOVING_OUT):
+        # The worktree was never touched: start over, re-checking for unsaved work (it
+        # may have changed since the crash) so the new run decides the rescue afresh.
+        remove_work_dir(repo, worktree)
+        drop_intent(intent)
+        return restore_locked(repo, worktree, str(rec["target_id"]),
+                              discard_unsaved=bool(rec.get("discard")))
+    return roll_forward(repo, intent, unsaved=None)
+
+
+def pending_restore(repo: Repo, worktree: str) -> Intent | None:
+    for intent in list_intents(repo):
+        if intent.path.name == f"restore-{worktree}.json" \
+                and intent.record.get("operation") == "restore":
+            return intent
+    return None
+
+
+def finish_pending_restore(repo: Repo, worktree: str) -> list[str]:
+    """Roll forward a crashed restore of *worktree*, if any (caller holds the lock).
+    Returns the IDs it restored to. Leftover work dirs with no intent are removed."""
+    intent = pending_restore(repo, worktree)
+    if intent is None:
+        remove_work_dir(repo, worktree, only_leftovers=True)
+        return []
+    result = finish_restore(repo, intent)
+    return [result.target.snapshot_id]
+
+
+# ---------------------------------------------------------------------------- the steps
+
+def work_dir(repo: Repo, worktree: str) -> Path:
+    """Where a restore of *worktree* keeps its staged target and side dirs: under
+    ``.jvs/`` (same filesystem as the worktrees, never a payload), one per worktree, so
+    a crashed restore's leftovers are found by name."""
+    return repo.jvs_dir / "restore" / validate_worktree_name(worktree)
+
+
+def remove_work_dir(repo: Repo, worktree: str, *, only_leftovers: bool = False) -> None:
+    path = work_dir(repo, worktree)
+    if not os.path.lexists(path):
+        return
+    if only_leftovers and any(os.path.lexists(path / side) for side in ("rescue",)):
+        # A rescue payload with no intent cannot happen through jvs; keep it for a human.
+        return
+    fsio.ensure_inside(repo.jvs_dir, path)
+    fsio.remove_tree(path)
+
+
+def checked_target_payload(repo: Repo, target: Descriptor) -> Path:
+    source = repo.payload_dir(target.snapshot_id)
+    if not source.is_dir() or source.is_symlink():
+        raise JvsError("E_PAYLOAD_HASH_MISMATCH",
+                       f"payload of snapshot {target.snapshot_id} is missing",
+                       hint=f"run 'jvs verify {target.snapshot_id}' and 'jvs doctor --strict'")
+    fsio.ensure_inside(repo.jvs_dir, source)
+    return source
+
+
+def checked_worktree_dir(repo: Repo, worktree: str) -> Path:
+    """The worktree's payload dir, refused if it is a symlink (restoring through one would
+    rewrite another directory) or on another filesystem than ``.jvs`` (moves would copy)."""
+    path = repo.worktree_dir(worktree)
+    if os.path.islink(path):
+        fsio.ensure_inside(repo.root, path)
+        raise JvsError("E_PATH_ESCAPE", f"worktree directory {path} is a symlink",
+                       hint="replace it with a real directory")
+    path = worktree_payload(repo, worktree)
+    if not path.exists():
+        path.mkdir(parents=True)
+    if os.stat(path).st_dev != os.stat(repo.jvs_dir).st_dev:
+        raise JvsError("E_ENGINE", f"worktree {path} is on another filesystem than "
+                       f"{repo.jvs_dir}", hint="a restore moves entries by rename; keep the "
+                       "repository on one filesystem")
+    return path
+
+
+def check_partial_paths(payload: Path, target: Descriptor) -> tuple[str, ...]:
+    """The paths a partial snapshot overlays (empty: the whole worktree), checked to stay
+    inside the worktree with real directories above them."""
+    units = []
+    for raw in target.partial_paths:
+        p = PurePosixPath(raw)
+        if p.is_absolute() or any(part in ("..", ".", "") for part in p.parts) or not p.parts:
+            raise JvsError("E_PARTIAL_SNAPSHOT",
+                           f"snapshot {target.snapshot_id} has a bad partial path {raw!r}")
+        for depth in range(1, len(p.parts)):
+            parent = payload.joinpath(*p.parts[:depth])
+            if os.path.lexists(parent) and (os.path.islink(parent) or not parent.is_dir()):
+                raise JvsError("E_PARTIAL_SNAPSHOT",
+                               f"cannot overlay {raw!r}: {parent} is not a directory",
+                               hint="move it away, or restore a full snapshot")
+        units.append(str(p))
+    return tuple(units)
+
+
+def saved_entries(repo: Repo, head: Descriptor) -> list[Entry]:
+    """What the worktree held when *head* was taken, as far as snapshots saved it: a
+    partial head is overlaid on its nearest full ancestor."""
+    partials: list[Descriptor] = []
+    desc: Descriptor | None = head
+    while desc is not None and desc.is_partial:
+        partials.append(desc)
+        try:
+            desc = read_descriptor(repo, desc.parent_id, verify=False) if desc.parent_id \
+                else None
+        except JvsError:
+            desc = None
+    merged = {e.relpath: e for e in snapshot_entries(repo, desc)} if desc else {}
+    for part in reversed(partials):
+        merged = {rel: e for rel, e in merged.items() if not _under(rel, part.partial_paths)}
+        merged.update({e.relpath: e for e in snapshot_entries(repo, part)})
+    return list(merged.values())
+
+
+def find_unsaved(repo: Repo, wt: WorktreeConfig, payload: Path,
+                 units: tuple[str, ...] = ()) -> Unsaved:
+    """Compare the worktree (only *units* if given) with what its head saved. A worktree
+    with no head snapshot and any file counts as unsaved. Reads only files whose stat
+    changed since they were last hashed (the stat cache)."""
+    head = read_descriptor(repo, wt.head_snapshot_id, verify=False) \
+        if wt.head_snapshot_id else None
+    algo = head.payload_hash_algo if head else repo.config().payload_hash_algo
+    cache = StatCache.load(repo, wt.name, algo)
+    scanned = scan(payload)
+    if units:
+        scanned.entries = [e for e in scanned.entries if _under(e.relpath, units)]
+    new = entries_of(payload, scanned, algo, HashStats(),
+                     lambda e: cache.lookup(e.relpath, e.st))
+    known = {}
+    stats_of = {e.relpath: e.st for e in scanned.entries}
+    for entry in new:
+        if entry.kind == "file":
+            st = stats_of[entry.relpath]
+            cache.remember(entry.relpath, st, entry.hash)
+            known[entry.relpath] = ((st.st_size, st.st_mtime_ns, st.st_ino), entry.hash)
+    cache.save(keep=None if units else set(known))
+    old = saved_entries(repo, head) if head else []
+    if not units:
+        changes = compare(old, new)
+    else:
+        # An overlay destroys only what is at its paths: a file the user deleted there
+        # leaves nothing to rescue (and an empty partial rescue would mean "everything").
+        old = [e for e in old if _under(e.relpath, units)]
+        changes = Changes([c for c in compare(old, new).items if c.change != "removed"])
+    return Unsaved(changes, algo, known)
+
+
+def stage_target(repo: Repo, source: Path, staged: Path) -> None:
+    """Materialise the target snapshot next to the worktree with the repository's engine,
+    then make it durable, before anything in the worktree moves."""
+    if os.path.lexists(staged.parent):
+        fsio.remove_tree(staged.parent)
+    staged.parent.mkdir(parents=True)
+    engine = choose_engine(repo.root, repo.config().engine).engine
+    try:
+        engine.clone(source, staged)
+    except JvsError:
+        raise
+    except OSError as exc:
+        raise JvsError("E_ENGINE", f"{engine.name} could not stage the snapshot: {exc}",
+                       hint="the worktree was not touched") from exc
+    marker = staged / READY_MARKER  # the Go implementation's publish marker, not payload
+    if os.path.lexists(marker) and not os.path.isdir(marker):
+        os.unlink(marker)
+    from jvs.snapshot import fsync_payload
+
+    fsync_payload(staged)
+
+
+def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None) -> RestoreResult:
+    """Run the restore from its recorded phase to the end. Every step is idempotent, so a
+    crash anywhere in here is finished by running this again."""
+    rec = intent.record
+    worktree = validate_worktree_name(str(rec["worktree"]))
+    target = read_descriptor(repo, str(rec["target_id"]), verify=True)
+    rescue_id = rec.get("rescue_id") or None
+    units = tuple(rec.get("paths") or ())
+    wdir = work_dir(repo, worktree)
+    staged, side = wdir / "target", wdir / ("rescue" if rescue_id else "old")
+    payload = checked_worktree_dir(repo, worktree)
+    phase = _phase_index(rec)
+
+    if phase <= _ORDER.index(MOVING_OUT):
+        if phase < _ORDER.index(MOVING_OUT):
+            intent = update_intent(intent, phase=MOVING_OUT)
+        move_out(payload, side, units)
+        intent = update_intent(intent, phase=MOVED_OUT)
+        crashpoint("restore:after_move_out")
+
+    rescue = None
+    if rescue_id and phase <= _ORDER.index(MOVED_OUT):
+        rescue = publish_rescue(repo, rec, side, unsaved)
+        intent = update_intent(intent, phase=RESCUED)
+        crashpoint("restore:after_rescue")
+    elif rescue_id:
+        rescue = read_descriptor(repo, rescue_id, verify=False)
+
+    if phase <= _ORDER.index(MOVING_IN):
+        if phase < _ORDER.index(MOVING_IN):
+            intent = update_intent(intent, phase=MOVING_IN)
+        move_in(staged, payload, units, wdir / "conflicts")
+        intent = update_intent(intent, phase=MOVED_IN)
+        crashpoint("restore:after_move_in")
+
+    wt = load_worktree_config(repo, worktree)
+    if phase <= _ORDER.index(MOVED_IN):
+        wt = update_worktree(repo, wt, target.snapshot_id)
+        intent = update_intent(intent, phase=UPDATED)
+        crashpoint("restore:after_worktree_update")
+
+    discarded = 0 if rescue_id else int(rec.get("unsaved") or 0)
+    if phase <= _ORDER.index(UPDATED):
+        append_audit(repo, "restore", target.snapshot_id, f"worktree {worktree}",
+                     worktree=worktree, previous_head=rec.get("previous_head"),
+                     rescue=rescue_id, discarded_changes=discarded or None,
+                     partial=list(units) or None,
+                     finished_after_crash=True if unsaved is None else None)
+        intent = update_intent(intent, phase=AUDITED)
+        crashpoint("restore:after_audit")
+
+    clean_up(repo, worktree, intent)
+    return RestoreResult(wt, target, rec.get("previous_head"), rescue=rescue,
+                         discarded=discarded, unsaved=int(rec.get("unsaved") or 0))
+
+
+def move_out(payload: Path, side: Path, units: tuple[str, ...]) -> None:
+    """Move the worktree's current entries (or only the overlaid *units*) into *side*."""
+    side.mkdir(parents=True, exist_ok=True)
+    names = units or tuple(sorted(os.listdir(payload)))
+    moved = 0
+    for rel in names:
+        src = payload / rel
+        if not os.path.lexists(src):
+            continue
+        _make_parents(payload, side, rel)
+        _rename(src, _free_name(side / rel))
+        moved += 1
+        if moved == 1:
+            crashpoint("restore:during_move_out")
+    fsio.fsync_dir(side)
+    fsio.fsync_dir(payload)
+
+
+def move_in(staged: Path, payload: Path, units: tuple[str, ...], conflicts: Path) -> None:
+    """Move the staged entries into the worktree. A name that reappeared in the worktree
+    meanwhile (a user's file created after a crash) is moved aside, never overwritten."""
+    if not staged.exists():
+        return
+    names = units or tuple(sorted(os.listdir(staged)))
+    moved = 0
+    for rel in names:
+        src = staged / rel
+        if not os.path.lexists(src):
+            continue
+        _make_parents(staged, payload, rel)
+        dst = payload / rel
+        if os.path.lexists(dst):
+            conflicts.mkdir(parents=True, exist_ok=True)
+            _make_parents(payload, conflicts, rel)
+            _rename(dst, _free_name(conflicts / rel))
+        _rename(src, dst)
+        moved += 1
+        if moved == 1:
+            crashpoint("restore:during_move_in")
+    fsio.fsync_dir(payload)
+
+
+def publish_rescue(repo: Repo, rec: dict, side: Path, unsaved: Unsaved | None) -> Descriptor:
+    """Publish the moved-out content as a rescue snapshot (kind ``rescue``, parent = the
+    head it diverged from) with the care of a snapshot: manifest, durable payload,
+    descriptor with checksum, payload rename, descriptor rename as the commit point.
+    Idempotent: a rescue already published is returned as it is."""
+    from jvs.snapshot import fsync_payload, publish_payload
+
+    rescue_id = str(rec["rescue_id"])
+    if repo.descriptor_path(rescue_id).exists():
+        return read_descriptor(repo, rescue_id, verify=False)
+    published = repo.payload_dir(rescue_id)
+    source = side if side.exists() else published
+    if not source.exists():
+        raise JvsError("E_IO", f"rescue payload of {rescue_id} is missing")
+    algo = unsaved.algo if unsaved else _head_algo(repo, rec)
+    manifest = hash_rescue(source, algo, unsaved)
+    fsio.write_bytes_atomic(repo.manifest_path(rescue_id), manifest, durable=False)
+    fsync_payload(source)
+    units = tuple(rec.get("paths") or ())
+    target_id = str(rec["target_id"])
+    descriptor = Descriptor(
+        snapshot_id=rescue_id,
+        parent_id=rec.get("previous_head") or None,
+        worktree_name=str(rec["worktree"]),
+        created_at=rfc3339_utc(),
+        note=f"rescue: unsaved work before restore to {short_id(target_id)}",
+        engine="move",
+        payload_hash_algo=algo,
+        payload_root_hash=root_hash(manifest),
+        partial_paths=tuple(u for u in units if os.path.lexists(source / u)),
+        kind="rescue",
+    ).sealed()
+    tmp = write_descriptor_tmp(repo, descriptor)
+    if source == side:
+        publish_payload(repo, side, rescue_id)
+    publish_descriptor(repo, tmp, rescue_id)  # the rescue's commit point
+    append_audit(repo, "rescue", rescue_id, f"unsaved work of worktree {rec['worktree']}",
+                 worktree=rec["worktree"], restore_target=target_id)
+    return descriptor
+
+
+def hash_rescue(root: Path, algo: str, unsaved: Unsaved | None) -> bytes:
+    """The rescue's manifest. A file moved out unchanged since the unsaved-work check
+    (same size, mtime and inode: a rename keeps them) reuses that check's hash."""
+    scanned: ScanResult = scan(root)
+    for rel in scanned.skipped_special:  # FIFOs and sockets are not payload (SPEC §5)
+        os.unlink(root / rel)
+    known = unsaved.known if unsaved else {}
+
+    def lookup(e) -> str | None:
+        row = known.get(e.relpath)
+        if row and row[0] == (e.st.st_size, e.st.st_mtime_ns, e.st.st_ino):
+            return row[1]
+        return None
+
+    return manifest_bytes(entries_of(root, scanned, algo, HashStats(), lookup))
+
+
+def update_worktree(repo: Repo, wt: WorktreeConfig, target_id: str) -> WorktreeConfig:
+    """head = the restored snapshot; latest stays (so an older target means DETACHED),
+    except that a worktree with no snapshot of its own adopts the target as its latest."""
+    new = wt.moved_to(target_id, new_latest=wt.latest_snapshot_id is None)
+    save_worktree_config(repo, new)
+    return new
+
+
+def clean_up(repo: Repo, worktree: str, intent: Intent) -> None:
+    """Drop the discarded content and the empty staging dir, then the intent. A rescue
+    side dir is already published by now (renamed away)."""
+    wdir = work_dir(repo, worktree)
+    conflicts = wdir / "conflicts"
+    if conflicts.exists():
+        # Files a user created in the worktree between a crash and its roll-forward are
+        # kept: moved to a visible place in the worktree rather than deleted.
+        payload = repo.worktree_dir(worktree)
+        keep = _free_name(payload / "jvs-restore-conflicts")
+        shutil.move(str(conflicts), str(keep))
+    if os.path.lexists(wdir):
+        fsio.remove_tree(wdir)
+    drop_intent(intent)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+def _phase_index(rec: dict) -> int:
+    try:
+        return _ORDER.index(rec.get("phase", PREPARE))
+    except ValueError:
+        return 0
+
+
+def _head_algo(repo: Repo, rec: dict) -> str:
+    head = rec.get("previous_head")
+    if head:
+        try:
+            return read_descriptor(repo, head, verify=False).payload_hash_algo
+        except JvsError:
+            pass
+    return repo.config().payload_hash_algo
+
+
+def _under(rel: str, paths: tuple[str, ...]) -> bool:
+    return any(rel == p or rel.startswith(p + "/") for p in paths)
+
+
+def _make_parents(src_root: Path, dst_root: Path, rel: str) -> None:
+    """Create the directories above *rel* in *dst_root*, with the modes they have in
+    *src_root* (for partial overlays; a top-level entry has none)."""
+    parts = PurePosixPath(rel).parts
+    for depth in range(1, len(parts)):
+        sub = Path(*parts[:depth])
+        if os.path.isdir(dst_root / sub):
+            continue
+        mode = 0o755
+        try:
+            mode = stat.S_IMODE(os.lstat(src_root / sub).st_mode)
+        except FileNotFoundError:
+            pass
+        os.mkdir(dst_root / sub, 0o700)
+        os.chmod(dst_root / sub, mode | 0o700)
+
+
+def _free_name(path: Path) -> Path:
+    if not os.path.lexists(path):
+        return path
+    n = 1
+    while os.path.lexists(path.with_name(f"{path.name}.conflict-{n}")):
+        n += 1
+    return path.with_name(f"{path.name}.conflict-{n}")
+
+
+def _rename(src: Path, dst: Path) -> None:
+    """rename(2), also for a read-only directory (moving a directory to another parent
+    needs write permission on it to update its ``..``; snapshots keep modes exactly)."""
+    try:
+        fsio.rename_noreplace(src, dst)
+    except PermissionError:
+        st = os.lstat(src)
+        if not stat.S_ISDIR(st.st_mode):
+            raise
+        os.chmod(src, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
+        fsio.rename_noreplace(src, dst)
+        os.chmod(dst, stat.S_IMODE(st.st_mode))
