@@ -1,23 +1,18 @@
 """Reading the set of published snapshots: every command that lists, filters or resolves
-snapshots goes through here, so an index can make it fast in one place."""
+snapshots goes through here, so the index (``jvs/index.py``) makes it fast in one place."""
 
 from __future__ import annotations
 
-from jvs.descriptor import Descriptor, list_snapshot_ids, parse_descriptor
-from jvs.errors import JvsError
+from jvs.descriptor import Descriptor
+from jvs.index import load_raw, parse_rows
 from jvs.repo import Repo
 
 
 def load_descriptors(repo: Repo) -> list[Descriptor]:
     """Every published descriptor, oldest first. Checksums are not verified here (listing
     must stay fast); commands that act on a snapshot verify it before use. A descriptor
-    that cannot be parsed at all is left out (``doctor`` and ``verify`` report it)."""
-    out = []
-    for sid in list_snapshot_ids(repo):
-        try:
-            desc = parse_descriptor(repo.descriptor_path(sid).read_bytes())
-        except (FileNotFoundError, JvsError):
-            continue
-        if desc.snapshot_id == sid:
-            out.append(desc)
-    return out
+    that cannot be parsed at all is left out (``doctor`` and ``verify`` report it).
+
+    Backed by ``.jvs/index.sqlite``, which is checked against one listing of
+    ``descriptors/`` on every call, so the answer is never staler than the directory."""
+    return parse_rows(load_raw(repo))
