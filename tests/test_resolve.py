@@ -1,0 +1,99 @@
+"""The one reference resolver (SPEC §2): its order, ambiguity and "did you mean"."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_jvs
+from jvs.errors import JvsError
+from jvs.repo import Repo
+from jvs.resolve import latest_with_tag, resolve
+from jvs.snapshot import create_snapshot
+
+
+def snap(repo_root, note="", tags=(), content=None):
+    main = repo_root / "main"
+    (main / "f.txt").write_text(content if content is not None else f"{note}{tags}\n")
+    return create_snapshot(Repo(repo_root), "main", note=note, tags=list(tags)) \
+        .descriptor.snapshot_id
+
+
+@pytest.fixture
+def history_repo(repo):
+    ids = {
+        "base": snap(repo, "Initial setup with dataset", ["baseline"]),
+        "exp1a": snap(repo, "Exp1: ResNet50 architecture", ["exp1", "model"]),
+        "exp1b": snap(repo, "Exp1: ResNet50 with fix", ["exp1", "model"]),
+        "seed": snap(repo, "Experiment with seed 42", ["deterministic"]),
+        "dup1": snap(repo, "nightly run", []),
+        "dup2": snap(repo, "nightly run", []),
+    }
+    return repo, ids
+
+
+def test_order_head_id_tag_prefix_note(history_repo):
+    root, ids = history_repo
+    r = Repo(root)
+    assert resolve(r, "HEAD", "main").snapshot_id == ids["dup2"]
+    assert resolve(r, "HEAD~1", "main").snapshot_id == ids["dup1"]
+    assert resolve(r, "HEAD~5", "main").snapshot_id == ids["base"]
+    assert resolve(r, ids["seed"]).snapshot_id == ids["seed"]
+    # a tag names the newest snapshot carrying it
+    assert resolve(r, "exp1").snapshot_id == ids["exp1b"]
+    assert latest_with_tag(r, "model").snapshot_id == ids["exp1b"]
+    # the short form (8-hex suffix), a prefix of it, and a prefix of the full ID
+    short = ids["seed"].rpartition("-")[2]
+    assert resolve(r, short).snapshot_id == ids["seed"]
+    assert resolve(r, ids["seed"][:-2]).snapshot_id == ids["seed"]
+    # exact note, then a unique note prefix; identical notes: the newest
+    assert resolve(r, "Experiment with seed 42").snapshot_id == ids["seed"]
+    assert resolve(r, "Initial").snapshot_id == ids["base"]
+    assert resolve(r, "nightly run").snapshot_id == ids["dup2"]
+    assert resolve(r, "night").snapshot_id == ids["dup2"]
+
+
+def test_tag_beats_note_prefix(repo):
+    a = snap(repo, "stable-ish note")
+    b = snap(repo, "other", ["stable"])
+    assert resolve(Repo(repo), "stable").snapshot_id == b
+    assert resolve(Repo(repo), "stable-ish").snapshot_id == a
+
+
+def test_ambiguous_lists_candidates(history_repo):
+    root, ids = history_repo
+    with pytest.raises(JvsError) as exc:
+        resolve(Repo(root), "Exp1: ResNet50")
+    assert exc.value.code == "E_AMBIGUOUS"
+    for key in ("exp1a", "exp1b"):
+        assert ids[key].rpartition("-")[2] in exc.value.message
+    # the timestamp digits are shared by every snapshot: an ambiguous ID prefix
+    with pytest.raises(JvsError) as exc:
+        resolve(Repo(root), ids["base"][:5])
+    assert exc.value.code == "E_AMBIGUOUS"
+
+
+def test_not_found_suggests_close_tags_and_notes(history_repo):
+    root, _ = history_repo
+    res = run_jvs("restore", "baselin", cwd=root / "main", check=False)
+    assert res.returncode == 1
+    assert "E_NOT_FOUND" in res.stderr and "baseline" in res.stderr
+    res = run_jvs("restore", "--latest-tag", "stabel", cwd=root / "main", check=False)
+    assert res.returncode == 1 and "E_NOT_FOUND" in res.stderr
+
+
+def test_head_beyond_lineage_and_without_snapshots(repo):
+    with pytest.raises(JvsError) as exc:
+        resolve(Repo(repo), "HEAD", "main")
+    assert exc.value.code == "E_NOT_FOUND"
+    snap(repo, "only")
+    with pytest.raises(JvsError) as exc:
+        resolve(Repo(repo), "HEAD~3", "main")
+    assert exc.value.code == "E_NOT_FOUND"
+    with pytest.raises(JvsError):
+        resolve(Repo(repo), "HEAD")  # no worktree given
+
+
+def test_short_hex_words_are_not_taken_for_ids(repo):
+    """A ref shorter than 4 characters never matches an ID prefix: 'abc' is a note."""
+    sid = snap(repo, "abc notes")
+    assert resolve(Repo(repo), "abc").snapshot_id == sid
