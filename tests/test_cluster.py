@@ -118,6 +118,25 @@ def test_snapshots_started_together_on_two_hosts_serialise(cluster, repo_name):
     assert payload_names(a, repo_name, ordered[-1]["snapshot_id"]) == written
 
 
+def test_edit_on_one_host_snapshot_on_the_other(cluster, repo_name):
+    """A file rewritten on A (same size, so only mtime/ctime/content differ) and
+    snapshotted at once on B, whose kernel and stat cache knew the old version: the
+    snapshot holds A's bytes and its hash matches them."""
+    a, b = cluster["hostA"], cluster["hostB"]
+    target = f"{repo_name}/main/weights.txt"
+    for i in range(2):
+        a.path(target).write_text(f"version {i}a\n")
+        time.sleep(1.2)  # past the racily-clean window and JuiceFS's 1 s attr cache
+        b.jvs("snapshot", f"seen {i}", cwd=b.path(f"{repo_name}/main"))
+        a.path(target).write_text(f"version {i}b\n")
+        sid = b.jvs("snapshot", f"edited {i}", "--json",
+                    cwd=b.path(f"{repo_name}/main")).json["snapshot_id"]
+        payload = b.path(f"{repo_name}/.jvs/snapshots/{sid}/weights.txt")
+        assert payload.read_text() == f"version {i}b\n"
+        if has_command(b, "verify"):
+            b.jvs("verify", sid, cwd=b.path(f"{repo_name}/main"))
+
+
 def test_busy_error_names_the_other_host_and_waiting_writer_proceeds(cluster, repo_name):
     a, b = cluster["hostA"], cluster["hostB"]
     a.path(f"{repo_name}/main/data.txt").write_text("from A\n")
@@ -258,7 +277,7 @@ def test_agent_loop_split_over_two_hosts_loses_nothing(cluster, repo_name):
     """The seeds' agent loop (restore the baseline, work, snapshot) run by four workers,
     two per host, each in its own worktree, all at once."""
     a, b = cluster["hostA"], cluster["hostB"]
-    for words in (("restore",), ("worktree", "fork"), ("verify",), ("doctor",)):
+    for words in (("restore",), ("worktree", "fork")):
         if not has_command(a, *words):
             pytest.skip(f"jvs {' '.join(words)} does not exist yet")
     main = a.path(f"{repo_name}/main")
@@ -300,13 +319,15 @@ def test_agent_loop_split_over_two_hosts_loses_nothing(cluster, repo_name):
                             "/output/result.txt").read_text()
             assert result == f"worker {i} round {r} on {host_name}\n"
     for host in (a, b):
-        host.jvs("verify", "--all", cwd=host.path(f"{repo_name}/main"))
-        host.jvs("doctor", "--strict", cwd=host.path(f"{repo_name}/main"))
+        if has_command(host, "verify"):
+            host.jvs("verify", "--all", cwd=host.path(f"{repo_name}/main"))
+        if has_command(host, "doctor"):
+            host.jvs("doctor", "--strict", cwd=host.path(f"{repo_name}/main"))
 
 
 def test_gc_on_one_host_while_another_browses_and_snapshots(cluster, repo_name, tmp_path):
     a, b = cluster["hostA"], cluster["hostB"]
-    for words in (("gc", "run"), ("mount",), ("worktree", "fork"), ("verify",)):
+    for words in (("gc", "run"), ("mount",), ("worktree", "fork")):
         if not has_command(a, *words):
             pytest.skip(f"jvs {' '.join(words)} does not exist yet")
     main = a.path(f"{repo_name}/main")
@@ -337,4 +358,5 @@ def test_gc_on_one_host_while_another_browses_and_snapshots(cluster, repo_name, 
     finally:
         b.jvs("umount", str(view), check=False)
     for host in (a, b):
-        host.jvs("verify", "--all", cwd=host.path(f"{repo_name}/main"))
+        if has_command(host, "verify"):
+            host.jvs("verify", "--all", cwd=host.path(f"{repo_name}/main"))
