@@ -1,0 +1,186 @@
+"""Worktree operations (SPEC §4): create, fork, list, path, rename, remove, and the
+path-safety rules for names and symlinked worktree dirs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import run_jvs
+
+
+def snap(cwd, note, *tags):
+    args = ["snapshot", note, "--json"]
+    for t in tags:
+        args += ["--tag", t]
+    return run_jvs(*args, cwd=cwd).json["snapshot_id"]
+
+
+@pytest.fixture
+def seeded(repo):
+    main = repo / "main"
+    (main / "src").mkdir()
+    (main / "src" / "handler.go").write_text("package main // v1.0\n")
+    v10 = snap(main, "Initial import", "v1.0")
+    (main / "src" / "handler.go").write_text("package main // feature a\n")
+    fa = snap(main, "Feature A: Add authentication", "feature-a", "wip")
+    return repo, main, v10, fa
+
+
+def test_seed_fork_and_cd(seeded):
+    repo, main, v10, fa = seeded
+    out = run_jvs("worktree", "fork", "feature-b", cwd=main).stdout
+    assert "Created worktree" in out
+    wt = main / ".." / "worktrees" / "feature-b"
+    assert (wt / "src" / "handler.go").read_text() == "package main // feature a\n"
+    (wt / "src" / "handler.go").write_text("package main // caching\n")
+    fb = snap(wt, "Feature B: Add caching", "feature-b", "wip")
+    st = run_jvs("status", "--json", cwd=wt).json
+    assert st["worktree"] == "feature-b" and st["head_snapshot_id"] == fb
+    # main is untouched and can restore feature-a while feature-b lives on
+    assert (main / "src" / "handler.go").read_text() == "package main // feature a\n"
+    run_jvs("restore", "feature-a", cwd=main)
+    listed = run_jvs("worktree", "list", "--json", cwd=main).json
+    assert [w["name"] for w in listed["worktrees"]] == ["main", "feature-b"]
+    assert listed["current"] == "main"
+
+
+def test_fork_after_restore_starts_at_restored_head(seeded):
+    repo, main, v10, fa = seeded
+    run_jvs("restore", "v1.0", cwd=main)
+    run_jvs("worktree", "fork", "bugfix-1234", cwd=main)
+    wt = repo / "worktrees" / "bugfix-1234"
+    assert (wt / "src" / "handler.go").read_text() == "package main // v1.0\n"
+    cfg = run_jvs("status", "--json", cwd=wt).json
+    assert cfg["head_snapshot_id"] == cfg["latest_snapshot_id"] == v10
+    assert not cfg["detached"]
+    out = run_jvs("history", cwd=wt).stdout
+    assert "HEAD" in out
+    (wt / "src" / "handler.go").write_text("package main // fixed\n")
+    fix = run_jvs("snapshot", "Fix: Handle null pointer", "--tag", "bugfix", "--json",
+                  cwd=wt).json
+    assert fix["parent_id"] == v10 and fix["worktree_name"] == "bugfix-1234"
+
+
+def test_fork_with_ref_top_level_alias_and_create_from(seeded):
+    repo, main, v10, fa = seeded
+    out = run_jvs("fork", "v1.0", "hotfix", cwd=main).stdout
+    assert "Created worktree" in out
+    assert (repo / "worktrees" / "hotfix" / "src" / "handler.go").read_text() \
+        == "package main // v1.0\n"
+    run_jvs("worktree", "create", "staging", "--from", "feature-a", cwd=main)
+    assert (repo / "worktrees" / "staging" / "src" / "handler.go").read_text() \
+        == "package main // feature a\n"
+    run_jvs("worktree", "create", "scratch", cwd=main)
+    assert os.listdir(repo / "worktrees" / "scratch") == []
+    path = run_jvs("worktree", "path", "staging", cwd=main).stdout.strip()
+    assert path == str(repo / "worktrees" / "staging")
+    assert run_jvs("worktree", "path", cwd=repo / "worktrees" / "staging").stdout.strip() == path
+    dup = run_jvs("worktree", "create", "staging", cwd=main, check=False)
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+
+
+@pytest.mark.parametrize("bad", ["../evil", "a/b", "..", "", "tab\there", "new\nline", "x..y"])
+def test_bad_names_are_refused(seeded, bad):
+    repo, main, v10, fa = seeded
+    before = sorted(os.listdir(repo))
+    for args in (["worktree", "create", bad], ["worktree", "fork", bad],
+                 ["worktree", "rename", "main", bad], ["worktree", "remove", bad]):
+        res = run_jvs(*args, cwd=main, check=False)
+        assert res.returncode != 0
+        assert "E_NAME_INVALID" in res.stderr or "Error" in res.stderr, (args, res.stderr)
+    assert sorted(os.listdir(repo)) == before
+    assert not (repo.parent / "evil").exists()
+
+
+def test_main_cannot_be_renamed_or_removed(seeded):
+    repo, main, v10, fa = seeded
+    for args in (["worktree", "rename", "main", "other"], ["worktree", "remove", "main"]):
+        res = run_jvs(*args, cwd=main, check=False)
+        assert res.returncode == 1 and "E_NAME_INVALID" in res.stderr
+    run_jvs("worktree", "fork", "side", cwd=main)
+    res = run_jvs("worktree", "rename", "side", "main", cwd=main, check=False)
+    assert res.returncode == 1
+
+
+def test_rename_keeps_payload_and_shell(seeded):
+    repo, main, v10, fa = seeded
+    run_jvs("worktree", "fork", "old-name", cwd=main)
+    wt = repo / "worktrees" / "old-name"
+    ino = os.stat(wt).st_ino
+    out = run_jvs("worktree", "rename", "old-name", "new-name", cwd=main).stdout
+    assert "Renamed worktree" in out
+    moved = repo / "worktrees" / "new-name"
+    assert not wt.exists() and os.stat(moved).st_ino == ino
+    st = run_jvs("status", "--json", cwd=moved).json
+    assert st["worktree"] == "new-name" and st["clean"] and st["head_snapshot_id"] == fa
+
+
+def test_remove_refuses_unsaved_work_without_force(seeded):
+    repo, main, v10, fa = seeded
+    run_jvs("worktree", "fork", "investigation", cwd=main)
+    wt = repo / "worktrees" / "investigation"
+    (wt / "debug.log").write_text("unsaved\n")
+    res = run_jvs("worktree", "remove", "investigation", cwd=main, check=False)
+    assert res.returncode == 1 and "E_UNSAVED" in res.stderr
+    assert (wt / "debug.log").exists()
+    out = run_jvs("worktree", "remove", "investigation", "--force", cwd=main).stdout
+    assert "Removed worktree" in out and not wt.exists()
+    assert "investigation" not in run_jvs("worktree", "list", cwd=main).stdout
+    # its snapshots stay
+    assert fa in [s["snapshot_id"] for s in
+                  run_jvs("history", "--all", "--json", cwd=main).json["snapshots"]]
+
+
+def test_symlink_escape_is_refused_and_outside_untouched(seeded, tmp_path):
+    repo, main, v10, fa = seeded
+    run_jvs("worktree", "fork", "victim", cwd=main)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me\n")
+    wt = repo / "worktrees" / "victim"
+    os.rename(wt, tmp_path / "victim-payload")
+    os.symlink(outside, wt)
+    for args, cwd in ((["worktree", "remove", "victim", "--force"], main),
+                      (["worktree", "rename", "victim", "other"], main),
+                      (["worktree", "path", "victim"], main),
+                      (["-C", str(wt), "restore", "v1.0"], main)):
+        res = run_jvs(*args, cwd=cwd, check=False)
+        assert res.returncode == 1 and "E_PATH_ESCAPE" in res.stderr, (args, res.stderr)
+    assert os.listdir(outside) == ["precious.txt"]
+    assert (outside / "precious.txt").read_text() == "keep me\n"
+
+
+def test_restore_through_symlinked_worktree_is_refused(seeded, tmp_path):
+    repo, main, v10, fa = seeded
+    run_jvs("worktree", "fork", "victim", cwd=main)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me\n")
+    wt = repo / "worktrees" / "victim"
+    os.rename(wt, tmp_path / "victim-payload")
+    os.symlink(outside, wt)
+    from jvs.errors import JvsError
+    from jvs.repo import Repo
+    from jvs.restore import restore
+
+    with pytest.raises(JvsError) as exc:
+        restore(Repo(repo), "victim", "v1.0")
+    assert exc.value.code == "E_PATH_ESCAPE"
+    assert os.listdir(outside) == ["precious.txt"]
+
+
+def test_every_worktree_operation_is_audited(seeded):
+    repo, main, v10, fa = seeded
+    run_jvs("worktree", "fork", "a", cwd=main)
+    run_jvs("worktree", "create", "b", cwd=main)
+    run_jvs("worktree", "rename", "b", "c", cwd=main)
+    run_jvs("worktree", "remove", "c", cwd=main)
+    run_jvs("restore", "v1.0", cwd=main)
+    import json
+
+    ops = [json.loads(line)["operation"]
+           for line in (repo / ".jvs" / "audit" / "audit.jsonl").read_text().splitlines()]
+    for op in ("fork", "worktree_create", "worktree_rename", "worktree_remove", "restore"):
+        assert op in ops
