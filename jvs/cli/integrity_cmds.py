@@ -1,3 +1,325 @@
-"""CLI commands (placeholder: filled in by the integrity work)."""
+"""verify, doctor, gc (plan, run, pin, unpin, pins)."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import sys
+
+import click
+
+from jvs.cli.common import locate, short, ui_of
+from jvs.cli.output import json_option
+
+
+def _fail(ctx: click.Context, error) -> None:
+    """Exit 1 after the report was printed: the error line on stderr (the JSON document
+    already carries it, so stdout stays one JSON value)."""
+    ui = ui_of(ctx)
+    click.echo(f"jvs: {error.code}: {error.message}", err=True)
+    if error.hint and not ui.json:
+        click.echo(f"hint: {error.hint}", err=True)
+    sys.exit(1)  # not ctx.exit: click returns its code to main() without exiting
+
+
+def _verify_lines(result) -> list[str]:
+    if not result.tamper_detected:
+        return [f"{result.snapshot_id}  OK"]
+    lines = [f"{result.snapshot_id}  TAMPERED  ({result.severity})"]
+    lines += [f"  {p}" for p in result.problems]
+    for c in result.changes[:50]:
+        lines.append(f"  {c.change:<8} {c.relpath}")
+    if len(result.changes) > 50:
+        lines.append(f"  ... and {len(result.changes) - 50} more")
+    return lines
+
+
+@click.command()
+@click.argument("ref", required=False)
+@click.option("--all", "all_snapshots", is_flag=True,
+              help="Every snapshot, and the audit log's hash chain.")
+@json_option
+@click.pass_context
+def verify(ctx, ref, all_snapshots):
+    """Check snapshots: descriptor checksum and payload hash, naming changed files.
+
+    Without REF, the current worktree's head. Exits 1 if anything was tampered with.
+
+    \b
+    Examples:
+      jvs verify --all
+      jvs verify baseline
+      jvs verify HEAD~1 --json
+    """
+    from jvs.integrity import HashStats
+    from jvs.verify import verify_all, verify_ref
+
+    ui = ui_of(ctx)
+    loc = locate(ctx)
+    stats = HashStats()
+    if all_snapshots:
+        if ref:
+            raise click.UsageError("give a REF or --all, not both")
+        report = verify_all(loc.repo, stats=stats, progress=ui.report)
+    else:
+        report = verify_ref(loc.repo, ref, loc.worktree, stats)
+    error = report.error()
+    data = {
+        "ok": report.ok,
+        "snapshots": [r.to_json() for r in report.results],
+        "bytes_hashed": stats.bytes_hashed,
+    }
+    if report.audit_checked:
+        data["audit_chain_valid"] = not report.audit_problems
+        data["audit_problems"] = report.audit_problems
+    if error is not None:
+        data["error"] = {"code": error.code, "message": error.message}
+    lines = [line for r in report.results for line in _verify_lines(r)]
+    if report.audit_checked:
+        if report.audit_problems:
+            lines.append("audit log  BROKEN")
+            lines += [f"  {p}" for p in report.audit_problems]
+        else:
+            lines.append("audit log  OK")
+    if not report.results:
+        lines.insert(0, "No snapshots to verify.")
+    ui.emit(data, "\n".join(lines))
+    if error is not None:
+        _fail(ctx, error)
+
+
+@click.command()
+@click.option("--strict", is_flag=True,
+              help="Also check lineage, every payload hash and the audit chain.")
+@click.option("--repair-runtime", is_flag=True,
+              help="Repair runtime state: clean_tmp, clean_intents, advance_head, "
+              "rebuild_index, finish_restore.")
+@click.option("--repair", "repairs", multiple=True, metavar="ACTION",
+              type=click.Choice(["clean_tmp", "clean_intents", "advance_head",
+                                 "rebuild_index", "audit_repair", "finish_restore"]),
+              help="Run one repair (repeatable).")
+@json_option
+@click.pass_context
+def doctor(ctx, strict, repair_runtime, repairs):
+    """Diagnose the repository; repair what crashes and copies leave behind.
+
+    Prints 'Repository is healthy.' when nothing is found; exits 1 on any error or
+    warning finding. Repairs take the repository lock and touch only files under .jvs/.
+
+    \b
+    Examples:
+      jvs doctor --strict
+      jvs doctor --strict --repair-runtime
+      jvs doctor --repair audit_repair
+    """
+    from jvs.doctor import RUNTIME_REPAIRS, diagnose, repair
+
+    ui = ui_of(ctx)
+    loc = locate(ctx)
+    actions = list(dict.fromkeys([*(RUNTIME_REPAIRS if repair_runtime else ()), *repairs]))
+    if actions:
+        report = repair(loc.repo, actions, strict=strict, progress=ui.report)
+    else:
+        report = diagnose(loc.repo, strict=strict, progress=ui.report)
+    for warning in report.warnings:
+        ui.warn(warning)
+    lines = []
+    for item in report.repaired:
+        lines.append(f"Repaired ({item['action']}): " + "; ".join(item["items"][:10])
+                     + (f"; ... {len(item['items']) - 10} more" if len(item["items"]) > 10
+                        else ""))
+    for op in report.in_flight:
+        lines.append(f"In flight: {op}")
+    for f in report.findings:
+        fix = f" [repair: {f.repair}]" if f.repair else ""
+        lines.append(f"{f.severity.upper()} {f.error_class} {f.check}: {f.message}{fix}")
+    if report.healthy:
+        lines.append("Repository is healthy.")
+    ui.emit(report.to_json(), "\n".join(lines))
+    serious = [f for f in report.findings if f.severity in ("error", "warning")]
+    if serious:
+        from jvs.errors import JvsError
+
+        _fail(ctx, JvsError(serious[0].error_class if serious[0].error_class != "E_BUSY"
+                            else "E_PARTIAL_SNAPSHOT",
+                            f"{len(serious)} problem(s) found",
+                            hint="'jvs doctor --repair-runtime' fixes runtime leftovers; "
+                            "see docs/operations.md for the rest"))
+
+
+@click.group()
+def gc():
+    """Collect snapshots no policy keeps: plan first, then run the plan.
+
+    \b
+    Examples:
+      jvs gc plan --keep-daily 7 --keep-tagged
+      jvs gc run --plan-id 3f9c0a7b12d4e856
+      jvs gc pin baseline --reason "paper results" --expires 90d
+    """
+
+
+def _now_option(f):
+    return click.option("--now", "now", hidden=True, default=None,
+                        help="Pretend it is this time (tests); also JVS_GC_NOW.")(f)
+
+
+@gc.command("plan")
+@click.option("--keep-last", type=int, default=None, metavar="N",
+              help="Keep the N newest snapshots of each worktree.")
+@click.option("--keep-daily", type=int, default=None, metavar="N",
+              help="Keep the newest snapshot of each of the last N days with snapshots.")
+@click.option("--keep-weekly", type=int, default=None, metavar="N",
+              help="Keep the newest snapshot of each of the last N weeks with snapshots.")
+@click.option("--keep-days", type=int, default=None, metavar="N",
+              help="Keep every snapshot younger than N days.")
+@click.option("--keep-tagged/--no-keep-tagged", default=None,
+              help="Keep tagged snapshots (default: yes).")
+@_now_option
+@json_option
+@click.pass_context
+def gc_plan(ctx, keep_last, keep_daily, keep_weekly, keep_days, keep_tagged, now):
+    """Show what gc would delete, and a Plan ID to run it with.
+
+    Retention given here replaces the configured one (config.json key "gc"). Heads,
+    latests and their ancestors, pins, tags, snapshots younger than 24 h and anything
+    in flight are never candidates.
+
+    \b
+    Example:
+      jvs gc plan --keep-daily 7 --keep-tagged
+    """
+    from jvs.gc import gc_now, make_plan, policy_from
+
+    ui = ui_of(ctx)
+    repo = locate(ctx).repo
+    policy = policy_from(repo.config().gc, keep_last=keep_last, keep_daily=keep_daily,
+                         keep_weekly=keep_weekly, keep_days=keep_days, keep_tagged=keep_tagged)
+    plan = make_plan(repo, policy, gc_now(now))
+    lines = ["GC Plan",
+             f"  policy: keep-last {policy.keep_last}, keep-daily {policy.keep_daily}, "
+             f"keep-weekly {policy.keep_weekly}, keep-days {policy.keep_days}, "
+             f"keep-tagged {'yes' if policy.keep_tagged else 'no'}, "
+             f"rescues expire after {policy.rescue_days:g} days",
+             "  kept: " + (", ".join(f"{n} {r}" for r, n in sorted(plan.kept_reasons.items()))
+                            or "none"),
+             f"  to delete: {len(plan.candidates)} snapshot(s), about "
+             f"{_size(plan.deletable_bytes_estimate)} (apparent size; clones may share bytes)"]
+    for sid in plan.candidates[:20]:
+        lines.append(f"    {short(sid)}  {sid}")
+    if len(plan.candidates) > 20:
+        lines.append(f"    ... and {len(plan.candidates) - 20} more")
+    lines.append(f"Plan ID: {plan.plan_id}")
+    lines.append(f"Run it with: jvs gc run --plan-id {plan.plan_id}")
+    ui.emit(plan.to_json(), "\n".join(lines))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@gc.command("run")
+@click.option("--plan-id", required=True, metavar="ID",
+              help="The Plan ID printed by 'jvs gc plan' (surrounding blanks are ignored).")
+@_now_option
+@json_option
+@click.pass_context
+def gc_run(ctx, plan_id, now):
+    """Delete the candidates of a plan, if the repository still agrees with it.
+
+    \b
+    Example:
+      PLAN_ID=$(jvs gc plan --keep-daily 7 --keep-tagged | grep "Plan ID:" | cut -d: -f2)
+      jvs gc run --plan-id "$PLAN_ID"
+    """
+    from jvs.gc import gc_now, run_plan
+
+    ui = ui_of(ctx)
+    repo = locate(ctx).repo
+    result = run_plan(repo, plan_id, gc_now(now))
+    lines = []
+    if result.finished_from_earlier:
+        lines.append(f"Finished an interrupted run: {len(result.finished_from_earlier)} "
+                     "snapshot(s) deleted")
+    lines.append(f"GC run {result.plan_id}: deleted {len(result.collected)} snapshot(s), "
+                 f"about {_size(result.bytes_estimate)} (apparent size)")
+    ui.emit({"plan_id": result.plan_id, "deleted": list(result.collected),
+             "finished_from_earlier": list(result.finished_from_earlier),
+             "deleted_bytes_estimate": result.bytes_estimate}, "\n".join(lines))
+
+
+def _resolve_id(ctx, ref: str) -> str:
+    from jvs.verify import resolve_for_verify
+
+    loc = locate(ctx)
+    return resolve_for_verify(loc.repo, ref, loc.worktree)
+
+
+@gc.command("pin")
+@click.argument("ref")
+@click.option("--reason", default="", help="Why it must be kept.")
+@click.option("--expires", default=None, metavar="WHEN",
+              help="When the pin lapses: 30d, 12h, 2w, 2026-12-31 or an RFC 3339 time.")
+@json_option
+@click.pass_context
+def gc_pin(ctx, ref, reason, expires):
+    """Protect a snapshot from gc.
+
+    \b
+    Example:
+      jvs gc pin baseline --reason "paper results" --expires 90d
+    """
+    from jvs.gc import pin
+
+    sid = _resolve_id(ctx, ref)
+    record = pin(locate(ctx).repo, sid, reason, expires)
+    until = f" until {record.expires_at}" if record.expires_at else ""
+    ui_of(ctx).emit(record.to_json(), f"Pinned {sid}{until}")
+
+
+@gc.command("unpin")
+@click.argument("ref")
+@json_option
+@click.pass_context
+def gc_unpin(ctx, ref):
+    """Remove a pin.
+
+    \b
+    Example:
+      jvs gc unpin baseline
+    """
+    from jvs.gc import unpin
+    from jvs.ids import is_snapshot_id
+
+    repo = locate(ctx).repo
+    sid = ref.strip() if is_snapshot_id(ref.strip()) else _resolve_id(ctx, ref)
+    unpin(repo, sid)
+    ui_of(ctx).emit({"snapshot_id": sid, "unpinned": True}, f"Unpinned {sid}")
+
+
+@gc.command("pins")
+@json_option
+@click.pass_context
+def gc_pins(ctx):
+    """List pins (expired ones no longer protect anything).
+
+    \b
+    Example:
+      jvs gc pins --json
+    """
+    from jvs.gc import gc_now, list_pins
+
+    now = gc_now()
+    pins = list_pins(locate(ctx).repo)
+    lines = []
+    for p in pins:
+        state = "expired" if p.expired(now) else "active"
+        until = f" until {p.expires_at}" if p.expires_at else ""
+        lines.append(f"{p.snapshot_id}  {state}{until}  {p.reason}")
+    ui_of(ctx).emit({"pins": [{**p.to_json(), "expired": p.expired(now)} for p in pins]},
+                    "\n".join(lines) or "No pins.")
+
+
+COMMANDS = [verify, doctor, gc]
