@@ -180,6 +180,13 @@ def _leftover_files(repo: Repo) -> list[Path]:
     return out
 
 
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - os.lstat(path).st_mtime > seconds
+    except FileNotFoundError:
+        return False
+
+
 def check_leftovers(repo: Repo, state: State) -> list[Finding]:
     """Staging dirs, temp descriptors, payloads and manifests nobody published."""
     out = []
@@ -238,6 +245,15 @@ def check_leftovers(repo: Repo, state: State) -> list[Finding]:
         pending = {str(i.record.get("worktree")) for i in state.intents
                    if i.record.get("operation") == "restore"}
         for name in sorted(os.listdir(restore_dir)):
+            if name == "@trash":
+                # Emptied in the background after each restore; only old items are left over.
+                trash = restore_dir / name
+                old = [n for n in os.listdir(trash) if _older_than(trash / n, _PART_MIN_AGE_S)]
+                if old:
+                    out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
+                                       f"restore trash holds {len(old)} item(s) not yet "
+                                       "deleted", str(trash), "clean_tmp", "trash"))
+                continue
             if name not in pending:
                 out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
                                    f"leftover restore work directory of worktree {name!r}",
@@ -507,6 +523,11 @@ def _repair_clean_tmp(repo: Repo, targets: list[Finding], warnings: list[str]) -
             done.append(f"created {f.path}")
         elif f.check == "gc_unfinished":
             continue  # below, all at once
+        elif f.subject == "trash":
+            from jvs.restore import empty_trash
+
+            empty_trash(repo)
+            done.append(f"emptied {f.path}")
         elif f.subject and f.subject.startswith("restore:"):
             from jvs.restore import remove_work_dir
 
