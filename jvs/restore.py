@@ -21,6 +21,7 @@ Why this shape:
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import stat
 from collections.abc import Callable
@@ -73,8 +74,9 @@ class RestoreResult:
     target: Descriptor
     previous_head: str | None
     rescue: Descriptor | None = None  # where the unsaved work went
-    discarded: int = 0  # unsaved changes thrown away with discard_unsaved
-    unsaved: int = 0  # unsaved changes found (rescued or discarded)
+    trash: Path | None = None  # the replaced content, to delete (see empty_trash)
+    discarded: bool = False  # discard_unsaved: whatever was unsaved is gone (not counted)
+    unsaved: int = 0  # unsaved changes found and rescued
     unchanged: bool = False  # already there and clean: nothing was moved
     finished: tuple[str, ...] = ()  # crashed restores rolled forward first
 
@@ -100,10 +102,13 @@ class Unsaved:
 # --------------------------------------------------------------------------- public API
 
 def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = False,
-            progress: Progress | None = None) -> RestoreResult:
+            progress: Progress | None = None, defer_cleanup: bool = False) -> RestoreResult:
     """Make *worktree* hold snapshot *ref* (``HEAD``: the worktree's latest snapshot).
 
-    Unsaved work first becomes a rescue snapshot unless *discard_unsaved*."""
+    Unsaved work first becomes a rescue snapshot unless *discard_unsaved*. The replaced
+    content is deleted before returning, or with *defer_cleanup* left in the trash for
+    the caller (the CLI deletes it in the background once the user has the answer:
+    unlinking thousands of files would otherwise double the time of a restore)."""
     from jvs.resolve import resolve
 
     worktree = validate_worktree_name(worktree)
@@ -121,7 +126,9 @@ def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = Fals
                                 progress=progress)
         if finished:
             result = replace(result, finished=tuple(finished))
-        return result
+    if not defer_cleanup:
+        empty_trash(repo)
+    return result
 
 
 def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved: bool,
@@ -134,19 +141,22 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     payload = checked_worktree_dir(repo, worktree)
     units = check_partial_paths(payload, target)
 
-    if progress:
-        progress("checking for unsaved work")
-    unsaved = find_unsaved(repo, wt, payload, units)
-    if unsaved.clean and target_id == wt.head_snapshot_id and not units:
-        append_audit(repo, "restore", target_id, "already there", worktree=worktree)
-        return RestoreResult(wt, target, wt.head_snapshot_id, unchanged=True)
+    if discard_unsaved:
+        unsaved = None  # nothing to keep: no need to read a single file
+    else:
+        if progress:
+            progress("checking for unsaved work")
+        unsaved = find_unsaved(repo, wt, payload, units)
+        if unsaved.clean and target_id == wt.head_snapshot_id and not units:
+            append_audit(repo, "restore", target_id, "already there", worktree=worktree)
+            return RestoreResult(wt, target, wt.head_snapshot_id, unchanged=True)
 
-    rescue_id = None if unsaved.clean or discard_unsaved else new_snapshot_id()
+    rescue_id = None if unsaved is None or unsaved.clean else new_snapshot_id()
     intent = write_intent(repo, "restore", worktree, phase=PREPARE, worktree=worktree,
                           target_id=target_id, rescue_id=rescue_id,
                           previous_head=wt.head_snapshot_id, discard=discard_unsaved,
                           paths=list(units) if units else None,
-                          unsaved=len(unsaved.changes.items))
+                          unsaved=len(unsaved.changes.items) if unsaved else 0)
     crashpoint("restore:after_intent")
 
     if progress:
@@ -155,7 +165,7 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     intent = update_intent(intent, phase=STAGED)
     crashpoint("restore:after_stage")
 
-    return roll_forward(repo, intent, unsaved=unsaved)
+    return roll_forward(repo, intent, unsaved=unsaved, fresh=True)
 
 
 def finish_restore(repo: Repo, intent: Intent) -> RestoreResult:
@@ -172,7 +182,7 @@ def finish_restore(repo: Repo, intent: Intent) -> RestoreResult:
         drop_intent(intent)
         return restore_locked(repo, worktree, str(rec["target_id"]),
                               discard_unsaved=bool(rec.get("discard")))
-    return roll_forward(repo, intent, unsaved=None)
+    return roll_forward(repo, intent, unsaved=None, fresh=False)
 
 
 def pending_restore(repo: Repo, worktree: str) -> Intent | None:
@@ -335,7 +345,8 @@ def stage_target(repo: Repo, source: Path, staged: Path) -> None:
     fsync_payload(staged)
 
 
-def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None) -> RestoreResult:
+def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
+                 fresh: bool) -> RestoreResult:
     """Run the restore from its recorded phase to the end. Every step is idempotent, so a
     crash anywhere in here is finished by running this again."""
     rec = intent.record
@@ -369,6 +380,7 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None) -> Rest
         move_in(staged, payload, units, wdir / "conflicts")
         intent = update_intent(intent, phase=MOVED_IN)
         crashpoint("restore:after_move_in")
+        remember_restored(repo, worktree, payload, target, units)
 
     wt = load_worktree_config(repo, worktree)
     if phase <= _ORDER.index(MOVED_IN):
@@ -376,19 +388,20 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None) -> Rest
         intent = update_intent(intent, phase=UPDATED)
         crashpoint("restore:after_worktree_update")
 
-    discarded = 0 if rescue_id else int(rec.get("unsaved") or 0)
+    discarded = bool(rec.get("discard"))
     if phase <= _ORDER.index(UPDATED):
         append_audit(repo, "restore", target.snapshot_id, f"worktree {worktree}",
                      worktree=worktree, previous_head=rec.get("previous_head"),
-                     rescue=rescue_id, discarded_changes=discarded or None,
+                     rescue=rescue_id, discard_unsaved=discarded or None,
                      partial=list(units) or None,
-                     finished_after_crash=True if unsaved is None else None)
+                     finished_after_crash=None if fresh else True)
         intent = update_intent(intent, phase=AUDITED)
         crashpoint("restore:after_audit")
 
-    clean_up(repo, worktree, intent)
+    trash = clean_up(repo, worktree, intent)
     return RestoreResult(wt, target, rec.get("previous_head"), rescue=rescue,
-                         discarded=discarded, unsaved=int(rec.get("unsaved") or 0))
+                         discarded=discarded, unsaved=int(rec.get("unsaved") or 0),
+                         trash=trash)
 
 
 def move_out(payload: Path, side: Path, units: tuple[str, ...]) -> None:
@@ -491,6 +504,28 @@ def hash_rescue(root: Path, algo: str, unsaved: Unsaved | None) -> bytes:
     return manifest_bytes(entries_of(root, scanned, algo, HashStats(), lookup))
 
 
+def remember_restored(repo: Repo, worktree: str, payload: Path, target: Descriptor,
+                      units: tuple[str, ...]) -> None:
+    """Seed the stat cache with the restored files' hashes from the target's manifest, so
+    the next status, snapshot or restore does not read them all again. The stat cache's
+    racily-clean rule still drops entries written too recently to trust."""
+    try:
+        manifest = {e.relpath: e for e in snapshot_entries(repo, target) if e.kind == "file"}
+    except JvsError:
+        return
+    cache = StatCache.load(repo, worktree, target.payload_hash_algo)
+    scanned = scan(payload)
+    seen = set()
+    for e in scanned.entries:
+        if e.kind != "file" or (units and not _under(e.relpath, units)):
+            continue
+        entry = manifest.get(e.relpath)
+        if entry is not None and entry.size == e.st.st_size:
+            cache.remember(e.relpath, e.st, entry.hash)
+            seen.add(e.relpath)
+    cache.save(keep=None if units else seen)
+
+
 def update_worktree(repo: Repo, wt: WorktreeConfig, target_id: str) -> WorktreeConfig:
     """head = the restored snapshot; latest stays (so an older target means DETACHED),
     except that a worktree with no snapshot of its own adopts the target as its latest."""
@@ -499,9 +534,9 @@ def update_worktree(repo: Repo, wt: WorktreeConfig, target_id: str) -> WorktreeC
     return new
 
 
-def clean_up(repo: Repo, worktree: str, intent: Intent) -> None:
-    """Drop the discarded content and the empty staging dir, then the intent. A rescue
-    side dir is already published by now (renamed away)."""
+def clean_up(repo: Repo, worktree: str, intent: Intent) -> Path | None:
+    """Move the replaced content (and the empty staging dir) to the trash by one rename,
+    then drop the intent. A rescue side dir is already published by now (renamed away)."""
     wdir = work_dir(repo, worktree)
     conflicts = wdir / "conflicts"
     if conflicts.exists():
@@ -510,9 +545,54 @@ def clean_up(repo: Repo, worktree: str, intent: Intent) -> None:
         payload = repo.worktree_dir(worktree)
         keep = _free_name(payload / "jvs-restore-conflicts")
         shutil.move(str(conflicts), str(keep))
+    trash = None
     if os.path.lexists(wdir):
-        fsio.remove_tree(wdir)
+        trash_dir(repo).mkdir(parents=True, exist_ok=True)
+        trash = trash_dir(repo) / f"{worktree}-{secrets.token_hex(4)}"
+        os.rename(wdir, trash)
     drop_intent(intent)
+    return trash
+
+
+def trash_dir(repo: Repo) -> Path:
+    """Replaced content waiting to be deleted. '@' cannot occur in a worktree name, so
+    this never collides with a restore work dir."""
+    return repo.jvs_dir / "restore" / "@trash"
+
+
+def empty_trash(repo: Repo) -> None:
+    """Delete everything in the trash (safe to run at any time, by several processes)."""
+    try:
+        items = sorted(os.listdir(trash_dir(repo)))
+    except FileNotFoundError:
+        return
+    for name in items:
+        fsio.remove_tree(trash_dir(repo) / name)
+
+
+def empty_trash_in_background(repo: Repo) -> None:
+    """Fork a detached child that empties the trash, so the command returns at once. The
+    child lets go of stdin/stdout/stderr, so a caller reading our output is not held."""
+    try:
+        if not any(os.scandir(trash_dir(repo))):
+            return
+    except FileNotFoundError:
+        return
+    try:
+        pid = os.fork()
+    except OSError:
+        empty_trash(repo)
+        return
+    if pid != 0:
+        return
+    try:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        empty_trash(repo)
+    finally:
+        os._exit(0)
 
 
 # ------------------------------------------------------------------------------ helpers

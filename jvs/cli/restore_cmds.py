@@ -76,6 +76,7 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
       jvs restore -i exp
       jvs restore baseline --discard-unsaved
     """
+    from jvs.restore import empty_trash_in_background
     from jvs.restore import restore as do_restore
 
     ui = ui_of(ctx)
@@ -93,7 +94,7 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
     elif not ref:
         raise click.UsageError("give a snapshot: REF, HEAD, --latest-tag TAG or -i")
     result = do_restore(repo, worktree, ref, discard_unsaved=discard_unsaved,
-                        progress=ui.report)
+                        progress=ui.report, defer_cleanup=True)
     wt = result.worktree
     for sid in result.finished:
         ui.warn(f"finished an interrupted restore (to {short(sid)}) first")
@@ -103,7 +104,7 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
         lines.append(f"Saved {result.unsaved} unsaved change(s) as rescue snapshot {rid}")
         lines.append(f"  get them back with: jvs restore {rid}")
     if result.discarded:
-        ui.warn(f"discarded {result.discarded} unsaved change(s) (--discard-unsaved)")
+        ui.warn("--discard-unsaved: unsaved changes, if there were any, were discarded")
     lines.append(f"Restored to snapshot {result.target.snapshot_id}")
     if result.target.is_partial:
         lines.append(f"  partial: only {', '.join(result.target.partial_paths)} replaced")
@@ -118,12 +119,13 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
         "detached": wt.detached,
         "rescue_id": result.rescue.snapshot_id if result.rescue else None,
         "unsaved_changes": result.unsaved,
-        "discarded_changes": result.discarded,
+        "discarded_unsaved": result.discarded,
         "partial_paths": list(result.target.partial_paths),
         "unchanged": result.unchanged,
         "finished_interrupted": list(result.finished),
     }
     ui.emit(data, "\n".join(lines))
+    empty_trash_in_background(repo)
 
 
 def _created(ctx, info, how: str) -> None:
