@@ -335,10 +335,13 @@ def snapshot_after_latest(state: State, wt) -> str | None:
 
 
 def check_lineage(repo: Repo, state: State) -> list[Finding]:
+    from jvs.gc import collected_ids
+
     out = []
     descs = state.descriptors
+    collected = collected_ids(repo)  # parents gc removed on purpose
     for sid, d in sorted(descs.items()):
-        if d.parent_id and d.parent_id not in state.raw:
+        if d.parent_id and d.parent_id not in state.raw and d.parent_id not in collected:
             out.append(Finding("parent_missing", "error", "E_LINEAGE_BROKEN",
                                f"snapshot {sid}: parent {d.parent_id} does not exist",
                                str(repo.descriptor_path(sid))))

@@ -1,7 +1,7 @@
 """Garbage collection (SPEC §9): ``gc plan`` decides, ``gc run --plan-id`` deletes.
 
 What is never collected (the *protected* set), whatever the policy says:
-- every worktree's head and latest, and all their ancestors;
+- every worktree's head and latest, and all their ancestors (SPEC §9);
 - pinned snapshots (``gc pin``; an expired pin no longer protects);
 - tagged snapshots (unless ``--no-keep-tagged``);
 - snapshots younger than 24 hours;
@@ -11,8 +11,14 @@ What is never collected (the *protected* set), whatever the policy says:
 On top of that the retention policy keeps, per worktree name, the newest ``keep_last``
 snapshots, the newest snapshot of each of the ``keep_daily`` most recent days (UTC) and
 ``keep_weekly`` most recent ISO weeks that have snapshots, and everything younger than
-``keep_days`` days. Everything kept also keeps its ancestors, so collecting never breaks
-a lineage. What is left are the candidates.
+``keep_days`` days. What is left are the candidates.
+
+Only heads and latests keep their ancestors: a policy, a tag or a pin keeps that snapshot
+alone, so a retention policy can thin an abandoned branch (a worktree that was removed,
+the old line left behind by a snapshot taken while detached). A kept snapshot whose
+parent was collected keeps a ``parent_id`` that no longer resolves; collected IDs are
+recorded in ``gc/collected`` so ``doctor --strict`` knows such a parent was collected on
+purpose and not lost.
 
 A plan is the policy plus its candidate set; its ID is a hash of both, so the same policy
 over the same repository yields the same ID. ``gc run`` recomputes the candidates under the
@@ -285,10 +291,14 @@ def select(repo: Repo, policy: Policy, now: float,
         _keep_buckets(group, policy.keep_daily, _day, keep, "keep-daily")
         _keep_buckets(group, policy.keep_weekly, _week, keep, "keep-weekly")
     kept = dict(roots)
-    for sid, reason in roots.items():  # everything kept keeps its ancestors
+    lineage: set[str] = set()
+    for sid, reason in roots.items():  # heads and latests keep their whole lineage
+        if reason not in ("head", "latest"):
+            continue
         parent = by_id[sid].parent_id
-        while parent and parent in by_id and parent not in kept:
-            kept[parent] = f"ancestor of a {reason} snapshot"
+        while parent and parent in by_id and parent not in lineage:
+            lineage.add(parent)
+            kept.setdefault(parent, "ancestor of a head or latest")
             parent = by_id[parent].parent_id
     candidates = sorted(sid for sid in by_id if sid not in kept)
     return Selection(candidates, kept)
@@ -354,8 +364,7 @@ def make_plan(repo: Repo, policy: Policy, now: float) -> Plan:
     selection = select(repo, policy, now)
     reasons: dict[str, int] = {}
     for reason in selection.kept.values():
-        key = "ancestor of a kept snapshot" if reason.startswith("ancestor") else reason
-        reasons[key] = reasons.get(key, 0) + 1
+        reasons[reason] = reasons.get(reason, 0) + 1
     plan = Plan(plan_id_of(policy, selection.candidates), rfc3339_utc(int(now * 1e9)), policy,
                 tuple(selection.candidates),
                 sum(apparent_size(repo, sid) for sid in selection.candidates), reasons)
@@ -398,6 +407,30 @@ def list_tombstones(repo: Repo) -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(n[:-5] for n in names if n.endswith(".json") and is_snapshot_id(n[:-5]))
+
+
+def collected_path(repo: Repo) -> Path:
+    return repo.jvs_dir / "gc" / "collected"
+
+
+def record_collected(repo: Repo, snapshot_ids: list[str]) -> None:
+    """Append the IDs about to be collected (one a line; the caller holds the lock)."""
+    if not snapshot_ids:
+        return
+    collected_path(repo).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(collected_path(repo), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, "".join(f"{sid}\n" for sid in snapshot_ids).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def collected_ids(repo: Repo) -> set[str]:
+    try:
+        return set(collected_path(repo).read_text().split())
+    except FileNotFoundError:
+        return set()
 
 
 def unpublish(repo: Repo, plan_id: str, snapshot_ids: list[str]) -> None:
@@ -461,6 +494,7 @@ def run_plan(repo: Repo, plan_id: str, now: float) -> RunResult:
         size = sum(apparent_size(repo, sid) for sid in current)
         unpublish(repo, plan.plan_id, current)
         crashpoint("gc:after_phase1")
+        record_collected(repo, current)
         finish_tombstones(repo)
         append_audit(repo, "gc", plan.plan_id, f"collected {len(current)} snapshot(s)",
                      snapshots=current or None, completed_earlier=earlier or None,

@@ -1,0 +1,81 @@
+"""The descriptor index (.jvs/index.sqlite): a cache that is never trusted over the
+descriptors. New, collected, corrupt or missing: the listing is always what the
+descriptors say."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import sys
+
+from conftest import ROOT, run_jvs
+
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+def listed(main):
+    return [s["snapshot_id"] for s in
+            run_jvs("history", "--all", "--json", cwd=main).json["snapshots"]]
+
+
+def test_index_follows_new_and_removed_descriptors(repo):
+    main = repo / "main"
+    a = run_jvs("snapshot", "a", "--json", cwd=main).json["snapshot_id"]
+    assert listed(main) == [a]
+    index = repo / ".jvs" / "index.sqlite"
+    assert index.exists()
+    (main / "f").write_text("x")
+    b = run_jvs("snapshot", "b", "--json", cwd=main).json["snapshot_id"]
+    assert listed(main) == [b, a]
+    # A descriptor that vanishes (another host's gc) vanishes from the listing at once.
+    moved = repo / "away.json"
+    shutil.move(repo / ".jvs" / "descriptors" / f"{a}.json", moved)
+    assert listed(main) == [b]
+    shutil.move(moved, repo / ".jvs" / "descriptors" / f"{a}.json")
+    assert listed(main) == [b, a]
+    rows = {r[0] for r in sqlite3.connect(index).execute("SELECT id FROM snapshots")}
+    assert rows == {a, b}
+
+
+def test_missing_corrupt_or_foreign_index_is_rebuilt(repo):
+    main = repo / "main"
+    a = run_jvs("snapshot", "a", "--json", cwd=main).json["snapshot_id"]
+    index = repo / ".jvs" / "index.sqlite"
+    for damage in (b"", b"\x00" * 4096, b"SQLite format 3\x00" + b"\xff" * 200):
+        index.write_bytes(damage)
+        assert listed(main) == [a]
+    index.unlink()
+    assert listed(main) == [a]
+    conn = sqlite3.connect(index)
+    conn.execute("UPDATE meta SET value='999' WHERE key='version'")
+    conn.commit()
+    conn.close()
+    assert listed(main) == [a]
+
+
+def test_resolution_uses_fresh_data(repo):
+    main = repo / "main"
+    a = run_jvs("snapshot", "first one", "--tag", "t", "--json", cwd=main).json["snapshot_id"]
+    assert run_jvs("verify", "t", cwd=main).stdout.split()[0] == a
+    (main / "f").write_text("x")
+    b = run_jvs("snapshot", "second", "--tag", "t", "--json", cwd=main).json["snapshot_id"]
+    assert run_jvs("verify", "t", cwd=main).stdout.split()[0] == b
+    assert run_jvs("verify", "first", cwd=main).stdout.split()[0] == a
+
+
+def test_many_snapshots_written_directly(repo):
+    """The benchmark's fast population writes valid descriptors: they list, resolve,
+    verify and plan like any others."""
+    import bench_scale
+
+    main = repo / "main"
+    ids = bench_scale.populate(repo, 300, branch=40)
+    assert len(listed(main)) == 300
+    hist = run_jvs("history", "--json", cwd=main).json
+    assert hist["head_snapshot_id"] == ids[-1]
+    assert run_jvs("verify", "t200", cwd=main).stdout.startswith(
+        next(s for s in hist["snapshots"] if "t200" in s["tags"])["snapshot_id"])
+    plan = run_jvs("gc", "plan", "--keep-last", "5", "--json", cwd=main).json
+    assert len(plan["candidates"]) == 35  # the removed worktree's branch minus its last 5
+    assert json.loads(run_jvs("verify", "--all", "--json", cwd=main).stdout)["ok"] is True
