@@ -61,11 +61,8 @@ from jvs.worktree import (
 Progress = Callable[[str], None]
 
 # Phases recorded in the intent, in order. Before MOVING_OUT the worktree is untouched.
-PREPARE, STAGED, MOVING_OUT, MOVED_OUT, RESCUED, MOVING_IN, MOVED_IN, UPDATED, AUDITED = (
-    "prepare", "staged", "moving_out", "moved_out", "rescued", "moving_in", "moved_in",
-    "worktree_updated", "audited")
-_ORDER = [PREPARE, STAGED, MOVING_OUT, MOVED_OUT, RESCUED, MOVING_IN, MOVED_IN, UPDATED,
-          AUDITED]
+PREPARE, MOVING_OUT, MOVING_IN, AUDITED = "prepare", "moving_out", "moving_in", "audited"
+_ORDER = [PREPARE, MOVING_OUT, MOVING_IN, AUDITED]
 
 
 @dataclass(frozen=True)
@@ -162,7 +159,6 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     if progress:
         progress("staging the snapshot")
     stage_target(repo, source, work_dir(repo, worktree) / "target")
-    intent = update_intent(intent, phase=STAGED)
     crashpoint("restore:after_stage")
 
     return roll_forward(repo, intent, unsaved=unsaved, fresh=True)
@@ -325,7 +321,9 @@ def find_unsaved(repo: Repo, wt: WorktreeConfig, payload: Path,
 
 def stage_target(repo: Repo, source: Path, staged: Path) -> None:
     """Materialise the target snapshot next to the worktree with the repository's engine,
-    then make it durable, before anything in the worktree moves."""
+    before anything in the worktree moves. Like ``git checkout``, the restored files are
+    not fsynced: the snapshot stays the durable copy, and a process crash (SIGKILL) loses
+    nothing the page cache holds."""
     if os.path.lexists(staged.parent):
         fsio.remove_tree(staged.parent)
     staged.parent.mkdir(parents=True)
@@ -340,15 +338,15 @@ def stage_target(repo: Repo, source: Path, staged: Path) -> None:
     marker = staged / READY_MARKER  # the Go implementation's publish marker, not payload
     if os.path.lexists(marker) and not os.path.isdir(marker):
         os.unlink(marker)
-    from jvs.snapshot import fsync_payload
-
-    fsync_payload(staged)
 
 
 def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
                  fresh: bool) -> RestoreResult:
     """Run the restore from its recorded phase to the end. Every step is idempotent, so a
-    crash anywhere in here is finished by running this again."""
+    crash anywhere in here is finished by running this again. Only the phases that change
+    what roll-forward must do are written down (each write is an fsync): MOVING_OUT (the
+    worktree's entries are old content being moved out), MOVING_IN (they are new content
+    being moved in), AUDITED (only clean-up is left)."""
     rec = intent.record
     worktree = validate_worktree_name(str(rec["worktree"]))
     target = read_descriptor(repo, str(rec["target_id"]), verify=True)
@@ -359,37 +357,31 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
     payload = checked_worktree_dir(repo, worktree)
     phase = _phase_index(rec)
 
+    rescue = None
     if phase <= _ORDER.index(MOVING_OUT):
         if phase < _ORDER.index(MOVING_OUT):
             intent = update_intent(intent, phase=MOVING_OUT)
         move_out(payload, side, units)
-        intent = update_intent(intent, phase=MOVED_OUT)
         crashpoint("restore:after_move_out")
-
-    rescue = None
-    if rescue_id and phase <= _ORDER.index(MOVED_OUT):
-        rescue = publish_rescue(repo, rec, side, unsaved)
-        intent = update_intent(intent, phase=RESCUED)
-        crashpoint("restore:after_rescue")
-    elif rescue_id:
+        if rescue_id:
+            rescue = publish_rescue(repo, rec, side, unsaved)
+            crashpoint("restore:after_rescue")
+    if rescue_id and rescue is None:
         rescue = read_descriptor(repo, rescue_id, verify=False)
 
     if phase <= _ORDER.index(MOVING_IN):
         if phase < _ORDER.index(MOVING_IN):
             intent = update_intent(intent, phase=MOVING_IN)
         move_in(staged, payload, units, wdir / "conflicts")
-        intent = update_intent(intent, phase=MOVED_IN)
         crashpoint("restore:after_move_in")
-        remember_restored(repo, worktree, payload, target, units)
+        if fresh:
+            remember_restored(repo, worktree, payload, target, units)
 
     wt = load_worktree_config(repo, worktree)
-    if phase <= _ORDER.index(MOVED_IN):
-        wt = update_worktree(repo, wt, target.snapshot_id)
-        intent = update_intent(intent, phase=UPDATED)
-        crashpoint("restore:after_worktree_update")
-
     discarded = bool(rec.get("discard"))
-    if phase <= _ORDER.index(UPDATED):
+    if phase < _ORDER.index(AUDITED):
+        wt = update_worktree(repo, wt, target.snapshot_id)
+        crashpoint("restore:after_worktree_update")
         append_audit(repo, "restore", target.snapshot_id, f"worktree {worktree}",
                      worktree=worktree, previous_head=rec.get("previous_head"),
                      rescue=rescue_id, discard_unsaved=discarded or None,
@@ -451,7 +443,7 @@ def publish_rescue(repo: Repo, rec: dict, side: Path, unsaved: Unsaved | None) -
     head it diverged from) with the care of a snapshot: manifest, durable payload,
     descriptor with checksum, payload rename, descriptor rename as the commit point.
     Idempotent: a rescue already published is returned as it is."""
-    from jvs.snapshot import fsync_payload, publish_payload
+    from jvs.snapshot import publish_payload
 
     rescue_id = str(rec["rescue_id"])
     if repo.descriptor_path(rescue_id).exists():
@@ -462,8 +454,8 @@ def publish_rescue(repo: Repo, rec: dict, side: Path, unsaved: Unsaved | None) -
         raise JvsError("E_IO", f"rescue payload of {rescue_id} is missing")
     algo = unsaved.algo if unsaved else _head_algo(repo, rec)
     manifest = hash_rescue(source, algo, unsaved)
-    fsio.write_bytes_atomic(repo.manifest_path(rescue_id), manifest, durable=False)
-    fsync_payload(source)
+    fsio.write_bytes_atomic(repo.manifest_path(rescue_id), manifest)
+    fsync_tree(source)
     units = tuple(rec.get("paths") or ())
     target_id = str(rec["target_id"])
     descriptor = Descriptor(
@@ -485,6 +477,19 @@ def publish_rescue(repo: Repo, rec: dict, side: Path, unsaved: Unsaved | None) -
     append_audit(repo, "rescue", rescue_id, f"unsaved work of worktree {rec['worktree']}",
                  worktree=rec["worktree"], restore_target=target_id)
     return descriptor
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and directory of a rescue payload. Per file rather than one
+    ``syncfs``: the filesystem also holds the freshly staged target (maybe gigabytes of
+    dirty pages) that a restore does not need on disk, while the user's files are mostly
+    on disk already, so their fsyncs are cheap."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                fsio.fsync_file(Path(path))
+        fsio.fsync_dir(Path(dirpath))
 
 
 def hash_rescue(root: Path, algo: str, unsaved: Unsaved | None) -> bytes:
