@@ -324,3 +324,39 @@ def test_finish_restore_rolls_forward(two, step):
     assert state(main)["head_snapshot_id"] == v1
     run_jvs("restore", result.rescue.snapshot_id, cwd=main)
     assert tree(main) == dirty
+
+
+def test_restore_and_fork_on_every_engine(engine_repo):
+    """The core round trip on the copy engine, XFS reflinks and JuiceFS clones: restore
+    in place (same inode), rescue by moving, fork cloned with the engine."""
+    root, engine = engine_repo
+    main = root / "main"
+    write(main, V1)
+    res = run_jvs("snapshot", "version one", "--tag", "v1", "--json", cwd=main).json
+    assert res["engine"] == engine
+    write(main, V2)
+    snap(main, "version two", "v2")
+    ino = os.stat(main).st_ino
+    dirty = make_dirty(main)
+    out = run_jvs("restore", "v1", "--json", cwd=main).json
+    assert os.stat(main).st_ino == ino
+    assert {k: v for k, v in tree(main).items() if v != "dir"} == V1
+    run_jvs("fork", "v2", "side", cwd=main)
+    side = root / "worktrees" / "side"
+    assert {k: v for k, v in tree(side).items() if v != "dir"} == V2
+    run_jvs("restore", out["rescue_id"], cwd=main)
+    assert tree(main) == dirty
+
+
+def test_go_snapshot_ready_marker_is_not_restored(two):
+    """A snapshot written by the Go implementation holds a root .READY (its publish
+    marker, not payload): restore and fork must not bring it into a worktree."""
+    main, v1, v2 = two
+    payload = main.parent / ".jvs" / "snapshots" / v1
+    (payload / ".READY").write_text("")
+    run_jvs("restore", v1, cwd=main)
+    assert not (main / ".READY").exists()
+    assert {k: v for k, v in tree(main).items() if v != "dir"} == V1
+    run_jvs("fork", v1, "from-go", cwd=main)
+    assert not (main.parent / "worktrees" / "from-go" / ".READY").exists()
+    assert run_jvs("status", "--json", cwd=main).json["clean"]
