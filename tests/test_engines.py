@@ -1,0 +1,462 @@
+"""Snapshot engines on real filesystems: ``copy`` on the tmp disk, ``reflink-copy`` on an
+XFS loop mount, ``juicefs-clone`` on a JuiceFS volume (fixtures in conftest.py). Each test
+snapshots through the real CLI and compares the published payload with the worktree.
+Every row of the preservation table in docs/engines.md points at a test here."""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import juicefs_binary, run_jvs
+from jvs.engines.juicefs import juicefs_mount_of, parse_mountinfo
+
+NS = 1_000_000_000
+
+
+def payload(root: Path, snapshot_id: str) -> Path:
+    return root / ".jvs" / "snapshots" / snapshot_id
+
+
+def snapshot(root: Path, note: str = "s", *args: str, **kw) -> dict:
+    return run_jvs("snapshot", note, "--json", *args, cwd=root / "main", **kw).json
+
+
+def tree(top: Path) -> dict[str, tuple]:
+    """Everything a user could notice about a tree: kind, exact mode, owner, mtime (ns),
+    symlink target, content."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in [".", *dirnames, *filenames]:
+            path = Path(dirpath) / name if name != "." else Path(dirpath)
+            if name == "." and path != top:
+                continue
+            rel = os.path.relpath(path, top)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                extra = ("link", os.readlink(path))
+            elif stat.S_ISREG(st.st_mode):
+                extra = ("file", path.read_bytes())
+            else:
+                extra = ("dir", None)
+            out[rel] = (*extra, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                        st.st_mtime_ns)
+    return out
+
+
+def build_tree(wt: Path) -> None:
+    (wt / "src").mkdir(mode=0o750)
+    os.chmod(wt / "src", 0o750)
+    (wt / "src" / "secret.txt").write_text("only me\n")
+    os.chmod(wt / "src" / "secret.txt", 0o600)
+    (wt / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(wt / "run.sh", 0o755)
+    (wt / "setuid-bin").write_bytes(b"\x7fELF not really")
+    os.chmod(wt / "setuid-bin", 0o4755)
+    (wt / "sticky").mkdir()
+    os.chmod(wt / "sticky", 0o1777)
+    (wt / "empty" / "nested-empty").mkdir(parents=True)
+    os.chmod(wt / "empty" / "nested-empty", 0o700)
+    (wt / "big.bin").write_bytes(os.urandom(3 << 20))
+    (wt / "zero.bin").write_bytes(b"")
+    (wt / "link-to-file").symlink_to("run.sh")
+    (wt / "link-to-dir").symlink_to("src")
+    (wt / "dangling").symlink_to("does/not/exist")
+    (wt / "src" / "up").symlink_to("../run.sh")
+    # Distinct, ns-precise mtimes on everything, children before their directories.
+    stamps = iter(range(1_000_000_007, 2_000_000_000, 86_400))
+    for dirpath, dirnames, filenames in os.walk(wt, topdown=False):
+        for name in [*filenames, *dirnames]:
+            os.utime(Path(dirpath) / name, ns=(0, next(stamps) * NS + 123_456_789),
+                     follow_symlinks=False)
+    os.utime(wt, ns=(0, 1_500_000_000 * NS + 1))
+
+
+def test_snapshot_keeps_modes_mtimes_symlinks_and_empty_dirs(engine_repo):
+    root, engine = engine_repo
+    wt = root / "main"
+    build_tree(wt)
+    before = tree(wt)
+
+    out = snapshot(root, "everything")
+
+    assert out["engine"] == engine  # the descriptor names the engine that really ran
+    assert out["degraded"] == []
+    assert tree(payload(root, out["snapshot_id"])) == before
+    assert tree(wt) == before  # the worktree is untouched
+    shown = run_jvs("history", "--json", cwd=wt).json["snapshots"][0]
+    assert shown["engine"] == engine
+    assert run_jvs("verify", "--json", cwd=wt, check=False).returncode == 0
+
+
+def test_owners_are_kept(engine_repo):
+    if os.geteuid() != 0:
+        pytest.skip("changing owners needs root")
+    root, engine = engine_repo
+    wt = root / "main"
+    (wt / "theirs.txt").write_text("x")
+    os.chown(wt / "theirs.txt", 1234, 2345)
+    (wt / "theirs-dir").mkdir()
+    os.chown(wt / "theirs-dir", 4321, 5432)
+    (wt / "theirs-link").symlink_to("theirs.txt")
+    os.chown(wt / "theirs-link", 777, 888, follow_symlinks=False)
+    os.chmod(wt / "theirs.txt", 0o6750)  # after chown, which clears set-id bits
+    before = tree(wt)
+
+    out = snapshot(root)
+
+    assert out["degraded"] == []
+    assert tree(payload(root, out["snapshot_id"])) == before
+
+
+def test_xattrs_are_kept(engine_repo):
+    root, engine = engine_repo
+    wt = root / "main"
+    (wt / "tagged.txt").write_text("x")
+    (wt / "tagged-dir").mkdir()
+    try:
+        os.setxattr(wt / "tagged.txt", "user.origin", b"camera-7")
+        os.setxattr(wt / "tagged-dir", "user.kind", b"raw")
+    except OSError as exc:
+        pytest.skip(f"this filesystem refuses user xattrs: {exc}")
+
+    out = snapshot(root)
+
+    snap = payload(root, out["snapshot_id"])
+    assert os.getxattr(snap / "tagged.txt", "user.origin") == b"camera-7"
+    assert os.getxattr(snap / "tagged-dir", "user.kind") == b"raw"
+    assert "xattrs" not in out["degraded"]
+
+
+def posix_acl(user_id: int) -> bytes:
+    """A system.posix_acl_access value: owner rw, user *user_id* r, group r, mask r,
+    other none (the kernel's binary ACL format, version 2)."""
+    entries = [(0x01, 6, 0xFFFFFFFF), (0x02, 4, user_id), (0x04, 4, 0xFFFFFFFF),
+               (0x10, 4, 0xFFFFFFFF), (0x20, 0, 0xFFFFFFFF)]
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+def test_acls_are_kept_where_the_filesystem_has_them(engine_repo):
+    root, engine = engine_repo
+    wt = root / "main"
+    (wt / "shared.txt").write_text("x")
+    try:
+        os.setxattr(wt / "shared.txt", "system.posix_acl_access", posix_acl(4242))
+    except OSError as exc:
+        pytest.skip(f"no POSIX ACLs on this filesystem/mount: {exc}")
+
+    out = snapshot(root)
+
+    got = os.getxattr(payload(root, out["snapshot_id"]) / "shared.txt",
+                      "system.posix_acl_access")
+    assert got == os.getxattr(wt / "shared.txt", "system.posix_acl_access")
+
+
+def test_hardlinks_become_separate_files_and_say_so(engine_repo):
+    root, engine = engine_repo
+    wt = root / "main"
+    (wt / "a.txt").write_text("shared content\n")
+    os.link(wt / "a.txt", wt / "b.txt")
+
+    out = snapshot(root)
+
+    assert "hardlinks" in out["degraded"]
+    snap = payload(root, out["snapshot_id"])
+    assert (snap / "a.txt").read_text() == (snap / "b.txt").read_text() == "shared content\n"
+    text = run_jvs("history", cwd=wt).stdout + run_jvs("info", cwd=wt).stdout
+    assert out["engine"] == engine and text
+
+
+def test_partial_snapshot_clones_a_file_a_symlink_and_a_dangling_symlink(engine_repo):
+    root, engine = engine_repo
+    wt = root / "main"
+    (wt / "data").mkdir(mode=0o711)
+    os.chmod(wt / "data", 0o711)
+    (wt / "data" / "one.csv").write_text("1,2\n")
+    os.chmod(wt / "data" / "one.csv", 0o640)
+    (wt / "data" / "link").symlink_to("one.csv")
+    (wt / "data" / "gone").symlink_to("missing.csv")
+    (wt / "other.txt").write_text("not in the snapshot")
+    for p in ("data/one.csv", "data/link", "data/gone", "data"):
+        os.utime(wt / p, ns=(0, 1_234_567_890_123_456_789), follow_symlinks=False)
+
+    out = snapshot(root, "partial", "--paths", "data/one.csv", "--paths", "data/link",
+                   "--paths", "data/gone")
+
+    assert out["engine"] == engine
+    assert out["partial_paths"] == ["data/gone", "data/link", "data/one.csv"] or \
+        sorted(out["partial_paths"]) == ["data/gone", "data/link", "data/one.csv"]
+    snap = payload(root, out["snapshot_id"])
+    want = {k: v for k, v in tree(wt).items() if k.startswith("data")}
+    got = {k: v for k, v in tree(snap).items() if k.startswith("data")}
+    assert got == want
+    assert not (snap / "other.txt").exists()
+
+
+def test_unchanged_big_file_is_not_read_again(engine_repo):
+    root, engine = engine_repo
+    wt = root / "main"
+    size = 24 << 20
+    with open(wt / "model.bin", "wb") as f:
+        f.write(os.urandom(1 << 20) * (size >> 20))
+    (wt / "notes.txt").write_text("v1")
+    time.sleep(0.3)  # older than the racily-clean window of the stat cache
+
+    first = snapshot(root, "first")
+    assert first["stats"]["bytes_hashed"] >= size
+
+    (wt / "notes.txt").write_text("v2")
+    time.sleep(0.3)
+    second = snapshot(root, "second")
+    assert second["stats"]["bytes_hashed"] < 1024  # only notes.txt was read
+    third = snapshot(root, "third")
+    assert third["stats"]["bytes_hashed"] == 0
+    assert (payload(root, third["snapshot_id"]) / "model.bin").stat().st_size == size
+
+
+def test_repo_on_a_filesystem_the_engine_cannot_use_refuses_and_publishes_nothing(
+        repo, monkeypatch):
+    (repo / "main" / "f.txt").write_text("x")
+    for engine in ("reflink-copy", "juicefs-clone"):
+        monkeypatch.setenv("JVS_SNAPSHOT_ENGINE", engine)
+        if engine == "reflink-copy" and _reflink_capable(repo / ".jvs"):
+            continue
+        r = run_jvs("snapshot", "nope", cwd=repo / "main", check=False)
+        assert r.returncode != 0
+        assert "E_ENGINE" in r.stderr
+        info = run_jvs("info", "--json", cwd=repo / "main").json
+        assert info["engine"] is None and engine.split("-")[0] in info["engine_reason"].lower()
+    monkeypatch.delenv("JVS_SNAPSHOT_ENGINE")
+    assert run_jvs("history", "--json", cwd=repo / "main").json["snapshots"] == []
+    assert list((repo / ".jvs" / "snapshots").iterdir()) == []
+
+
+def _reflink_capable(directory: Path) -> bool:
+    from jvs.engines.reflink import probe
+
+    return probe(directory)
+
+
+# ---- detection --------------------------------------------------------------------------
+
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+40 22 0:40 / /x/jfs rw,relatime shared:20 - fuse.juicefs JuiceFS:vol rw,user_id=0
+41 22 0:41 / /x/jfs\\040with\\040space rw,relatime - fuse.juicefs JuiceFS:sp rw
+42 22 0:42 / /x/stack rw,relatime - fuse.juicefs JuiceFS:old rw
+43 42 0:43 / /x/stack rw,relatime - xfs /dev/loop3 rw
+44 22 0:44 / /x/jfs/inner rw,relatime - tmpfs tmpfs rw
+"""
+
+
+@pytest.mark.parametrize("path, expect", [
+    ("/x/jfs", "/x/jfs"),
+    ("/x/jfs/repo/main", "/x/jfs"),
+    ("/x/jfs2/repo", None),                       # shares a prefix, not a component
+    ("/x/jfsrepo", None),
+    ("/x/jfs with space/repo", "/x/jfs with space"),
+    ("/x/jfs/inner/repo", None),                  # a tmpfs mounted inside the volume
+    ("/x/stack/repo", None),                      # the XFS on top hides the JuiceFS below
+    ("/elsewhere", None),
+])
+def test_mountinfo_picks_the_longest_component_prefix(path, expect):
+    found = juicefs_mount_of(path, MOUNTINFO)
+    assert (found.mount_point if found else None) == expect
+
+
+def test_mountinfo_decodes_escapes_and_keeps_the_source():
+    mounts = parse_mountinfo(MOUNTINFO)
+    spaced = [m for m in mounts if m.source == "JuiceFS:sp"]
+    assert spaced[0].mount_point == "/x/jfs with space"
+    assert mounts[0].fstype == "ext4"
+
+
+def _info(path: Path) -> dict:
+    return run_jvs("info", "--json", cwd=path).json
+
+
+@pytest.mark.slow
+@pytest.mark.juicefs
+def test_detection_on_a_real_juicefs_mount(juicefs_dir, juicefs_mount, tmp_path, monkeypatch):
+    monkeypatch.delenv("JVS_SNAPSHOT_ENGINE", raising=False)
+    run_jvs("init", "repo", cwd=juicefs_dir)
+    root = juicefs_dir / "repo"
+    info = _info(root / "main")
+    assert info["engine"] == "juicefs-clone"
+    assert str(juicefs_mount) in info["engine_reason"]
+
+    # Reached through a symlink from the plain disk: the real path decides.
+    (tmp_path / "shortcut").symlink_to(root)
+    assert _info(tmp_path / "shortcut" / "main")["engine"] == "juicefs-clone"
+    (root / "main" / "a.txt").write_text("a")
+    out = snapshot(tmp_path / "shortcut")
+    assert out["engine"] == "juicefs-clone"
+
+    # A sibling directory whose name only extends the mount point's is plain disk.
+    sibling = Path(str(juicefs_mount) + "2")
+    sibling.mkdir(exist_ok=True)
+    try:
+        run_jvs("init", "repo", cwd=sibling)
+        assert _info(sibling / "repo" / "main")["engine"] != "juicefs-clone"
+    finally:
+        subprocess.run(["rm", "-rf", str(sibling)])
+
+
+@pytest.mark.slow
+@pytest.mark.juicefs
+def test_detection_through_a_mount_point_with_a_space(juicefs_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("JVS_SNAPSHOT_ENGINE", raising=False)
+    run_jvs("init", "repo", cwd=juicefs_dir)
+    spaced = tmp_path / "my volume"
+    spaced.mkdir()
+    bound = subprocess.run(["mount", "--bind", str(juicefs_dir), str(spaced)],
+                           capture_output=True, text=True)
+    if bound.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {bound.stderr.strip()}")
+    try:
+        info = _info(spaced / "repo" / "main")
+        assert info["engine"] == "juicefs-clone"
+        assert "my volume" in info["engine_reason"]
+        (spaced / "repo" / "main" / "f.txt").write_text("through the space")
+        out = snapshot(spaced / "repo")
+        assert out["engine"] == "juicefs-clone"
+        assert (payload(spaced / "repo", out["snapshot_id"]) / "f.txt").read_text() == \
+            "through the space"
+    finally:
+        subprocess.run(["umount", str(spaced)], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.xfs
+def test_detection_on_xfs_probes_without_leaving_files(xfs_dir, monkeypatch):
+    monkeypatch.delenv("JVS_SNAPSHOT_ENGINE", raising=False)
+    run_jvs("init", "repo", cwd=xfs_dir)
+    root = xfs_dir / "repo"
+    before = sorted(p.name for p in (root / ".jvs").iterdir())
+    info = _info(root / "main")
+    assert info["engine"] == "reflink-copy"
+    assert "FICLONE" in info["engine_reason"]
+    assert sorted(p.name for p in (root / ".jvs").iterdir()) == before
+    assert not [p for p in root.rglob("*reflink-probe*")]
+
+
+# ---- copy-on-write is real -------------------------------------------------------------
+
+def _used_bytes(path: Path) -> int:
+    os.sync()
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+@pytest.mark.slow
+@pytest.mark.xfs
+def test_reflink_snapshot_shares_blocks(xfs_dir, monkeypatch):
+    monkeypatch.setenv("JVS_SNAPSHOT_ENGINE", "reflink-copy")
+    run_jvs("init", "repo", cwd=xfs_dir)
+    root = xfs_dir / "repo"
+    (root / "main" / "data.bin").write_bytes(os.urandom(64 << 20))
+    used = _used_bytes(xfs_dir)
+
+    out = snapshot(root)
+
+    assert out["engine"] == "reflink-copy" and out["degraded"] == []
+    assert _used_bytes(xfs_dir) - used < 16 << 20  # not another 64 MiB
+    assert (payload(root, out["snapshot_id"]) / "data.bin").read_bytes() == \
+        (root / "main" / "data.bin").read_bytes()
+
+
+def _bucket_bytes(bucket: Path) -> int:
+    return sum(p.stat().st_size for p in bucket.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+@pytest.mark.juicefs
+def test_juicefs_snapshot_stores_no_new_data(juicefs_dir, juicefs_mount, monkeypatch):
+    monkeypatch.setenv("JVS_SNAPSHOT_ENGINE", "juicefs-clone")
+    run_jvs("init", "repo", cwd=juicefs_dir)
+    root = juicefs_dir / "repo"
+    (root / "main" / "data.bin").write_bytes(os.urandom(32 << 20))
+    bucket = juicefs_mount.parent / "bucket"
+    stored = _bucket_bytes(bucket)
+
+    out = snapshot(root)
+
+    assert out["engine"] == "juicefs-clone" and out["degraded"] == []
+    assert _bucket_bytes(bucket) - stored < 1 << 20  # the clone shares the data objects
+    assert (payload(root, out["snapshot_id"]) / "data.bin").read_bytes() == \
+        (root / "main" / "data.bin").read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.xfs
+def test_reflink_falls_back_to_copy_across_filesystems_and_says_so(xfs_dir, tmp_path,
+                                                                 monkeypatch):
+    """The main worktree is a bind mount of the plain disk while snapshots live on XFS:
+    FICLONE cannot cross filesystems, so files are copied and the descriptor says so."""
+    monkeypatch.setenv("JVS_SNAPSHOT_ENGINE", "reflink-copy")
+    run_jvs("init", "repo", cwd=xfs_dir)
+    root = xfs_dir / "repo"
+    elsewhere = tmp_path / "plain"
+    elsewhere.mkdir()
+    bound = subprocess.run(["mount", "--bind", str(elsewhere), str(root / "main")],
+                           capture_output=True, text=True)
+    if bound.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {bound.stderr.strip()}")
+    try:
+        (root / "main" / "f.txt").write_text("copied, not shared")
+        os.chmod(root / "main" / "f.txt", 0o640)
+        out = snapshot(root)
+        assert out["engine"] == "reflink-copy"
+        assert "reflink-fallback-copy" in out["degraded"]
+        snap = payload(root, out["snapshot_id"])
+        assert (snap / "f.txt").read_text() == "copied, not shared"
+        assert stat.S_IMODE((snap / "f.txt").stat().st_mode) == 0o640
+        shown = run_jvs("history", "--json", cwd=root / "main").json["snapshots"][0]
+        assert "reflink-fallback-copy" in shown["degraded"]
+    finally:
+        subprocess.run(["umount", str(root / "main")], capture_output=True)
+
+
+# ---- a juicefs binary that fails -------------------------------------------------------
+
+def _shim(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.juicefs
+@pytest.mark.parametrize("body, message", [
+    ("echo 'clone: metadata engine unreachable' >&2\nexit 1\n",
+     "metadata engine unreachable"),
+    # Exits 0 but produced nothing: still a failure, never a silent success.
+    ("exit 0\n", "juicefs clone -p failed"),
+    # Leaves half a tree behind and fails.
+    ('mkdir -p "$4/half"\necho partial >&2\nexit 3\n', "partial"),
+])
+def test_failing_juicefs_binary_fails_the_snapshot_and_publishes_nothing(
+        juicefs_dir, tmp_path, monkeypatch, body, message):
+    monkeypatch.setenv("JVS_SNAPSHOT_ENGINE", "juicefs-clone")
+    monkeypatch.setenv("JVS_JUICEFS_BIN", str(_shim(tmp_path / "juicefs", body)))
+    run_jvs("init", "repo", cwd=juicefs_dir)
+    root = juicefs_dir / "repo"
+    (root / "main" / "f.txt").write_text("x")
+
+    r = run_jvs("snapshot", "doomed", cwd=root / "main", check=False)
+
+    assert r.returncode != 0
+    assert "E_ENGINE" in r.stderr and message in r.stderr
+    assert run_jvs("history", "--json", cwd=root / "main").json["snapshots"] == []
+    assert [p for p in (root / ".jvs" / "snapshots").iterdir()
+            if not p.name.endswith(".tmp")] == []
+    assert list((root / ".jvs" / "descriptors").iterdir()) == []
+    # With the real binary back, the next snapshot works.
+    monkeypatch.setenv("JVS_JUICEFS_BIN", juicefs_binary())
+    assert snapshot(root)["engine"] == "juicefs-clone"
