@@ -230,6 +230,12 @@ class Plan:
 
 
 def _created(desc: Descriptor) -> float | None:
+    """Creation time in unix seconds. The ID starts with the creation time in ms (SPEC §2),
+    which is much cheaper to read than 20,000 RFC 3339 strings; ``created_at`` is the
+    fallback for an ID of another shape."""
+    head = desc.snapshot_id[:13]
+    if head.isdigit():
+        return int(head) / 1000
     try:
         return parse_rfc3339(desc.created_at)
     except ValueError:

@@ -107,8 +107,12 @@ def bench_scale(base: Path, n: int, repeat: int) -> list[tuple[str, float, str]]
                  median_of([JVS, "verify", "bench snapshot 1999"], main, repeat), ""))
     help_out = subprocess.run([JVS, "restore", "--help"], cwd=main, capture_output=True)
     if help_out.returncode == 0:
-        rows.append((f"restore {tag}",
-                     median_of([JVS, "restore", tag, "--discard-unsaved"], main, repeat), ""))
+        # Alternate between two tags so that every restore really moves the worktree.
+        other = f"t{int(tag[1:]) + 100}"
+        times = [timed([JVS, "restore", t, "--discard-unsaved"], main)
+                 for _ in range(repeat) for t in (tag, other)]
+        rows.append((f"restore <tag> ({tag} / {other}, alternating)", statistics.median(times),
+                     "tiny payload: resolution + protocol"))
     env = {"JVS_GC_NOW": ""}
     rows.append(("gc plan --keep-daily 7 --keep-tagged",
                  median_of([JVS, "gc", "plan", "--keep-daily", "7", "--keep-tagged"], main,
