@@ -91,6 +91,8 @@ def _store(path: Path, added: dict[str, bytes], removed: Iterable[str], *,
     """Apply changes to the index file; False if it could not be written."""
     try:
         conn = _connect(path)
+    except sqlite3.OperationalError:
+        return False  # locked by another reader's refresh: leave it to them
     except sqlite3.DatabaseError:
         # Not a database at all (torn or overwritten): replace it.
         try:

@@ -79,3 +79,18 @@ def test_many_snapshots_written_directly(repo):
     plan = run_jvs("gc", "plan", "--keep-last", "5", "--json", cwd=main).json
     assert len(plan["candidates"]) == 35  # the removed worktree's branch minus its last 5
     assert json.loads(run_jvs("verify", "--all", "--json", cwd=main).stdout)["ok"] is True
+
+
+def test_parallel_readers_agree_while_the_index_is_built(repo):
+    import subprocess
+
+    main = repo / "main"
+    import bench_scale
+
+    bench_scale.populate(repo, 400, branch=0)
+    procs = [subprocess.Popen([sys.executable, "-m", "jvs", "history", "--all", "--json"],
+                              cwd=main, stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    outputs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert all(len(o["snapshots"]) == 400 for o in outputs)
+    assert len({json.dumps(o) for o in outputs}) == 1

@@ -221,3 +221,14 @@ def test_go_written_snapshot_restores(repo):
     assert (main / "x" / "y.txt").read_bytes() == b"from go\n"
     assert not (main / ".READY").exists()
     run_jvs("verify", sid, cwd=main)
+
+
+def test_go_written_snapshot_forks(repo):
+    main = repo / "main"
+    if run_jvs("fork", "--help", cwd=main, check=False).returncode != 0:
+        pytest.skip("jvs fork does not exist yet")
+    write_go_snapshot(repo, {"x/y.txt": b"from go\n"}, tags=("gotag",))
+    run_jvs("fork", "gotag", "side", cwd=main)
+    side = repo / "worktrees" / "side"
+    assert (side / "x" / "y.txt").read_bytes() == b"from go\n"
+    assert not (side / ".READY").exists()
