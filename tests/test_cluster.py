@@ -62,6 +62,15 @@ def assert_one_chain(snaps: list[dict]) -> list[dict]:
     return ordered
 
 
+def eventually(check, within: float = VISIBLE_WITHIN_S) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def payload_names(host: Host, repo: str, snapshot_id: str) -> set[str]:
     return set(os.listdir(host.path(f"{repo}/.jvs/snapshots/{snapshot_id}")))
 
@@ -135,6 +144,77 @@ def test_edit_on_one_host_snapshot_on_the_other(cluster, repo_name):
         assert payload.read_text() == f"version {i}b\n"
         if has_command(b, "verify"):
             b.jvs("verify", sid, cwd=b.path(f"{repo_name}/main"))
+
+
+def test_restore_on_b_rescues_work_just_saved_on_a(cluster, repo_name):
+    """Unsaved work written on host A (a same-size rewrite, the hardest change to see) is
+    never lost by a restore run on host B a moment later: it becomes a rescue snapshot."""
+    a, b = cluster["hostA"], cluster["hostB"]
+    if not has_command(b, "restore"):
+        pytest.skip("jvs restore does not exist yet")
+    target = f"{repo_name}/main/notes.txt"
+    a.path(target).write_text("draft 1\n")
+    a.jvs("snapshot", "draft 1", "--tag", "d1", cwd=a.path(f"{repo_name}/main"))
+    a.path(target).write_text("draft 2\n")
+    time.sleep(1.2)  # past the racily-clean window and the 1 s attr cache: B caches it
+    b.jvs("snapshot", "draft 2", cwd=b.path(f"{repo_name}/main"))
+    a.path(target).write_text("draft 3\n")  # unsaved, on A
+    out = b.jvs("restore", "d1", "--json", cwd=b.path(f"{repo_name}/main")).json
+    assert out["rescue_id"], f"A's unsaved edit was not rescued: {out}"
+    # A's kernel may resolve the name to the pre-restore inode (now inside the rescue)
+    # for JuiceFS's entry-cache timeout (docs/cluster.md); after it, A sees the restore.
+    assert eventually(lambda: a.path(target).read_text() == "draft 1\n")
+    rescued = a.path(f"{repo_name}/.jvs/snapshots/{out['rescue_id']}/notes.txt")
+    assert rescued.read_text() == "draft 3\n"
+
+
+def test_strict_mounts_send_a_write_right_after_a_remote_restore_to_the_worktree(
+        cluster, repo_name):
+    """With JuiceFS's default 1 s entry cache, a process on host A that writes a file of a
+    worktree just restored on host B may still reach the pre-restore inode, which restore
+    moved into the rescue snapshot (docs/cluster.md measures it). Hosts that write into
+    worktrees other hosts restore mount with ``--entry-cache 0 --dir-entry-cache 0``;
+    with those, A's write lands in the restored worktree and every snapshot verifies."""
+    if not has_command(cluster["hostB"], "restore"):
+        pytest.skip("jvs restore does not exist yet")
+    strict = ("--entry-cache", "0", "--dir-entry-cache", "0")
+    a = cluster.hosts.get("strictA") or cluster.add_host("strictA", mount_options=strict)
+    b = cluster.hosts.get("strictB") or cluster.add_host("strictB", mount_options=strict)
+    target = f"{repo_name}/main/notes.txt"
+    a.path(target).write_text("draft 1\n")
+    a.jvs("snapshot", "draft 1", "--tag", "d1", cwd=a.path(f"{repo_name}/main"))
+    a.path(target).write_text("draft 2\n")
+    out = b.jvs("restore", "d1", "--json", cwd=b.path(f"{repo_name}/main")).json
+    with open(a.path(target), "a") as f:
+        f.write("A keeps writing\n")
+    assert b.path(target).read_text() == "draft 1\nA keeps writing\n"
+    rescued = b.path(f"{repo_name}/.jvs/snapshots/{out['rescue_id']}/notes.txt")
+    assert rescued.read_text() == "draft 2\n"
+    if has_command(b, "verify"):
+        b.jvs("verify", "--all", cwd=b.path(f"{repo_name}/main"))
+
+
+def test_shell_on_a_inside_the_worktree_survives_restore_on_b(cluster, repo_name, tmp_path):
+    """Restore keeps the worktree directory's inode, so a process on host A whose working
+    directory is the worktree sees the restored files, not a deleted directory."""
+    a, b = cluster["hostA"], cluster["hostB"]
+    if not has_command(b, "restore"):
+        pytest.skip("jvs restore does not exist yet")
+    main = f"{repo_name}/main"
+    a.path(f"{main}/old.txt").write_text("old\n")
+    a.jvs("snapshot", "old", "--tag", "old", cwd=a.path(main))
+    a.path(f"{main}/old.txt").unlink()
+    a.path(f"{main}/new.txt").write_text("new\n")
+    a.jvs("snapshot", "new", cwd=a.path(main))
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    shell = a.start_sh(f'read x < {go}; ls; cat old.txt', cwd=a.path(main))
+    b.jvs("restore", "old", cwd=b.path(main))
+    with open(go, "w") as f:
+        f.write("go\n")
+    out, err = shell.communicate(timeout=30)
+    assert shell.returncode == 0, err
+    assert out.split() == ["old.txt", "old"]
 
 
 def test_busy_error_names_the_other_host_and_waiting_writer_proceeds(cluster, repo_name):
