@@ -194,6 +194,9 @@ def main() -> int:
     parser.add_argument("--mib", type=int, default=256, help="size of the tree (MiB)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5, help="agent-loop rounds per worker")
+    parser.add_argument("--mount-option", action="append", default=[],
+                        help="extra `juicefs mount` option for every host, e.g. "
+                             "--mount-option=--entry-cache=0 (repeatable)")
     parser.add_argument("--dead-host-heartbeat", action="append", default=None,
                         help="JuiceFS --heartbeat values for the dead-host measurement "
                              "(repeatable; default 1s; JuiceFS's own default is 12s)")
@@ -206,16 +209,17 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="jvs-bench-cluster-"))
     rows: list[tuple[str, str]] = []
     try:
-        with Cluster(work / "redis") as c:
+        options = tuple(args.mount_option)
+        with Cluster(work / "redis", mount_options=options) as c:
             a, b = c["hostA"], c["hostB"]
             sqlite_host = Host(name="hostS", meta_url=f"sqlite3://{work}/meta.db",
                                mountpoint=work / "mnt-sqlite", cache_dir=work / "cache-s",
-                               log=work / "juicefs-sqlite.log")
+                               log=work / "juicefs-sqlite.log", mount_options=options)
             format_volume(sqlite_host.meta_url, work / "bucket-sqlite")
             sqlite_host.mount()
             c.hosts["hostS"] = sqlite_host  # unmounted with the cluster
-            print(f"tree: {args.files} files, {args.mib} MiB; median of {args.repeat}",
-                  flush=True)
+            print(f"tree: {args.files} files, {args.mib} MiB; median of {args.repeat}; "
+                  f"mount options: {' '.join(options) or 'defaults'}", flush=True)
 
             for label, host in (("redis", a), ("sqlite", sqlite_host)):
                 host.jvs("init", "bench", cwd=host.mountpoint)
