@@ -1,0 +1,99 @@
+"""Shell completion candidates: worktree names, tags, snapshot references, config keys.
+
+click calls these with the half-parsed context while the user presses TAB. They must
+never fail (a traceback in the middle of a command line is worse than no candidates) and
+must stay quick, so each reads only what it needs and swallows every error.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+from click.shell_completion import CompletionItem
+
+
+def _repo_location(ctx: click.Context):
+    """The repository the command line being completed would act on (-C respected)."""
+    from jvs.repo import discover
+
+    directory = ctx.find_root().params.get("directory") or os.getcwd()
+    return discover(directory)
+
+
+def complete_worktree(ctx: click.Context, param: click.Parameter,
+                      incomplete: str) -> list[CompletionItem]:
+    """Worktree names."""
+    try:
+        from jvs.worktree import list_worktree_names
+
+        names = list_worktree_names(_repo_location(ctx).repo)
+    except Exception:
+        return []
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+def _descriptors(ctx: click.Context):
+    from jvs.catalog import load_descriptors
+
+    return load_descriptors(_repo_location(ctx).repo)
+
+
+def complete_tag(ctx: click.Context, param: click.Parameter,
+                 incomplete: str) -> list[CompletionItem]:
+    """Tags in use, each once."""
+    try:
+        descs = _descriptors(ctx)
+    except Exception:
+        return []
+    tags = dict.fromkeys(t for d in reversed(descs) for t in d.tags)
+    return [CompletionItem(t) for t in tags if t.startswith(incomplete)]
+
+
+def complete_snapshot_ref(ctx: click.Context, param: click.Parameter,
+                          incomplete: str) -> list[CompletionItem]:
+    """Snapshot references: HEAD, tags, then short IDs (full IDs once the user types the
+    timestamp digits), newest first, each with its note as the help text."""
+    try:
+        from jvs.ids import short_id
+
+        descs = list(reversed(_descriptors(ctx)))
+    except Exception:
+        return []
+    out: list[CompletionItem] = []
+    if "HEAD".startswith(incomplete):
+        out.append(CompletionItem("HEAD", help="the worktree's latest snapshot"))
+    seen: set[str] = set()
+    for d in descs:
+        for t in d.tags:
+            if t not in seen and t.startswith(incomplete):
+                seen.add(t)
+                out.append(CompletionItem(t, help=f"tag, newest: {short_id(d.snapshot_id)}"))
+    long_form = len(incomplete) >= 1 and incomplete[:1].isdigit() and (
+        len(incomplete) > 8 or "-" in incomplete)
+    for d in descs:
+        ident = d.snapshot_id if long_form else short_id(d.snapshot_id)
+        if ident.startswith(incomplete):
+            note = d.note.splitlines()[0] if d.note else ""
+            out.append(CompletionItem(ident, help=note[:60]))
+    return out
+
+
+def complete_config_key(ctx: click.Context, param: click.Parameter,
+                        incomplete: str) -> list[CompletionItem]:
+    from jvs.cli.config_cmds import KEYS
+
+    return [CompletionItem(k, help=spec.help) for k, spec in KEYS.items()
+            if k.startswith(incomplete)]
+
+
+def complete_config_value(ctx: click.Context, param: click.Parameter,
+                          incomplete: str) -> list[CompletionItem]:
+    from jvs.cli.config_cmds import KEYS
+
+    spec = KEYS.get(ctx.params.get("key") or "")
+    if spec is None:
+        return []
+    if spec.key == "default_tags":
+        return complete_tag(ctx, param, incomplete)
+    return [CompletionItem(c) for c in spec.choices if c.startswith(incomplete)]
