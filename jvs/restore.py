@@ -158,7 +158,14 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
 
     if progress:
         progress("staging the snapshot")
-    stage_target(repo, source, work_dir(repo, worktree) / "target")
+    try:
+        stage_target(repo, source, work_dir(repo, worktree) / "target")
+    except BaseException:
+        # Nothing in the worktree moved: forget this restore entirely, so a failed
+        # attempt (disk full, engine error, Ctrl-C) is not replayed by the next command.
+        remove_work_dir(repo, worktree)
+        drop_intent(intent)
+        raise
     crashpoint("restore:after_stage")
 
     return roll_forward(repo, intent, unsaved=unsaved, fresh=True)

@@ -360,3 +360,18 @@ def test_go_snapshot_ready_marker_is_not_restored(two):
     run_jvs("fork", v1, "from-go", cwd=main)
     assert not (main.parent / "worktrees" / "from-go" / ".READY").exists()
     assert run_jvs("status", "--json", cwd=main).json["clean"]
+
+
+def test_failed_staging_leaves_worktree_and_no_pending_restore(two):
+    main, v1, v2 = two
+    dirty = make_dirty(main)
+    res = run_jvs("restore", "v1", cwd=main, check=False,
+                  env={"JVS_SNAPSHOT_ENGINE": "reflink-copy"})
+    if res.returncode == 0:
+        pytest.skip("this filesystem supports reflinks: no engine failure to provoke")
+    assert "E_ENGINE" in res.stderr
+    assert tree(main) == dirty
+    assert not _restore_intents(main.parent)
+    out = run_jvs("restore", "v1", cwd=main)
+    assert "interrupted" not in out.stderr
+    assert {k: v for k, v in tree(main).items() if v != "dir"} == V1
