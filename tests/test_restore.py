@@ -375,3 +375,73 @@ def test_failed_staging_leaves_worktree_and_no_pending_restore(two):
     out = run_jvs("restore", "v1", cwd=main)
     assert "interrupted" not in out.stderr
     assert {k: v for k, v in tree(main).items() if v != "dir"} == V1
+
+
+def test_seed_ml_and_deterministic_workflows(tmp_path):
+    run_jvs("init", "ml-experiments", cwd=tmp_path)
+    main = tmp_path / "ml-experiments" / "main"
+    write(main, {"dataset/train.csv": b"a,b\n1,2\n", "train.py": b"resnet\n"})
+    run_jvs("snapshot", "Initial setup with dataset", "--tag", "baseline", cwd=main)
+    (main / "train.py").write_text("resnet50\n")
+    exp1 = snap(main, "Exp1: ResNet50 architecture", "exp1", "model")
+    (main / "checkpoints").mkdir()
+    (main / "checkpoints" / "epoch10.pt").write_text("garbage\n")
+    (main / "dataset" / "train.csv").write_text("corrupted\n")
+    out = run_jvs("restore", "exp1", cwd=main).stdout
+    assert f"Restored to snapshot {exp1}" in out and "rescue snapshot" in out
+    assert not (main / "checkpoints").exists()
+    assert (main / "dataset" / "train.csv").read_text() == "a,b\n1,2\n"
+    (main / "train.py").write_text("resnet50 fixed\n")
+    snap(main, "Exp1: ResNet50 with fix", "exp1", "model")
+    snap(main, "v1.0 candidate", "stable", "v1.0")
+    (main / "train.py").write_text("lr 0.001\n")
+    snap(main, "Exp2: LR 0.001", "exp2", "hyperparam")
+    out = run_jvs("restore", "--latest-tag", "stable", cwd=main).stdout
+    assert "Restored to snapshot" in out and "DETACHED" in out
+    assert (main / "train.py").read_text() == "resnet50 fixed\n"
+
+    out = run_jvs("worktree", "fork", "investigation", cwd=main).stdout
+    assert "Created worktree" in out
+    inv = main / ".." / "worktrees" / "investigation"
+    assert (inv / "train.py").read_text() == "resnet50 fixed\n"
+
+    # deterministic experiments
+    run_jvs("restore", "baseline", cwd=main)
+    (main / "results.txt").write_text("seed 42 -> 0.93\n")
+    seed = snap(main, "Experiment with seed 42", "deterministic")
+    run_jvs("restore", "exp2", cwd=main)
+    assert not (main / "results.txt").exists()
+    out = run_jvs("restore", "Experiment with seed 42", cwd=main).stdout
+    assert f"Restored to snapshot {seed}" in out
+    assert (main / "results.txt").read_text() == "seed 42 -> 0.93\n"
+
+
+def test_seed_multi_environment_promotion(tmp_path):
+    run_jvs("init", "platform-envs", cwd=tmp_path)
+    main = tmp_path / "platform-envs" / "main"
+    write(main, {"config/database.yaml": b"dev\n"})
+    run_jvs("snapshot", "Development environment v1", "--tag", "dev", "--tag", "v1.0", cwd=main)
+    run_jvs("worktree", "fork", "staging", cwd=main)
+    staging = main / ".." / "worktrees" / "staging"
+    (staging / "config" / "database.yaml").write_text("staging\n")
+    run_jvs("snapshot", "Staging environment v1", "--tag", "staging", "--tag", "v1.0",
+            cwd=staging)
+    run_jvs("worktree", "fork", "production", cwd=staging)
+    prod = staging / ".." / "production"
+    (prod / "config" / "database.yaml").write_text("production\n")
+    run_jvs("snapshot", "Production environment v1", "--tag", "production", "--tag", "v1.0",
+            "--tag", "stable", cwd=prod)
+    run_jvs("restore", "staging", cwd=staging)
+    (staging / "config" / "database.yaml").write_text("staging v1.1\n")
+    run_jvs("snapshot", "Staging v1.1: Database update", "--tag", "staging", cwd=staging)
+    run_jvs("restore", "stable", cwd=prod)
+    subprocess.run("cp -r ../staging/* .", shell=True, cwd=prod, check=True)
+    run_jvs("snapshot", "Production v1.1: Database update", "--tag", "production", "--tag",
+            "stable", cwd=prod)
+    out = run_jvs("restore", "--latest-tag", "stable", cwd=prod).stdout
+    assert "Restored to snapshot" in out
+    assert (prod / "config" / "database.yaml").read_text() == "staging v1.1\n"
+    run_jvs("worktree", "fork", "investigation", cwd=prod)
+    inv = prod / ".." / "investigation"
+    run_jvs("restore", "production", cwd=inv)
+    assert (inv / "config" / "database.yaml").read_text() == "staging v1.1\n"
