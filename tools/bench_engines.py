@@ -1,0 +1,264 @@
+"""Engine benchmark (issue 4): jvs snapshot / restore / fork on each engine's own
+filesystem, next to the bare tool the engine stands on (SPEC §12).
+
+Run with `tools/bench engines [--small] [--big-mib N] [--repeat N] [--only NAME]`. It
+builds its own volumes and removes them afterwards:
+- plain disk (a temporary directory) for ``copy``, baseline ``cp -a``;
+- an XFS loop image (reflink=1) for ``reflink-copy``, baseline ``cp -a --reflink=always``;
+- a JuiceFS volume (sqlite3 metadata, ``file`` storage on the plain disk) for
+  ``juicefs-clone``, baseline ``juicefs clone -p``.
+For two trees (1,000 files x 4 KiB; 2 GiB in 2,000 files, or --big-mib spread over
+1 MiB files) it times: the first (cold) snapshot, a snapshot of the unchanged worktree, a
+snapshot with one file changed, a restore to the other snapshot, and a `worktree fork`.
+Each time is the median of --repeat runs (warm page cache), including jvs's own process
+start-up, next to the median baseline; the table shows the ratio and the SPEC §12 target:
+juicefs-clone <= 1.5 x baseline + 0.15 s, reflink-copy <= 2 x baseline + 0.15 s,
+copy >= 0.8 x the throughput of `cp -a` (time <= baseline / 0.8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+JVS = [sys.executable, "-m", "jvs"] if not (VENV_BIN / "jvs").exists() else [str(VENV_BIN / "jvs")]
+JUICEFS = str(VENV_BIN / "juicefs") if (VENV_BIN / "juicefs").exists() else "juicefs"
+
+
+@dataclass
+class Volume:
+    name: str
+    engine: str
+    path: Path
+    baseline_name: str
+    baseline: Callable[[Path, Path], list[str]]
+    # (slope, intercept): jvs time must be <= slope * baseline + intercept
+    target: tuple[float, float]
+
+
+def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> None:
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, env=env)
+
+
+def timed(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env=env, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr}")
+    return took
+
+
+# ---- volumes ---------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def plain_volume(base: Path) -> Iterator[Volume]:
+    path = base / "plain"
+    path.mkdir()
+    try:
+        yield Volume("disk", "copy", path, "cp -a",
+                     lambda s, d: ["cp", "-a", str(s), str(d)], (1 / 0.8, 0.0))
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def xfs_volume(base: Path, size: int) -> Iterator[Volume | None]:
+    img, mnt = base / "xfs.img", base / "xfs"
+    mnt.mkdir()
+    with open(img, "wb") as f:
+        f.truncate(size)
+    ok = subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(img)],
+                        capture_output=True).returncode == 0 and \
+        subprocess.run(["mount", "-o", "loop", str(img), str(mnt)],
+                       capture_output=True).returncode == 0
+    if not ok:
+        print("xfs: cannot build a loop-mounted XFS here (needs root, xfsprogs); skipped")
+        img.unlink()
+        yield None
+        return
+    try:
+        yield Volume("xfs", "reflink-copy", mnt, "cp -a --reflink=always",
+                     lambda s, d: ["cp", "-a", "--reflink=always", str(s), str(d)],
+                     (2.0, 0.15))
+    finally:
+        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        img.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def juicefs_volume(base: Path) -> Iterator[Volume | None]:
+    work, mnt = base / "jfs", base / "jfs" / "mnt"
+    mnt.mkdir(parents=True)
+    meta = f"sqlite3://{work}/meta.db"
+    ok = subprocess.run([JUICEFS, "format", meta, "bench", "--storage", "file", "--bucket",
+                         f"{work}/bucket/", "--trash-days", "0"],
+                        capture_output=True).returncode == 0 and \
+        subprocess.run([JUICEFS, "mount", "-d", meta, str(mnt), "--no-usage-report",
+                        "--log", f"{work}/mount.log"], capture_output=True).returncode == 0
+    if not ok:
+        print("juicefs: cannot format/mount a JuiceFS volume here; skipped")
+        yield None
+        return
+    try:
+        yield Volume("juicefs", "juicefs-clone", mnt, "juicefs clone -p",
+                     lambda s, d: [JUICEFS, "clone", "-p", str(s), str(d)], (1.5, 0.15))
+    finally:
+        if subprocess.run([JUICEFS, "umount", str(mnt)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- trees -----------------------------------------------------------------------------
+
+def fill_tree(main: Path, files: int, size: int) -> None:
+    block = os.urandom(max(size, 1))
+    per_dir = 100
+    for i in range(files):
+        d = main / f"d{i // per_dir:03d}"
+        if i % per_dir == 0:
+            d.mkdir(exist_ok=True)
+        with open(d / f"f{i:05d}.bin", "wb") as f:
+            # distinct content per file, cheap to produce
+            f.write(i.to_bytes(8, "little") + block[8:size])
+
+
+def change_one_file(main: Path, n: int) -> None:
+    target = main / "d000" / "f00000.bin"
+    with open(target, "r+b") as f:
+        f.write(f"change {n:08d}".encode())
+
+
+def remove_tree(vol: Volume, path: Path) -> None:
+    if not path.exists():
+        return
+    if vol.engine == "juicefs-clone":
+        subprocess.run([JUICEFS, "rmr", str(path)], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# ---- one volume x one tree -------------------------------------------------------------
+
+def bench_case(vol: Volume, label: str, files: int, size: int,
+               repeat: int) -> list[tuple[str, float, float]]:
+    env = {**os.environ, "JVS_SNAPSHOT_ENGINE": vol.engine, "NO_COLOR": "1"}
+    work = vol.path / label
+    work.mkdir()
+    run([*JVS, "init", "r"], cwd=work, env=env)
+    main = work / "r" / "main"
+    fill_tree(main, files, size)
+    run(["sync"])
+    time.sleep(0.3)  # leave the stat cache's racily-clean window
+
+    base_times = []
+    for i in range(repeat):
+        dst = work / f"baseline{i}"
+        base_times.append(timed(vol.baseline(main, dst)))
+        remove_tree(vol, dst)
+        run(["sync"])
+    baseline = statistics.median(base_times)
+
+    def jvs(*args: str) -> float:
+        return timed([*JVS, "--no-progress", *args], cwd=main, env=env)
+
+    rows = []
+    rows.append(("snapshot (cold, hashes all)", jvs("snapshot", "A", "--tag", "A"),
+                 baseline))
+    time.sleep(0.3)
+    rows.append(("snapshot (unchanged)",
+                 statistics.median(jvs("snapshot", f"same {i}") for i in range(repeat)),
+                 baseline))
+    changed = []
+    for i in range(repeat):
+        change_one_file(main, i)
+        time.sleep(0.3)
+        changed.append(jvs("snapshot", f"B{i}", "--tag", "B"))
+    rows.append(("snapshot (one file changed)", statistics.median(changed), baseline))
+    run(["sync"])
+    restores = []
+    for i in range(repeat):
+        restores.append(jvs("restore", "A" if i % 2 == 0 else "B"))
+        run(["sync"])
+        time.sleep(0.3)
+    rows.append(("restore (to other snapshot)", statistics.median(restores), baseline))
+    forks = []
+    for i in range(repeat):
+        forks.append(jvs("worktree", "fork", "A", f"fork{i}"))
+        run(["sync"])
+    rows.append(("worktree fork", statistics.median(forks), baseline))
+    remove_tree(vol, work)
+    run(["sync"])
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", action="store_true",
+                        help="quick run: the big tree is 200 MiB in 200 files")
+    parser.add_argument("--big-mib", type=int, default=None,
+                        help="size of the big tree in MiB, in 1 MiB files (default 2048)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=["disk", "xfs", "juicefs"], action="append")
+    args = parser.parse_args()
+    big_mib = args.big_mib or (200 if args.small else 2048)
+    cases = [("small", 1000, 4096, "1,000 x 4 KiB"),
+             ("big", big_mib, 1 << 20, f"{big_mib / 1024:.2g} GiB in {big_mib} files")]
+    only = set(args.only or ["disk", "xfs", "juicefs"])
+
+    print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
+          f"(2-core machine shared with others)")
+    table = []
+    base = Path(tempfile.mkdtemp(prefix="jvs-bench-engines-", dir="/var/tmp"))
+    try:
+        makers = {
+            "disk": lambda: plain_volume(base),
+            "xfs": lambda: xfs_volume(base, max(4 << 30, big_mib * (6 << 20))),
+            "juicefs": lambda: juicefs_volume(base),
+        }
+        for name in ("juicefs", "xfs", "disk"):
+            if name not in only:
+                continue
+            with makers[name]() as vol:
+                if vol is None:
+                    continue
+                for label, files, size, desc in cases:
+                    for op, took, baseline in bench_case(vol, label, files, size,
+                                                         args.repeat):
+                        table.append((vol, desc, op, took, baseline))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    head = f"{'engine':14} {'tree':20} {'operation':30} {'jvs s':>7} {'baseline':>24} " \
+           f"{'ratio':>6} {'target s':>9} ok"
+    print(head)
+    print("-" * len(head))
+    for vol, desc, op, took, baseline in table:
+        slope, intercept = vol.target
+        limit = slope * baseline + intercept
+        graded = "cold" not in op and "unchanged" not in op
+        ok = ("yes" if took <= limit else "NO") if graded else "-"
+        print(f"{vol.engine:14} {desc:20} {op:30} {took:7.3f} "
+              f"{vol.baseline_name + f' {baseline:.3f}':>24} {took / baseline:6.2f} "
+              f"{limit:9.3f} {ok}")
+    print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+    print("targets: juicefs-clone <= 1.5x + 0.15 s, reflink-copy <= 2x + 0.15 s, "
+          "copy <= baseline / 0.8 (graded: one-file-changed snapshot, restore, fork)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
