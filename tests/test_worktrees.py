@@ -184,3 +184,19 @@ def test_every_worktree_operation_is_audited(seeded):
            for line in (repo / ".jvs" / "audit" / "audit.jsonl").read_text().splitlines()]
     for op in ("fork", "worktree_create", "worktree_rename", "worktree_remove", "restore"):
         assert op in ops
+
+
+def test_worktrees_dir_symlinked_outside_is_refused(seeded, tmp_path):
+    repo, main, v10, fa = seeded
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    if (repo / "worktrees").exists():
+        os.rmdir(repo / "worktrees")
+    os.symlink(outside, repo / "worktrees")
+    for args in (["worktree", "fork", "x"], ["worktree", "create", "y"],
+                 ["fork", "v1.0", "z"]):
+        res = run_jvs(*args, cwd=main, check=False)
+        assert res.returncode == 1 and "E_PATH_ESCAPE" in res.stderr, res.stderr
+    assert os.listdir(outside) == []
+    assert [w["name"] for w in run_jvs("worktree", "list", "--json", cwd=main).json["worktrees"]] \
+        == ["main"]
