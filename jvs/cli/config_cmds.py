@@ -239,32 +239,52 @@ def config_get(ctx, key):
                      "configured": is_configured(config, spec.key)}, _text(value))
 
 
-def _change(ctx, key: str, text: str | None) -> None:
+@dataclass(frozen=True)
+class ConfigChange:
+    key: str
+    old: object
+    new: object
+    configured: bool
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "old": self.old, "value": self.new,
+                "configured": self.configured}
+
+
+def change_config(repo, key: str, text: str | None) -> ConfigChange:
+    """Set *key* from its text form (``None``: back to the default) under the repository
+    lock, and audit it. Used by ``jvs config set/unset`` and :mod:`jvs.api` alike."""
     from jvs.audit import append_audit
     from jvs.lock import repo_lock
 
-    ui = ui_of(ctx)
     spec = spec_of(key)
     value = None if text is None else spec.parse(text)
-    repo = locate(ctx).repo
     with repo_lock(repo, "config"):
         config = repo.config()
         old = effective_values(config)[spec.key]
         updated = with_value(config, spec.key, value, unset=text is None)
         new = effective_values(updated)[spec.key]
         repo.write_config(updated)
+        # Details as text: canonical JSON (the audit hash) has no floats.
         append_audit(repo, "config_set" if text is not None else "config_unset", spec.key,
-                     "", old=_text(old), new=_text(new))  # text: canonical JSON has no floats
-    if spec.key == "payload_hash_algo" and old != new:
+                     "", old=_text(old), new=_text(new))
+    return ConfigChange(spec.key, old, new, is_configured(updated, spec.key))
+
+
+def _change(ctx, key: str, text: str | None) -> None:
+    ui = ui_of(ctx)
+    repo = locate(ctx).repo
+    change = change_config(repo, key, text)
+    old, new = change.old, change.new
+    if change.key == "payload_hash_algo" and old != new:
         ui.warn(f"new snapshots will hash content with {new}; existing snapshots keep "
                 f"{old} (each descriptor records its own algorithm)")
-    if spec.key == "engine" and value is not None:
-        _warn_if_engine_unusable(ui, repo, value)
+    if change.key == "engine" and text is not None and new != "auto":
+        _warn_if_engine_unusable(ui, repo, str(new))
     verb = "Set" if text is not None else "Unset"
-    ui.emit({"key": spec.key, "old": old, "value": new, "configured":
-             is_configured(updated, spec.key)},
-            f"{verb} {spec.key} = {_text(new)}" + (f" (was {_text(old)})" if old != new
-                                                   else ""))
+    ui.emit(change.to_json(),
+            f"{verb} {change.key} = {_text(new)}" + (f" (was {_text(old)})" if old != new
+                                                     else ""))
 
 
 def _warn_if_engine_unusable(ui, repo, name: str) -> None:
