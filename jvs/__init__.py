@@ -8,8 +8,16 @@ Python users; see :mod:`jvs.api`.
 __version__ = "0.1.0"
 
 
-def open(path="."):  # noqa: A001 - mirrors the CLI's verb, on purpose
-    """Open the repository that contains *path* and return a :class:`jvs.api.Repository`."""
+def open(path=".", *, worktree=None):  # noqa: A001 - mirrors the CLI's verb, on purpose
+    """Open the repository that contains *path* and return a :class:`jvs.api.Repository`
+    seen from the worktree *path* lies in (or *worktree*)."""
     from jvs.api import Repository
 
-    return Repository.open(path)
+    return Repository.open(path, worktree=worktree)
+
+
+def init(parent, name: str, *, hash_algo: str = "xxh3-128"):
+    """Create repository *name* in *parent* (``jvs init``); returns it seen from main."""
+    from jvs.api import Repository
+
+    return Repository.init(parent, name, hash_algo=hash_algo)

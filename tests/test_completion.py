@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import run_jvs
 
 BIN = str(Path(sys.executable).parent)

@@ -1,0 +1,347 @@
+"""The Python API: everything a user can do with the ``jvs`` command, without a shell.
+
+    import jvs
+
+    repo = jvs.open("ml-experiments/main")          # like running jvs in that directory
+    result = repo.snapshot("Exp1", tags=["exp1"])
+    print(result.descriptor.snapshot_id)
+    for d in repo.history(tag="exp*").snapshots:
+        print(d.snapshot_id, d.note)
+    repo.restore("baseline")
+
+A :class:`Repository` is a repository seen from one worktree (the one *path* is in, or
+the one named with ``worktree=``), the way a shell command sees it from its working
+directory. Each method calls the same library function the CLI command calls, so the
+semantics, the locking, the audit records and the errors (:class:`jvs.errors.JvsError`
+with its SPEC error class) are the CLI's; methods return the library's own result
+objects, which all have the fields the CLI's ``--json`` output shows. Library modules
+are imported on first use, so ``import jvs`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jvs.errors import JvsError
+
+if TYPE_CHECKING:
+    from jvs.descriptor import Descriptor
+    from jvs.diff import Diff
+    from jvs.doctor import Report
+    from jvs.gc import Pin, Plan, RunResult
+    from jvs.history import History
+    from jvs.repo import Repo, RepoConfig
+    from jvs.restore import RestoreResult
+    from jvs.snapshot import SnapshotResult
+    from jvs.status import Status
+    from jvs.verify import VerifyReport
+    from jvs.worktrees import WorktreeInfo
+
+MAX_NOTE_BYTES = 64 * 1024  # the CLI's limit on notes (docs/guarantees.md)
+
+
+class Repository:
+    """A jvs repository, seen from one worktree (or from none, at the repository root)."""
+
+    def __init__(self, repo: Repo, worktree: str | None = None) -> None:
+        self._repo = repo
+        self.worktree_name = worktree
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, path: str | os.PathLike = ".", *, worktree: str | None = None) -> Repository:
+        """The repository containing *path*; its worktree is the one *path* lies in, or
+        *worktree*. E_NOT_A_REPO outside a repository, like the CLI."""
+        from jvs.repo import discover
+
+        loc = discover(Path(path))
+        repository = cls(loc.repo, loc.worktree)
+        return repository.at(worktree) if worktree else repository
+
+    @classmethod
+    def init(cls, parent: str | os.PathLike, name: str, *,
+             hash_algo: str = "xxh3-128") -> Repository:
+        """``jvs init NAME`` in *parent*: a new repository; returns it seen from main."""
+        from jvs.audit import append_audit
+        from jvs.lock import repo_lock
+        from jvs.repo import init_repo
+
+        repo = init_repo(Path(parent), name, hash_algo=hash_algo)
+        with repo_lock(repo, "init"):
+            append_audit(repo, "init", repo.repo_id(), f"repository {name}")
+        return cls(repo, "main")
+
+    def at(self, worktree: str) -> Repository:
+        """The same repository seen from *worktree* (``jvs -C <its path>``)."""
+        from jvs.worktree import load_worktree_config
+
+        load_worktree_config(self._repo, worktree)  # E_NOT_FOUND / E_NAME_INVALID
+        return Repository(self._repo, worktree)
+
+    # ------------------------------------------------------------------ where
+
+    @property
+    def repo(self) -> Repo:
+        """The underlying :class:`jvs.repo.Repo` value, for the library's functions."""
+        return self._repo
+
+    @property
+    def root(self) -> Path:
+        return self._repo.root
+
+    @property
+    def path(self) -> Path:
+        """The current worktree's folder."""
+        from jvs.worktrees import path_of
+
+        return path_of(self._repo, self._current())
+
+    def __repr__(self) -> str:
+        return f"<jvs.Repository {str(self.root)!r} worktree={self.worktree_name!r}>"
+
+    def _current(self) -> str:
+        if self.worktree_name is None:
+            raise JvsError("E_NOT_FOUND", "not inside a worktree",
+                           hint="open a path inside a worktree, or use repo.at('main')")
+        return self.worktree_name
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self, note: str = "", *, tags: Iterable[str] = (),
+                 paths: Iterable[str] = ()) -> SnapshotResult:
+        """``jvs snapshot NOTE --tag T... --paths P...``; the configured default_tags are
+        added, as on the command line. ``result.descriptor`` is the new snapshot."""
+        from jvs.snapshot import create_snapshot
+
+        note = note.rstrip("\n")
+        if len(note.encode("utf-8")) > MAX_NOTE_BYTES:
+            raise JvsError("E_USAGE", f"note is longer than {MAX_NOTE_BYTES} bytes")
+        tags = list(tags)
+        tags += [t for t in self._repo.config().default_tags if t not in tags]
+        return create_snapshot(self._repo, self._current(), note=note, tags=tags,
+                               paths=list(paths))
+
+    def history(self, *, all: bool = False, tag: str | None = None,  # noqa: A002
+                grep: str | None = None, limit: int | None = None) -> History:
+        """``jvs history``: ``.snapshots`` newest first, ``.worktree`` its config."""
+        from jvs.history import history
+
+        return history(self._repo, self.worktree_name, all_snapshots=all, tag=tag,
+                       grep=grep, limit=limit)
+
+    def resolve(self, ref: str) -> Descriptor:
+        """The snapshot *ref* names (HEAD, HEAD~N, ID, tag, short ID, note, note prefix)."""
+        from jvs.resolve import resolve
+
+        return resolve(self._repo, ref, self.worktree_name)
+
+    def status(self) -> Status:
+        """``jvs status``: ``.changes`` (``.clean``, ``.items``) against the head."""
+        from jvs.status import worktree_status
+
+        return worktree_status(self._repo, self._current())
+
+    def diff(self, a: str | None = None, b: str | None = None) -> Diff:
+        """``jvs diff [A [B]]``: from A (default: head) to B (default: the worktree)."""
+        from jvs.diff import diff
+
+        return diff(self._repo, self.worktree_name, a, b)
+
+    def info(self) -> dict:
+        """``jvs info --json``: the same fields."""
+        from jvs.descriptor import list_snapshot_ids
+        from jvs.engines import choose_engine
+        from jvs.repo import FORMAT_VERSION
+        from jvs.worktree import list_worktree_names, load_worktree_config
+
+        config = self._repo.config()
+        try:
+            choice = choose_engine(self.root, config.engine)
+            engine, reason = choice.engine.name, choice.reason
+        except JvsError as exc:
+            engine, reason = None, exc.message
+        data = {
+            "repo_root": str(self.root),
+            "repo_id": self._repo.repo_id(),
+            "format_version": FORMAT_VERSION,
+            "engine": engine,
+            "engine_reason": reason,
+            "payload_hash_algo": config.payload_hash_algo,
+            "worktrees": list_worktree_names(self._repo),
+            "snapshot_count": len(list_snapshot_ids(self._repo)),
+            "worktree": self.worktree_name,
+        }
+        if self.worktree_name:
+            wt = load_worktree_config(self._repo, self.worktree_name)
+            data.update(head_snapshot_id=wt.head_snapshot_id,
+                        latest_snapshot_id=wt.latest_snapshot_id, detached=wt.detached)
+        return data
+
+    # ------------------------------------------------------------------ restore, worktrees
+
+    def restore(self, ref: str | None = None, *, latest_tag: str | None = None,
+                discard_unsaved: bool = False) -> RestoreResult:
+        """``jvs restore REF`` (or ``--latest-tag T``). Unsaved work becomes a rescue
+        snapshot (``result.rescue``) unless *discard_unsaved*."""
+        from jvs.restore import restore
+
+        if (ref is None) == (latest_tag is None):
+            raise JvsError("E_USAGE", "give a snapshot reference or latest_tag, not both "
+                           "or neither")
+        if latest_tag is not None:
+            from jvs.resolve import latest_with_tag
+
+            ref = latest_with_tag(self._repo, latest_tag).snapshot_id
+        return restore(self._repo, self._current(), ref, discard_unsaved=discard_unsaved)
+
+    def fork(self, name: str, ref: str | None = None) -> WorktreeInfo:
+        """``jvs fork [REF] NAME``: a new worktree at REF (default: this worktree's head).
+        ``repo.at(name)`` then works in it."""
+        from jvs.worktrees import fork
+
+        return fork(self._repo, ref, name, current=self.worktree_name)
+
+    def create_worktree(self, name: str, from_ref: str | None = None) -> WorktreeInfo:
+        """``jvs worktree create NAME [--from REF]``."""
+        from jvs.worktrees import create
+
+        return create(self._repo, name, from_ref, current=self.worktree_name)
+
+    def worktrees(self) -> list[WorktreeInfo]:
+        """``jvs worktree list``."""
+        from jvs.worktrees import list_worktrees
+
+        return list_worktrees(self._repo)
+
+    def rename_worktree(self, old: str, new: str) -> WorktreeInfo:
+        """``jvs worktree rename OLD NEW``."""
+        from jvs.worktrees import rename
+
+        return rename(self._repo, old, new)
+
+    def remove_worktree(self, name: str, *, force: bool = False) -> None:
+        """``jvs worktree remove NAME [--force]`` (its snapshots stay)."""
+        from jvs.worktrees import remove
+
+        remove(self._repo, name, force=force)
+
+    # ------------------------------------------------------------------ integrity
+
+    def verify(self, ref: str | None = None, *, all: bool = False,  # noqa: A002
+               check: bool = False) -> VerifyReport:
+        """``jvs verify [REF] [--all]``. The report's ``.ok`` is False when anything was
+        tampered with; with *check*, that raises the report's JvsError instead (the CLI's
+        exit 1)."""
+        from jvs.verify import verify_all, verify_ref
+
+        if all and ref is not None:
+            raise JvsError("E_USAGE", "give a ref or all=True, not both")
+        report = verify_all(self._repo) if all else verify_ref(self._repo, ref,
+                                                                self.worktree_name)
+        if check and report.error() is not None:
+            raise report.error()
+        return report
+
+    def doctor(self, *, strict: bool = False, repair: Iterable[str] = (),
+               repair_runtime: bool = False) -> Report:
+        """``jvs doctor [--strict] [--repair-runtime] [--repair ACTION]...``;
+        ``report.healthy`` and ``report.findings``."""
+        from jvs.doctor import RUNTIME_REPAIRS, diagnose
+        from jvs.doctor import repair as do_repair
+
+        actions = list(dict.fromkeys([*(RUNTIME_REPAIRS if repair_runtime else ()), *repair]))
+        if actions:
+            return do_repair(self._repo, actions, strict=strict)
+        return diagnose(self._repo, strict=strict)
+
+    # ------------------------------------------------------------------ gc
+
+    def gc_plan(self, *, keep_last: int | None = None, keep_daily: int | None = None,
+                keep_weekly: int | None = None, keep_days: int | None = None,
+                keep_tagged: bool | None = None) -> Plan:
+        """``jvs gc plan``: ``plan.plan_id`` and ``plan.candidates``. Retention given here
+        replaces the configured one, as on the command line."""
+        from jvs.gc import gc_now, make_plan, policy_from
+
+        policy = policy_from(self._repo.config().gc, keep_last=keep_last,
+                             keep_daily=keep_daily, keep_weekly=keep_weekly,
+                             keep_days=keep_days, keep_tagged=keep_tagged)
+        return make_plan(self._repo, policy, gc_now())
+
+    def gc_run(self, plan_id: str) -> RunResult:
+        """``jvs gc run --plan-id ID`` (E_GC_PLAN_MISMATCH if the repository changed)."""
+        from jvs.gc import gc_now, run_plan
+
+        return run_plan(self._repo, plan_id.strip(), gc_now())
+
+    def pin(self, ref: str, *, reason: str = "", expires: str | None = None) -> Pin:
+        """``jvs gc pin REF [--reason R] [--expires 30d]``."""
+        from jvs.gc import pin
+        from jvs.verify import resolve_for_verify
+
+        sid = resolve_for_verify(self._repo, ref, self.worktree_name)
+        return pin(self._repo, sid, reason, expires)
+
+    def unpin(self, ref: str) -> None:
+        """``jvs gc unpin REF``."""
+        from jvs.gc import unpin
+        from jvs.ids import is_snapshot_id
+        from jvs.verify import resolve_for_verify
+
+        ref = ref.strip()
+        sid = ref if is_snapshot_id(ref) else resolve_for_verify(self._repo, ref,
+                                                                 self.worktree_name)
+        unpin(self._repo, sid)
+
+    def pins(self) -> list[Pin]:
+        """``jvs gc pins``."""
+        from jvs.gc import list_pins
+
+        return list_pins(self._repo)
+
+    # ------------------------------------------------------------------ config
+
+    def config(self) -> RepoConfig:
+        """``.jvs/config.json`` as read now."""
+        return self._repo.config()
+
+    def get_config(self, key: str) -> object:
+        """``jvs config get KEY``: the value in effect (defaults filled in)."""
+        from jvs.cli.config_cmds import effective_values, spec_of
+
+        return effective_values(self._repo.config())[spec_of(key).key]
+
+    def set_config(self, key: str, value: object) -> object:
+        """``jvs config set KEY VALUE`` (locked, checked, audited); returns the new value.
+        *value* may be the CLI's text or a Python value (a list of tags, an int, a bool)."""
+        from jvs.cli.config_cmds import change_config
+
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            text = ",".join(value)
+        elif value is None:
+            text = "auto" if key == "engine" else None
+        else:
+            text = str(value)
+        return change_config(self._repo, key, text).new
+
+    def unset_config(self, key: str) -> object:
+        """``jvs config unset KEY``; returns the default now in effect."""
+        from jvs.cli.config_cmds import change_config
+
+        return change_config(self._repo, key, None).new
+
+
+def open(path: str | os.PathLike = ".", *, worktree: str | None = None) -> Repository:  # noqa: A001
+    """Same as :func:`jvs.open`."""
+    return Repository.open(path, worktree=worktree)
+
+
+def init(parent: str | os.PathLike, name: str, *, hash_algo: str = "xxh3-128") -> Repository:
+    """``jvs init NAME`` in *parent*."""
+    return Repository.init(parent, name, hash_algo=hash_algo)
