@@ -3,8 +3,8 @@ snapshots goes through here, so the index (``jvs/index.py``) makes it fast in on
 
 from __future__ import annotations
 
+from jvs import index
 from jvs.descriptor import Descriptor
-from jvs.index import load_raw, parse_rows
 from jvs.repo import Repo
 
 
@@ -15,4 +15,4 @@ def load_descriptors(repo: Repo) -> list[Descriptor]:
 
     Backed by ``.jvs/index.sqlite``, which is checked against one listing of
     ``descriptors/`` on every call, so the answer is never staler than the directory."""
-    return parse_rows(load_raw(repo))
+    return index.load_descriptors(repo)

@@ -230,9 +230,7 @@ def test_index_and_stat_cache_problems(repo):
     import sqlite3
 
     conn = sqlite3.connect(index)
-    conn.execute("UPDATE snapshots SET raw=? WHERE id=?",
-                 (b'{"snapshot_id": "%s", "created_at": "x", "note": "stale"}' % sid.encode(),
-                  sid))
+    conn.execute("UPDATE snapshots SET note='stale' WHERE id=?", (sid,))
     conn.commit()
     conn.close()
     out = doctor(main)
