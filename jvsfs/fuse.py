@@ -1,0 +1,207 @@
+"""The thin pyfuse3 adapter: every operation dispatches to the model (``nodes.View``).
+
+pyfuse3 is maintained by its community only; keeping this layer to translation (model
+answers → EntryAttributes, OSError → FUSEError) is what lets it be swapped one day.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pyfuse3
+import trio
+
+from jvsfs.nodes import Attributes, Listing, View
+
+
+
+
+def _entry(attrs: Attributes) -> pyfuse3.EntryAttributes:
+    st = attrs.st
+    entry = pyfuse3.EntryAttributes()
+    entry.st_ino = attrs.ino
+    entry.generation = 0
+    entry.entry_timeout = attrs.entry_timeout
+    entry.attr_timeout = attrs.attr_timeout
+    entry.st_mode = st.st_mode
+    entry.st_nlink = st.st_nlink
+    entry.st_uid = st.st_uid
+    entry.st_gid = st.st_gid
+    entry.st_rdev = st.st_rdev
+    entry.st_size = st.st_size
+    entry.st_atime_ns = st.st_atime_ns
+    entry.st_mtime_ns = st.st_mtime_ns
+    entry.st_ctime_ns = st.st_ctime_ns
+    entry.st_blksize = st.st_blksize
+    entry.st_blocks = st.st_blocks
+    return entry
+
+
+def _fuse_error(exc: OSError) -> pyfuse3.FUSEError:
+    return pyfuse3.FUSEError(exc.errno or errno.EIO)
+
+
+class ViewOperations(pyfuse3.Operations):
+    """pyfuse3 operations over a View. With *read_in_thread*, file reads run in trio's
+    worker threads so a slow backing read (a JuiceFS object fetch) does not stall every
+    other request; on local, cached data the hop costs more than the read."""
+
+    enable_writeback_cache = False
+
+    def __init__(self, view: View, *, read_in_thread: bool = False) -> None:
+        super().__init__()
+        self.view = view
+        self.read_in_thread = read_in_thread
+        self._listings: dict[int, Listing] = {}
+        self._next_fh = 1
+
+    # -- names and attributes
+    async def lookup(self, parent_inode, name, ctx=None):
+        view = self.view
+        try:
+            attrs = view.lookup(parent_inode, name)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT or parent_inode != 2:  # 2: @snapshots
+                raise _fuse_error(exc) from None
+            attrs = await self._lookup_reference(name)
+        view.inodes.remember(view.inodes.get(attrs.ino))
+        return _entry(attrs)
+
+    async def _lookup_reference(self, name: bytes) -> Attributes:
+        ref = name.decode("utf-8", "surrogateescape")
+        sid = await trio.to_thread.run_sync(self.view.resolve_reference, ref)
+        if sid is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        try:
+            return self.view.reference_link(ref, sid)
+        except OSError as exc:
+            raise _fuse_error(exc) from None
+
+    async def forget(self, inode_list):
+        forget = self.view.inodes.forget
+        for ino, count in inode_list:
+            forget(ino, count)
+
+    async def getattr(self, inode, ctx=None):
+        try:
+            return _entry(self.view.getattr(inode))
+        except OSError as exc:
+            raise _fuse_error(exc) from None
+
+    async def readlink(self, inode, ctx):
+        try:
+            return self.view.readlink(inode)
+        except OSError as exc:
+            raise _fuse_error(exc) from None
+
+    # -- directories
+    async def opendir(self, inode, ctx):
+        try:
+            listing = self.view.opendir(inode)
+        except OSError as exc:
+            raise _fuse_error(exc) from None
+        fh = self._next_fh
+        self._next_fh += 1
+        self._listings[fh] = listing
+        return fh
+
+    async def readdir(self, fh, start_id, token):
+        listing = self._listings[fh]
+        view = self.view
+        inodes = view.inodes
+        names = listing.names
+        # The offset handed back for entry i is i + 1: the index of the next entry.
+        for index in range(start_id, len(names)):
+            attrs = view.listing_entry(listing, index)
+            if attrs is None:
+                continue
+            if not pyfuse3.readdir_reply(token, names[index], _entry(attrs), index + 1):
+                inodes.drop_if_unused(attrs.ino)
+                return
+            inodes.remember(inodes.get(attrs.ino))
+
+    async def releasedir(self, fh):
+        listing = self._listings.pop(fh, None)
+        if listing is not None:
+            listing.close()
+
+    # -- files
+    async def open(self, inode, flags, ctx):
+        try:
+            fd = self.view.open(inode, flags)
+        except OSError as exc:
+            raise _fuse_error(exc) from None
+        # keep_cache: snapshot contents never change, so the page cache survives re-opens.
+        # Never direct_io: it is far slower and breaks mmap.
+        return pyfuse3.FileInfo(fh=fd, keep_cache=True, direct_io=False)
+
+    async def read(self, fh, off, size):
+        try:
+            if self.read_in_thread:
+                return await trio.to_thread.run_sync(os.pread, fh, size, off)
+            return os.pread(fh, size, off)
+        except OSError as exc:
+            raise _fuse_error(exc) from None
+
+    async def release(self, fh):
+        os.close(fh)
+
+    async def statfs(self, ctx):
+        st = os.statvfs(self.view.catalog.repo.root)
+        out = pyfuse3.StatvfsData()
+        for name in ("f_bsize", "f_frsize", "f_blocks", "f_files", "f_namemax"):
+            setattr(out, name, getattr(st, name))
+        out.f_bfree = out.f_bavail = 0
+        out.f_ffree = out.f_favail = 0
+        return out
+
+    # -- xattrs
+    async def listxattr(self, inode, ctx):
+        try:
+            return self.view.listxattr(inode)
+        except OSError as exc:
+            raise _fuse_error(exc) from None
+
+    async def getxattr(self, inode, name, ctx):
+        try:
+            return self.view.getxattr(inode, name)
+        except OSError as exc:
+            raise _fuse_error(exc) from None
+
+    # -- every write-type operation: the view is read-only
+    async def setattr(self, inode, attr, fields, fh, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def setxattr(self, inode, name, value, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def removexattr(self, inode, name, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def mkdir(self, parent_inode, name, mode, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def unlink(self, parent_inode, name, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def rmdir(self, parent_inode, name, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def symlink(self, parent_inode, name, target, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def link(self, inode, new_parent_inode, new_name, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def create(self, parent_inode, name, mode, flags, ctx):
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def write(self, fh, off, buf):
+        raise pyfuse3.FUSEError(errno.EROFS)

@@ -1,0 +1,273 @@
+"""Mounting, serving and unmounting the view (SPEC §11).
+
+The handshake follows ``borg mount``: the mount is made in the parent, so a mount that
+fails (bad mountpoint, no /dev/fuse) is reported by the command the user ran; then the
+process forks, the child becomes the server and tells the parent through a pipe once its
+trio loop runs, and only then does ``jvs mount`` return 0. ``--foreground`` skips the fork
+and tells systemd ``READY=1`` instead (Type=notify).
+
+No repository lock is held: the view only reads, and snapshots, restores and gc carry on
+while it is mounted (collected snapshots vanish from it).
+
+This module imports trio and pyfuse3 only inside the functions that serve, so the checks
+and ``umount`` stay cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jvs.errors import JvsError
+from jvs.repo import Repo
+
+FSTYPE = "fuse.jvs"
+MOUNT_OPTIONS = ("ro", "fsname=jvs", "subtype=jvs", "noatime", "auto_unmount")
+READY_TIMEOUT = 30.0
+
+
+# ------------------------------------------------------------------ mount table
+
+def mounted_fstype(mountpoint: Path | str) -> str | None:
+    """The fstype of the mount exactly at *mountpoint*, from /proc/self/mountinfo."""
+    target = os.path.realpath(mountpoint)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.readlines()
+    except OSError:
+        return None
+    found = None
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) > 4 and _unescape(fields[4]) == target:
+            found = right.split()[0]  # the last (topmost) mount wins
+    return found
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _is_stale(mountpoint: Path) -> bool:
+    try:
+        os.stat(mountpoint)
+    except OSError as exc:
+        return exc.errno in (107, 5)  # ENOTCONN, EIO: a server that died
+    return False
+
+
+# ------------------------------------------------------------------ checks
+
+def check_mountpoint(repo: Repo, mountpoint: Path) -> Path:
+    """The absolute mountpoint, or a clear error: missing, not a directory, already a
+    mount, inside the repository or containing it (a view inside the repo would put all
+    of history under every ``grep -r`` of a worktree, and clones could deadlock)."""
+    path = Path(os.path.abspath(mountpoint))
+    if mounted_fstype(path) is not None or _is_stale(path):
+        raise JvsError("E_BUSY", f"{path} is already a mount point",
+                       hint=f"unmount it first: jvs umount {path}")
+    if not path.exists():
+        raise JvsError("E_NOT_FOUND", f"mount point {path} does not exist",
+                       hint=f"create it: mkdir -p {path}")
+    if not path.is_dir():
+        raise JvsError("E_USAGE", f"mount point {path} is not a directory")
+    real = Path(os.path.realpath(path))
+    root = Path(os.path.realpath(repo.root))
+    if real == root or root in real.parents:
+        raise JvsError("E_USAGE", f"mount point {path} is inside the repository {root}",
+                       hint="mount the view outside the repository, e.g. ~/jvs-view")
+    if real in root.parents:
+        raise JvsError("E_USAGE", f"mount point {path} contains the repository {root}",
+                       hint="mount the view on an empty directory outside the repository")
+    return path
+
+
+def mount_options(allow_other: bool) -> set[str]:
+    import pyfuse3
+
+    options = set(pyfuse3.default_options) | set(MOUNT_OPTIONS)
+    if allow_other:
+        # Other users see the view only through the kernel's permission checks, never ours.
+        options |= {"allow_other", "default_permissions"}
+    return options
+
+
+def reads_in_threads(repo: Repo) -> bool:
+    """Read in worker threads on JuiceFS (an object fetch can take long and must not stall
+    every other request); inline on local disks, where the thread hop costs more than
+    a read from the page cache (see tools/bench_mount.py)."""
+    forced = os.environ.get("JVS_MOUNT_READ_THREADS")
+    if forced is not None:
+        return forced not in ("", "0", "no")
+    try:
+        from jvs.engines.juicefs import juicefs_mount_of
+
+        return juicefs_mount_of(repo.root) is not None
+    except Exception:
+        return False
+
+
+# ------------------------------------------------------------------ serving
+
+def mount(repo: Repo, mountpoint: Path, *, foreground: bool = False,
+          allow_other: bool = False) -> int:
+    """Mount the view of *repo* at *mountpoint*. Returns the server's pid once the mount
+    is live (background), or after it is unmounted (foreground)."""
+    path = check_mountpoint(repo, mountpoint)
+    if not os.path.exists("/dev/fuse"):
+        raise JvsError("E_IO", "FUSE is not available (/dev/fuse is missing)")
+    import pyfuse3
+
+    from jvsfs.catalog import ViewCatalog
+    from jvsfs.fuse import ViewOperations
+    from jvsfs.nodes import View
+
+    ops = ViewOperations(View(ViewCatalog(repo)), read_in_thread=reads_in_threads(repo))
+    try:
+        pyfuse3.init(ops, str(path), mount_options(allow_other))
+    except RuntimeError as exc:
+        raise JvsError("E_IO", f"cannot mount {path}: {exc}") from None
+    if foreground:
+        _serve(path, on_ready=notify_systemd)
+        return os.getpid()
+    return _daemonize(path)
+
+
+def _daemonize(path: Path) -> int:
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the server
+        os.close(ready_r)
+        code = 0
+        try:
+            os.setsid()
+            _detach_stdio()
+            _serve(path, on_ready=lambda: _tell_parent(ready_w))
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    # The parent keeps no trace of the session: it must not unmount on exit.
+    message = _read_ready(ready_r, READY_TIMEOUT)
+    os.close(ready_r)
+    if message != b"ok":
+        _force_unmount(path)
+        raise JvsError("E_IO", f"the view server for {path} did not start",
+                       hint="run 'jvs mount --foreground' to see why")
+    return pid
+
+
+def _read_ready(fd: int, timeout: float) -> bytes:
+    import select
+
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"ok" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 16)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _tell_parent(fd: int) -> None:
+    os.write(fd, b"ok")
+    os.close(fd)
+
+
+def _detach_stdio() -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _serve(path: Path, on_ready) -> None:
+    """Run the pyfuse3 loop under trio until unmounted or SIGINT/SIGTERM; then unmount."""
+    import pyfuse3
+    import trio
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as sigs:
+            async with trio.open_nursery() as nursery:
+                async def loop() -> None:
+                    await pyfuse3.main()
+                    nursery.cancel_scope.cancel()  # unmounted from outside
+
+                nursery.start_soon(loop)
+                await trio.sleep(0)  # the loop is running: requests will be answered
+                on_ready()
+                async for _ in sigs:
+                    pyfuse3.terminate()
+                    break
+
+    try:
+        trio.run(main)
+    finally:
+        try:
+            pyfuse3.close(unmount=True)
+        except Exception:
+            pass
+        if mounted_fstype(path) == FSTYPE:
+            _force_unmount(path)
+
+
+def notify_systemd(state: str = "READY=1") -> None:
+    """sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET, if set."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # abstract namespace
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(address)
+            sock.sendall(state.encode())
+        except OSError as exc:
+            print(f"jvs: warning: cannot notify systemd: {exc}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------ unmounting
+
+def umount(mountpoint: Path) -> None:
+    """Unmount a jvs view, also one left stale by a killed server ("Transport endpoint is
+    not connected"): ``fusermount3 -u``, then a lazy ``umount -l``."""
+    path = Path(os.path.abspath(mountpoint))
+    fstype = mounted_fstype(path)
+    if fstype is None:
+        raise JvsError("E_NOT_FOUND", f"{path} is not mounted")
+    if fstype != FSTYPE:
+        raise JvsError("E_USAGE", f"{path} is a {fstype} mount, not a jvs view")
+    _force_unmount(path)
+    if mounted_fstype(path) == FSTYPE:
+        raise JvsError("E_BUSY", f"cannot unmount {path}",
+                       hint="a process may still use it; see 'fuser -vm MOUNTPOINT'")
+
+
+def _force_unmount(path: Path) -> None:
+    attempts = []
+    fusermount = shutil.which("fusermount3") or shutil.which("fusermount")
+    if fusermount:
+        attempts.append([fusermount, "-u", "-q", str(path)])
+    attempts.append(["umount", "-l", str(path)])
+    if fusermount:
+        attempts.append([fusermount, "-u", "-z", "-q", str(path)])
+    for argv in attempts:
+        try:
+            subprocess.run(argv, capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if mounted_fstype(path) != FSTYPE:
+            return
