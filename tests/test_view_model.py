@@ -1,0 +1,195 @@
+"""The view's model alone (jvsfs.catalog, jvsfs.inodes, jvsfs.nodes): no FUSE, no kernel."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+
+import pytest
+from conftest import run_jvs
+
+from jvs.repo import Repo
+from jvsfs.catalog import ViewCatalog
+from jvsfs.inodes import ROOT_INO, SNAPSHOTS_INO, WORKTREES_INO, InodeTable
+from jvsfs.nodes import View
+
+
+def _snapshot(main, note, *tags):
+    args = ["snapshot", note, "--json"]
+    for tag in tags:
+        args += ["--tag", tag]
+    return run_jvs(*args, cwd=main).json["snapshot_id"]
+
+
+@pytest.fixture
+def two_snapshots(repo, main_wt):
+    (main_wt / "logs").mkdir()
+    (main_wt / "logs" / "run.txt").write_text("loss 1\n")
+    (main_wt / "big.bin").write_bytes(b"x" * 10000)
+    first = _snapshot(main_wt, "first", "baseline")
+    (main_wt / "logs" / "run.txt").write_text("loss 2\n")
+    second = _snapshot(main_wt, "second", "exp1")
+    return Repo(repo), first, second
+
+
+def _names(view, ino):
+    listing = view.opendir(ino)
+    try:
+        return [listing.names[i] for i in range(len(listing.names))
+                if view.listing_entry(listing, i) is not None]
+    finally:
+        listing.close()
+
+
+def _walk(view, ino, *names):
+    for name in names:
+        ino = view.lookup(ino, name).ino
+    return ino
+
+
+def test_snapshots_tags_and_worktree_heads_are_listed(two_snapshots):
+    repo, first, second = two_snapshots
+    view = View(ViewCatalog(repo))
+    assert _names(view, ROOT_INO) == [b"@snapshots", b"@worktrees"]
+    assert _names(view, SNAPSHOTS_INO) == [first.encode(), second.encode(), b"baseline", b"exp1"]
+    assert view.readlink(view.lookup(SNAPSHOTS_INO, b"baseline").ino) == first.encode()
+    link = view.lookup(WORKTREES_INO, b"main").ino
+    assert view.readlink(link) == b"../@snapshots/" + second.encode()
+
+
+def test_snapshot_contents_pass_through(two_snapshots):
+    repo, first, second = two_snapshots
+    view = View(ViewCatalog(repo))
+    ino = _walk(view, SNAPSHOTS_INO, first.encode(), b"logs", b"run.txt")
+    fd = view.open(ino, os.O_RDONLY)
+    try:
+        assert os.pread(fd, 100, 0) == b"loss 1\n"
+    finally:
+        os.close(fd)
+    assert view.getattr(ino).st.st_size == 7
+
+
+def test_inode_numbers_are_unique_across_snapshots_and_stable_across_mounts(two_snapshots):
+    repo, first, second = two_snapshots
+    view = View(ViewCatalog(repo))
+    a = _walk(view, SNAPSHOTS_INO, first.encode(), b"big.bin")
+    b = _walk(view, SNAPSHOTS_INO, second.encode(), b"big.bin")
+    assert a != b
+    again = View(ViewCatalog(repo))
+    assert _walk(again, SNAPSHOTS_INO, first.encode(), b"big.bin") == a
+    assert a > 2**40  # outside the synthetic range
+
+
+def test_hard_links_inside_a_snapshot_share_one_inode(repo, main_wt):
+    (main_wt / "a").write_text("same")
+    sid = _snapshot(main_wt, "links")
+    payload = Repo(repo).payload_dir(sid)
+    os.link(payload / "a", payload / "b")  # as an engine that keeps hard links leaves it
+    view = View(ViewCatalog(Repo(repo)))
+    root = view.lookup(SNAPSHOTS_INO, sid.encode()).ino
+    assert view.lookup(root, b"a").ino == view.lookup(root, b"b").ino
+
+
+def test_a_tampered_descriptor_is_not_served(two_snapshots):
+    repo, first, second = two_snapshots
+    path = repo.descriptor_path(first)
+    data = json.loads(path.read_text())
+    data["note"] = "rewritten history"
+    path.write_text(json.dumps(data, indent=2))
+    view = View(ViewCatalog(repo))
+    assert first.encode() not in _names(view, SNAPSHOTS_INO)
+    with pytest.raises(OSError) as exc:
+        view.lookup(SNAPSHOTS_INO, first.encode())
+    assert exc.value.errno == errno.ENOENT
+    # The tag that only the tampered snapshot carried points nowhere any more.
+    assert b"baseline" not in _names(view, SNAPSHOTS_INO)
+
+
+def test_new_and_collected_snapshots_show_without_remounting(two_snapshots, main_wt):
+    repo, first, second = two_snapshots
+    view = View(ViewCatalog(repo, min_interval=0))
+    third = _snapshot(main_wt, "third", "exp1")
+    assert third.encode() in _names(view, SNAPSHOTS_INO)
+    assert view.readlink(view.lookup(SNAPSHOTS_INO, b"exp1").ino) == third.encode()
+    repo.descriptor_path(first).unlink()
+    shutil.rmtree(repo.payload_dir(first))
+    assert first.encode() not in _names(view, SNAPSHOTS_INO)
+    with pytest.raises(OSError):
+        view.lookup(SNAPSHOTS_INO, first.encode())
+
+
+def test_go_publish_marker_is_hidden_at_the_snapshot_root(two_snapshots):
+    repo, first, _ = two_snapshots
+    (repo.payload_dir(first) / ".READY").write_text("")
+    view = View(ViewCatalog(repo))
+    root = view.lookup(SNAPSHOTS_INO, first.encode()).ino
+    assert b".READY" not in _names(view, root)
+    with pytest.raises(OSError):
+        view.lookup(root, b".READY")
+
+
+def test_virtual_xattrs_on_a_snapshot_root(two_snapshots):
+    repo, first, second = two_snapshots
+    view = View(ViewCatalog(repo))
+    root = view.lookup(SNAPSHOTS_INO, second.encode()).ino
+    names = view.listxattr(root)
+    assert {b"user.jvs.note", b"user.jvs.tags", b"user.jvs.parent",
+            b"user.jvs.created_at"} <= set(names)
+    assert view.getxattr(root, b"user.jvs.note") == b"second"
+    assert view.getxattr(root, b"user.jvs.tags") == b"exp1"
+    assert view.getxattr(root, b"user.jvs.parent") == first.encode()
+
+
+def test_opening_for_write_is_refused(two_snapshots):
+    repo, first, _ = two_snapshots
+    view = View(ViewCatalog(repo))
+    ino = _walk(view, SNAPSHOTS_INO, first.encode(), b"big.bin")
+    for flags in (os.O_WRONLY, os.O_RDWR, os.O_RDONLY | os.O_TRUNC):
+        with pytest.raises(OSError) as exc:
+            view.open(ino, flags)
+        assert exc.value.errno == errno.EROFS
+
+
+def test_references_resolve_to_snapshots(two_snapshots):
+    repo, first, second = two_snapshots
+    view = View(ViewCatalog(repo))
+    assert view.resolve_reference(first[-8:]) == first
+    assert view.resolve_reference("second") == second
+    assert view.resolve_reference("latest") == second
+    assert view.resolve_reference("no-such-thing") is None
+
+
+def test_forget_drops_nodes_so_browsing_does_not_grow_the_table():
+    table = InodeTable()
+    base = len(table)
+    for ino in range(2**40, 2**40 + 1000):
+        table.remember(table.ensure(ino, "entry", path=b"/x"))
+    assert len(table) == base + 1000
+    table.forget(2**40, 1)
+    for ino in range(2**40 + 1, 2**40 + 1000):
+        table.remember(table.get(ino))  # looked up twice
+        table.forget(ino, 2)
+    assert len(table) == base
+    table.forget(ROOT_INO, 5)  # the fixed nodes are never dropped
+    assert table.get(ROOT_INO) is not None
+
+
+def test_a_large_directory_is_listed_by_index(repo, main_wt):
+    big = main_wt / "many"
+    big.mkdir()
+    for i in range(3000):
+        (big / f"f{i:05d}").write_bytes(b"")
+    sid = _snapshot(main_wt, "many")
+    view = View(ViewCatalog(Repo(repo)))
+    many = _walk(view, SNAPSHOTS_INO, sid.encode(), b"many")
+    listing = view.opendir(many)
+    try:
+        # Any window of offsets gives the same entries as one pass.
+        firsts = [listing.names[i] for i in range(0, 1500)]
+        rest = [listing.names[i] for i in range(1500, len(listing.names))]
+        assert sorted(firsts + rest) == [f"f{i:05d}".encode() for i in range(3000)]
+        assert view.listing_entry(listing, 2999) is not None
+    finally:
+        listing.close()
