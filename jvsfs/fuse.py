@@ -15,8 +15,6 @@ import trio
 from jvsfs.nodes import Attributes, Listing, View
 
 
-
-
 def _entry(attrs: Attributes) -> pyfuse3.EntryAttributes:
     st = attrs.st
     entry = pyfuse3.EntryAttributes()

@@ -24,16 +24,15 @@ import time
 
 from jvsfs.catalog import ViewCatalog
 from jvsfs.inodes import (
+    BACKING_BITS,
     ENTRY,
     LINK,
     ROOT,
-    ROOT_INO,
     SNAPSHOT_ROOT,
     SNAPSHOTS,
     SNAPSHOTS_INO,
     WORKTREES,
     WORKTREES_INO,
-    BACKING_BITS,
     InodeTable,
     Node,
 )

@@ -8,8 +8,8 @@ import os
 import shutil
 
 import pytest
-from conftest import run_jvs
 
+from conftest import run_jvs
 from jvs.repo import Repo
 from jvsfs.catalog import ViewCatalog
 from jvsfs.inodes import ROOT_INO, SNAPSHOTS_INO, WORKTREES_INO, InodeTable
