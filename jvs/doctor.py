@@ -279,7 +279,7 @@ def check_worktrees(repo: Repo, state: State) -> list[Finding]:
 
     out = []
     base = repo.jvs_dir / "worktrees"
-    names = sorted(os.listdir(base)) if base.is_dir() else []
+    names = sorted(n for n in os.listdir(base) if (base / n).is_dir()) if base.is_dir() else []
     for name in names:
         path = base / name / "config.json"
         try:
@@ -323,7 +323,8 @@ def snapshot_after_latest(state: State, wt) -> str | None:
     before moving the worktree."""
     found = None
     for sid, d in state.descriptors.items():
-        if d.worktree_name != wt.name or d.is_rescue or sid in state.live_ids:
+        if d.worktree_name != wt.name or d.is_rescue or sid in state.live_ids \
+                or sid in state.unreadable:  # never move a worktree onto a bad snapshot
             continue
         if d.parent_id != wt.head_snapshot_id:
             continue
@@ -457,14 +458,16 @@ def repair(repo: Repo, actions: list[str], *, strict: bool = False,
                        hint=f"choose from {', '.join(REPAIRS)}")
     repaired: list[dict] = []
     warnings: list[str] = []
+    def findings_to_repair() -> list[Finding]:
+        found = diagnose(repo, locked=True).findings
+        return found + check_audit(repo) if "audit_repair" in actions else found
+
     with repo_lock(repo, "doctor"):
-        before = diagnose(repo, locked=True)
-        if "audit_repair" in actions:
-            before.findings += check_audit(repo)
+        before = findings_to_repair()
         for action in _REPAIR_ORDER:
             if action not in actions:
                 continue
-            targets = [f for f in before.findings if f.repair == action]
+            targets = [f for f in before if f.repair == action]
             if action == "rebuild_index" and not targets:
                 from jvs.index import index_path
 
@@ -472,10 +475,9 @@ def repair(repo: Repo, actions: list[str], *, strict: bool = False,
                     targets = [Finding("index_missing", "info", "", "no index")]
             if not targets:
                 continue
-            if action == "advance_head" or action == "finish_restore" \
-                    or action == "clean_intents":
-                before = diagnose(repo, strict=False, locked=True)  # earlier repairs moved
-                targets = [f for f in before.findings if f.repair == action]
+            if repaired and action != "rebuild_index":
+                before = findings_to_repair()  # earlier repairs changed things
+                targets = [f for f in before if f.repair == action]
                 if not targets:
                     continue
             done = _REPAIRERS[action](repo, targets, warnings)

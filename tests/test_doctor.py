@@ -287,3 +287,18 @@ def test_copy_without_intents_comes_back_green(repo, tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Repository is healthy." in out.stdout and "audit log  OK" in out.stdout
     assert run_jvs("snapshot", "after move", cwd=dest / "main").returncode == 0
+
+
+def test_runtime_and_audit_repairs_together(repo):
+    main = repo / "main"
+    (main / "a").write_text("a")
+    snapshot(main)
+    run_jvs("snapshot", "x", cwd=main, check=False,
+            env={"JVS_CRASH_AT": "snapshot:after_hash"})
+    log = repo / ".jvs" / "audit" / "audit.jsonl"
+    log.write_bytes(log.read_bytes()[:-10])
+    out = doctor(main, "--strict", "--repair-runtime", "--repair", "audit_repair",
+                 check=True)
+    assert "Repository is healthy." in out.stdout
+    assert "Repaired (audit_repair)" in out.stdout and "Repaired (clean_tmp)" in out.stdout
+    run_jvs("verify", "--all", cwd=main)
