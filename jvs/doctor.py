@@ -390,10 +390,13 @@ def check_audit(repo: Repo) -> list[Finding]:
 
 
 def check_caches(repo: Repo, state: State) -> list[Finding]:
-    from jvs.index import index_discrepancies, index_path
+    from jvs.index import index_discrepancies, index_path, load_descriptors
     from jvs.worktree import list_worktree_names
 
     out = []
+    # Refresh first, as every reader does (an old-format or torn index is simply rebuilt);
+    # what remains are rows whose content disagrees with their descriptor.
+    load_descriptors(repo)
     problems = index_discrepancies(repo)
     if problems:
         out.append(Finding("index_stale", "info", "E_DESCRIPTOR_CORRUPT",
