@@ -43,6 +43,7 @@ from jvs.integrity import (
     ScanResult,
     entries_of,
     manifest_bytes,
+    read_trusted_manifest,
     root_hash,
     scan,
 )
@@ -521,10 +522,11 @@ def remember_restored(repo: Repo, worktree: str, payload: Path, target: Descript
     """Seed the stat cache with the restored files' hashes from the target's manifest, so
     the next status, snapshot or restore does not read them all again. The stat cache's
     racily-clean rule still drops entries written too recently to trust."""
-    try:
-        manifest = {e.relpath: e for e in snapshot_entries(repo, target) if e.kind == "file"}
-    except JvsError:
-        return
+    entries = read_trusted_manifest(repo.manifest_path(target.snapshot_id),
+                                    target.payload_root_hash)
+    if entries is None:
+        return  # rebuilding a manifest reads the whole payload: not worth it here
+    manifest = {e.relpath: e for e in entries if e.kind == "file"}
     cache = StatCache.load(repo, worktree, target.payload_hash_algo)
     scanned = scan(payload)
     seen = set()
