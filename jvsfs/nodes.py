@@ -180,10 +180,10 @@ class View:
 
     def _lookup_in_snapshots(self, name: bytes) -> Attributes:
         text = name.decode("utf-8", "surrogateescape")
+        # Refresh on every lookup (throttled to one listdir per interval): a name the kernel
+        # revalidates must vanish once its snapshot or tag is gone.
+        self.catalog.refresh()
         found = self._snapshot_or_tag(text)
-        if found is None:
-            self.catalog.refresh()
-            found = self._snapshot_or_tag(text)
         if found is None:
             raise OSError(errno.ENOENT, "no such snapshot or tag")
         return found
