@@ -87,19 +87,20 @@ def pretty_json(data: object) -> str:
             _FLAT_ENCODERS[pad] = enc
         return enc
 
-    def nested(value) -> bool:
-        items = value.values() if isinstance(value, dict) else value
-        return any(isinstance(v, (dict, list, tuple)) and v for v in items)
-
     def write(value: object, pad: str) -> None:
         if not isinstance(value, (dict, list, tuple)) or not value:
             append(json.dumps(value, ensure_ascii=False))
             return
         inner = pad + "  "
-        if not nested(value):
+        if len(value) <= 64:  # a record: try it flat (large containers are walked anyway)
             text = flat(inner)(value)
-            append(f"{text[0]}\n{inner}{text[1:-1]}\n{pad}{text[-1]}")
-            return
+            rest = text[1:]
+            # Flat output is right iff no non-empty container is inside. A real one shows
+            # as "[" or "{" not followed by its closing bracket; one inside a string can
+            # only make this test fail, never pass wrongly.
+            if rest.count("[") == rest.count("[]") and rest.count("{") == rest.count("{}"):
+                append(f"{text[0]}\n{inner}{text[1:-1]}\n{pad}{text[-1]}")
+                return
         if isinstance(value, dict):
             append("{\n")
             for i, (key, item) in enumerate(value.items()):
