@@ -110,7 +110,7 @@ def _wait_for_mount(mountpoint: Path, fstype: str, timeout: float = 20) -> bool:
 
 @pytest.fixture(scope="session")
 def juicefs_mount(tmp_path_factory):
-    """A real JuiceFS volume (sqlite3 metadata, ``file`` object storage, xattrs enabled)
+    """A real JuiceFS volume (sqlite3 metadata, ``file`` object storage, xattrs and ACLs on)
     mounted for the session; yields the mount point."""
     binary = juicefs_binary()
     if binary is None:
@@ -122,7 +122,7 @@ def juicefs_mount(tmp_path_factory):
     mnt.mkdir()
     fmt = subprocess.run(
         [binary, "format", f"sqlite3://{base}/meta.db", "jvstest", "--storage", "file",
-         "--bucket", f"{base}/bucket/", "--trash-days", "0"],
+         "--bucket", f"{base}/bucket/", "--trash-days", "0", "--enable-acl"],
         capture_output=True, text=True)
     if fmt.returncode != 0:
         pytest.fail(f"juicefs format failed: {fmt.stderr[-2000:]}")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import juicefs_binary, run_jvs
-from jvs.engines.juicefs import juicefs_mount_of, parse_mountinfo
+from jvs.engines.juicefs import juicefs_mount_of, parse_mountinfo, volume_mount_for
 
 NS = 1_000_000_000
 
@@ -275,6 +275,16 @@ def test_mountinfo_decodes_escapes_and_keeps_the_source():
     spaced = [m for m in mounts if m.source == "JuiceFS:sp"]
     assert spaced[0].mount_point == "/x/jfs with space"
     assert mounts[0].fstype == "ext4"
+
+
+def test_bind_mount_of_a_volume_directory_maps_to_the_volume_mount():
+    text = ("40 22 0:40 / /vol rw - fuse.juicefs JuiceFS:vol rw\n"
+            "50 22 0:40 /projects/a /home/u/my\\040proj rw - fuse.juicefs JuiceFS:vol rw\n")
+    entry = juicefs_mount_of("/home/u/my proj/repo", text)
+    assert (entry.mount_point, entry.root) == ("/home/u/my proj", "/projects/a")
+    assert volume_mount_for(entry, text).mount_point == "/vol"
+    # Only the bind is visible: juicefs clone cannot work there.
+    assert volume_mount_for(entry, text.splitlines()[1]) is None
 
 
 def _info(path: Path) -> dict:

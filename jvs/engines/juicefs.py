@@ -185,48 +185,59 @@ class JuiceFSEngine:
             os.symlink(os.readlink(src), dst)
             copy_metadata(st, str(src), str(dst), degraded)
             return CloneResult(self.name, tuple(degraded.items))
-        self._run_clone(src, dst)
-        for what in _not_preserved(src, dst, st):
-            degraded.add(what)
+        # The clone runs in its own process; the walk that finds what it cannot keep
+        # runs meanwhile, so it costs no extra wall time on a machine with two cores.
+        proc = self._start_clone(src, dst)
+        try:
+            hardlinks, foreign = _source_facts(src, st)
+        finally:
+            stdout, stderr = proc.communicate()
+        self._check_clone(proc.returncode, stdout + stderr, dst)
+        if hardlinks:
+            degraded.add("hardlinks")
+        if _owners_lost(src, dst, foreign):
+            degraded.add("owners")
         return CloneResult(self.name, tuple(degraded.items))
 
-    def _run_clone(self, src: Path, dst: Path) -> None:
+    def _start_clone(self, src: Path, dst: Path) -> subprocess.Popen:
         argv = [self.binary, "clone", "-p", self.volume_path(src), self.volume_path(dst)]
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                                  stdin=subprocess.DEVNULL)
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, errors="replace")
         except OSError as exc:
             raise JvsError("E_ENGINE", f"cannot run {self.binary}: {exc}",
                            hint="set JVS_JUICEFS_BIN or JVS_SNAPSHOT_ENGINE=copy") from exc
-        if proc.returncode == 0 and os.path.lexists(dst):
+
+    def _check_clone(self, returncode: int, output: str, dst: Path) -> None:
+        if returncode == 0 and os.path.lexists(dst):
             return
         # A failed clone may have left a partial tree; dst did not exist before.
         if os.path.lexists(dst):
             from jvs.fsio import remove_tree
 
             remove_tree(dst)
-        detail = (proc.stderr or proc.stdout).strip()[-2000:] or "no output"
+        detail = output.strip()[-2000:] or "no output"
         raise JvsError("E_ENGINE",
-                       f"juicefs clone -p failed (exit {proc.returncode}): {detail}",
+                       f"juicefs clone -p failed (exit {returncode}): {detail}",
                        hint="nothing was published; check the JuiceFS mount, or use "
                             "JVS_SNAPSHOT_ENGINE=copy")
 
 
-def _not_preserved(src: Path, dst: Path, st: os.stat_result) -> list[str]:
-    """What the clone could not keep, from one walk of the source (whose attributes the
-    kernel has cached from the snapshot's own scan): hardlinks always split, and owners
-    are only kept for root."""
-    found: list[str] = []
-    root_user = os.geteuid() == 0
-    links = False
-    foreign: list[str] = []  # relpaths owned by someone else (non-root callers only)
+def _source_facts(src: Path, st: os.stat_result) -> tuple[bool, list[str]]:
+    """From one walk of the source (attributes the kernel has cached from the snapshot's
+    own scan): whether any regular file has several links (``clone -p`` splits them), and,
+    for a caller that is not root, up to 64 entries owned by someone else (``clone -p``
+    can only keep those owners for root)."""
+    check_owners = os.geteuid() != 0
     me = (os.geteuid(), os.getegid())
+    links = False
+    foreign: list[str] = []
 
     def visit(rel: str, entry_st: os.stat_result) -> None:
         nonlocal links
         if stat.S_ISREG(entry_st.st_mode) and entry_st.st_nlink > 1:
             links = True
-        if not root_user and (entry_st.st_uid, entry_st.st_gid) != me and len(foreign) < 64:
+        if check_owners and (entry_st.st_uid, entry_st.st_gid) != me and len(foreign) < 64:
             foreign.append(rel)
 
     visit("", st)
@@ -241,12 +252,13 @@ def _not_preserved(src: Path, dst: Path, st: os.stat_result) -> list[str]:
                     visit(sub, est)
                     if stat.S_ISDIR(est.st_mode):
                         stack.append(sub)
-    if links:
-        found.append("hardlinks")
+    return links, foreign
+
+
+def _owners_lost(src: Path, dst: Path, foreign: list[str]) -> bool:
     for rel in foreign:
         s = os.lstat(os.path.join(src, rel) if rel else src)
         d = os.lstat(os.path.join(dst, rel) if rel else dst)
         if (s.st_uid, s.st_gid) != (d.st_uid, d.st_gid):
-            found.append("owners")
-            break
-    return found
+            return True
+    return False
