@@ -56,7 +56,9 @@ def cli(ctx: click.Context, directory, no_color, no_progress, as_json) -> None:
     if as_json:
         ui.json = True
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        from jvs.cli.guide import guide
+
+        click.echo(guide(ctx))
 
 
 def _register() -> None:
