@@ -445,3 +445,23 @@ def test_seed_multi_environment_promotion(tmp_path):
     inv = prod / ".." / "investigation"
     run_jvs("restore", "production", cwd=inv)
     assert (inv / "config" / "database.yaml").read_text() == "staging v1.1\n"
+
+
+def test_second_writer_during_restore_gets_busy(two):
+    """A restore holds the repository lock for its whole protocol."""
+    main, v1, v2 = two
+    env = {**os.environ, "NO_COLOR": "1", "JVS_TEST_PAUSE_AT": "restore:after_stage",
+           "JVS_TEST_PAUSE_S": "30"}
+    slow = subprocess.Popen([sys.executable, "-m", "jvs", "restore", "v1"], cwd=main, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = slow.stderr.readline()
+        assert "paused at restore:after_stage" in line
+        res = run_jvs("restore", "v2", cwd=main, check=False, env={"JVS_LOCK_TIMEOUT": "0.3"})
+        assert res.returncode == 1 and "E_BUSY" in res.stderr
+    finally:
+        slow.kill()
+        slow.wait()
+    # the paused restore never touched the worktree; the next one finishes or redoes it
+    run_jvs("restore", "v1", cwd=main)
+    assert {k: v for k, v in tree(main).items() if v != "dir"} == V1

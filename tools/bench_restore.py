@@ -63,6 +63,7 @@ def bench_tree(label: str, fill, base: Path, repeat: int) -> list[tuple[str, flo
     main = work / "r" / "main"
     fill(main)
     run([JVS, "snapshot", "A", "--tag", "A"], cwd=main)
+    snap_a = next(p for p in (work / "r" / ".jvs" / "snapshots").iterdir())
     victim = first_file(main)
     with open(victim, "r+b") as f:
         f.write(b"B-side")
@@ -70,14 +71,22 @@ def bench_tree(label: str, fill, base: Path, repeat: int) -> list[tuple[str, flo
     run(["sync"])
     time.sleep(0.3)  # leave the stat cache's racily-clean window
 
+    trash = work / "r" / ".jvs" / "restore" / "@trash"
+
+    def settle() -> None:
+        """Let the previous run's background deletion and writeback finish, so each
+        timing starts from the same quiet state."""
+        while trash.exists() and any(trash.iterdir()):
+            time.sleep(0.05)
+        run(["sync"])
+
     def cp_a(durable: bool = False) -> float:
+        # the same copy a restore makes: the snapshot payload into a new directory
         dst = work / "cp"
         if dst.exists():
             shutil.rmtree(dst)
-        run(["sync"])
-        t = timed(["sh", "-c", f"cp -a '{main}' '{dst}'" + (" && sync" if durable else "")])
-        shutil.rmtree(dst)
-        run(["sync"])
+        settle()
+        t = timed(["sh", "-c", f"cp -a '{snap_a}' '{dst}'" + (" && sync" if durable else "")])
         return t
 
     side = ["B"]  # head is B: the first restore goes to A
@@ -89,6 +98,7 @@ def bench_tree(label: str, fill, base: Path, repeat: int) -> list[tuple[str, flo
         run([JVS, "status"], cwd=main)
         time.sleep(0.15)
         run([JVS, "status"], cwd=main)
+        settle()
         return timed([JVS, "restore", side[0]], cwd=main)
 
     def dirty_restore(*extra: str) -> float:
@@ -98,11 +108,12 @@ def bench_tree(label: str, fill, base: Path, repeat: int) -> list[tuple[str, flo
         run([JVS, "status"], cwd=main)
         with open(first_file(main), "r+b") as f:
             f.write(os.urandom(16))
-        run(["sync"])
+        settle()
         return timed([JVS, "restore", side[0], *extra], cwd=main)
 
     t_cp = statistics.median(cp_a() for _ in range(repeat))
     t_cp_sync = statistics.median(cp_a(True) for _ in range(repeat))
+    shutil.rmtree(work / "cp")
     t_clean = statistics.median(clean_restore() for _ in range(repeat))
     t_dirty = statistics.median(dirty_restore() for _ in range(repeat))
     t_discard = statistics.median(dirty_restore("--discard-unsaved") for _ in range(repeat))
