@@ -106,6 +106,8 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
     if result.discarded:
         ui.warn("--discard-unsaved: unsaved changes, if there were any, were discarded")
     lines.append(f"Restored to snapshot {result.target.snapshot_id}")
+    if result.unchanged:
+        lines.append("  (the worktree already matched it: nothing was moved)")
     if result.target.is_partial:
         lines.append(f"  partial: only {', '.join(result.target.partial_paths)} replaced")
     lines.append(_state_line(ui, wt))
