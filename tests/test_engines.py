@@ -470,3 +470,36 @@ def test_failing_juicefs_binary_fails_the_snapshot_and_publishes_nothing(
     # With the real binary back, the next snapshot works.
     monkeypatch.setenv("JVS_JUICEFS_BIN", juicefs_binary())
     assert snapshot(root)["engine"] == "juicefs-clone"
+
+
+@pytest.mark.slow
+@pytest.mark.juicefs
+def test_missing_juicefs_binary_is_an_engine_error_not_a_silent_copy(juicefs_dir, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.delenv("JVS_SNAPSHOT_ENGINE", raising=False)
+    monkeypatch.setenv("JVS_JUICEFS_BIN", str(tmp_path / "no-such-juicefs"))
+    run_jvs("init", "repo", cwd=juicefs_dir)
+    main = juicefs_dir / "repo" / "main"
+    (main / "f.txt").write_text("x")
+    # Detection does not pick an engine it cannot run, and says which it chose instead.
+    assert _info(main)["engine"] == "copy"
+    monkeypatch.setenv("JVS_SNAPSHOT_ENGINE", "juicefs-clone")
+    r = run_jvs("snapshot", "nope", cwd=main, check=False)
+    assert r.returncode != 0 and "E_ENGINE" in r.stderr and "no-such-juicefs" in r.stderr
+    assert run_jvs("history", "--json", cwd=main).json["snapshots"] == []
+
+
+def test_fifo_is_left_out_and_named(engine_repo):
+    root, engine = engine_repo
+    wt = root / "main"
+    (wt / "pipes").mkdir()
+    os.mkfifo(wt / "pipes" / "control")
+    (wt / "pipes" / "real.txt").write_text("kept")
+
+    out = snapshot(root)
+
+    snap = payload(root, out["snapshot_id"])
+    assert not os.path.lexists(snap / "pipes" / "control")
+    assert (snap / "pipes" / "real.txt").read_text() == "kept"
+    assert "special-file:pipes/control" in out["degraded"]
+    assert out["engine"] == engine
