@@ -455,7 +455,10 @@ def test_second_writer_during_restore_gets_busy(two):
     slow = subprocess.Popen([sys.executable, "-m", "jvs", "restore", "v1"], cwd=main, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        line = slow.stderr.readline()
+        for _ in range(20):  # progress lines may come first on a loaded machine
+            line = slow.stderr.readline()
+            if "paused at restore:after_stage" in line or not line:
+                break
         assert "paused at restore:after_stage" in line
         res = run_jvs("restore", "v2", cwd=main, check=False, env={"JVS_LOCK_TIMEOUT": "0.3"})
         assert res.returncode == 1 and "E_BUSY" in res.stderr
