@@ -25,6 +25,8 @@ NEEDS = {
     "backup_restore_drill.sh": ["restore", "worktree fork", "worktree remove", "verify",
                                 "doctor", "gc plan", "gc run"],
     "ci_pipeline.sh": ["restore", "worktree fork", "diff"],
+    "dev_environments.sh": ["restore", "worktree fork", "worktree list", "verify", "doctor"],
+    "multi_environment.sh": ["restore", "worktree fork", "verify"],
 }
 
 
