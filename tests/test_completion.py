@@ -81,6 +81,8 @@ def test_snapshot_refs_tags_and_worktrees(populated):
     assert complete("jvs diff baseline ", wt)[0] == "HEAD"
     assert set(complete("jvs worktree remove ", wt)) == {"main", "bugfix"}
     assert complete("jvs worktree path bu", wt) == ["bugfix"]
+    assert complete("jvs config set default_tags exp1,ba", wt) == ["exp1,baseline"]
+    assert complete("jvs config set default_tags ", wt) == ["exp1", "baseline"]
     assert "baseline" in complete("jvs gc pin ", wt)
     assert "exp1" in complete("jvs history --tag ", wt)
 

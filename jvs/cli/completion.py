@@ -94,6 +94,10 @@ def complete_config_value(ctx: click.Context, param: click.Parameter,
     spec = KEYS.get(ctx.params.get("key") or "")
     if spec is None:
         return []
-    if spec.key == "default_tags":
-        return complete_tag(ctx, param, incomplete)
+    if spec.key == "default_tags":  # a comma list: complete its last item
+        head, _, last = incomplete.rpartition(",")
+        done = set(head.split(",")) if head else set()
+        prefix = head + "," if head else ""
+        return [CompletionItem(prefix + item.value)
+                for item in complete_tag(ctx, param, last) if item.value not in done]
     return [CompletionItem(c) for c in spec.choices if c.startswith(incomplete)]
