@@ -198,14 +198,15 @@ class Repository:
             ref = latest_with_tag(self._repo, latest_tag).snapshot_id
         return restore(self._repo, self._current(), ref, discard_unsaved=discard_unsaved)
 
-    def fork(self, name: str, ref: str | None = None) -> WorktreeInfo:
+    def fork(self, name: str, *, ref: str | None = None) -> WorktreeInfo:
         """``jvs fork [REF] NAME``: a new worktree at REF (default: this worktree's head).
-        ``repo.at(name)`` then works in it."""
+        ``repo.at(name)`` then works in it. *ref* is keyword-only because the CLI puts it
+        first: ``repo.fork("v1.0", "bugfix")`` would otherwise read the wrong way round."""
         from jvs.worktrees import fork
 
         return fork(self._repo, ref, name, current=self.worktree_name)
 
-    def create_worktree(self, name: str, from_ref: str | None = None) -> WorktreeInfo:
+    def create_worktree(self, name: str, *, from_ref: str | None = None) -> WorktreeInfo:
         """``jvs worktree create NAME [--from REF]``."""
         from jvs.worktrees import create
 

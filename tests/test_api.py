@@ -52,7 +52,7 @@ def test_full_workflow_through_the_api_matches_the_cli(tmp_path):
     assert (wt / "data.txt").read_text() == "v2"
 
     # Worktrees.
-    info = repo.fork("bugfix", "baseline")
+    info = repo.fork("bugfix", ref="baseline")
     assert info.path == repo.root / "worktrees" / "bugfix"
     assert (info.path / "data.txt").read_text() == "v1"
     bug = repo.at("bugfix")
