@@ -101,3 +101,15 @@ def complete_config_value(ctx: click.Context, param: click.Parameter,
         return [CompletionItem(prefix + item.value)
                 for item in complete_tag(ctx, param, last) if item.value not in done]
     return [CompletionItem(c) for c in spec.choices if c.startswith(incomplete)]
+
+
+def complete_path(ctx: click.Context, param: click.Parameter,
+                  incomplete: str) -> list[CompletionItem]:
+    """Let the shell complete file names (for ``--paths``)."""
+    return [CompletionItem(incomplete, type="file")]
+
+
+def complete_dir(ctx: click.Context, param: click.Parameter,
+                 incomplete: str) -> list[CompletionItem]:
+    """Let the shell complete directory names (mount points, ``-C``)."""
+    return [CompletionItem(incomplete, type="dir")]
