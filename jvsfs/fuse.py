@@ -47,10 +47,14 @@ class ViewOperations(pyfuse3.Operations):
 
     enable_writeback_cache = False
 
-    def __init__(self, view: View, *, read_in_thread: bool = False) -> None:
+    def __init__(self, view: View, *, read_in_thread: bool = False, xattrs: bool = True) -> None:
         super().__init__()
         self.view = view
         self.read_in_thread = read_in_thread
+        # Without xattrs, getxattr/listxattr answer ENOSYS once and the kernel stops asking:
+        # `ls -l` then costs no extra round trips per file (it asks for security.selinux
+        # and the POSIX ACLs of every entry), at the price of the user.jvs.* attributes.
+        self.xattrs = xattrs
         self._listings: dict[int, Listing] = {}
         self._next_fh = 1
 
@@ -156,12 +160,16 @@ class ViewOperations(pyfuse3.Operations):
 
     # -- xattrs
     async def listxattr(self, inode, ctx):
+        if not self.xattrs:
+            raise pyfuse3.FUSEError(errno.ENOSYS)
         try:
             return self.view.listxattr(inode)
         except OSError as exc:
             raise _fuse_error(exc) from None
 
     async def getxattr(self, inode, name, ctx):
+        if not self.xattrs:
+            raise pyfuse3.FUSEError(errno.ENOSYS)
         try:
             return self.view.getxattr(inode, name)
         except OSError as exc:

@@ -249,11 +249,10 @@ class View:
         if kind == ENTRY or kind == SNAPSHOT_ROOT:
             fd = os.open(node.path, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                names = os.listdir(fd)
+                names = os.listdir(node.path)  # bytes in, bytes out: no re-encoding
             except BaseException:
                 os.close(fd)
                 raise
-            names = [os.fsencode(n) for n in names]
             if kind == SNAPSHOT_ROOT:
                 names = [n for n in names if n != READY_MARKER]
             return Listing(node, names, fd)

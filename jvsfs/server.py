@@ -118,7 +118,7 @@ def reads_in_threads(repo: Repo) -> bool:
 # ------------------------------------------------------------------ serving
 
 def mount(repo: Repo, mountpoint: Path, *, foreground: bool = False,
-          allow_other: bool = False) -> int:
+          allow_other: bool = False, xattrs: bool = True) -> int:
     """Mount the view of *repo* at *mountpoint*. Returns the server's pid once the mount
     is live (background), or after it is unmounted (foreground)."""
     path = check_mountpoint(repo, mountpoint)
@@ -130,7 +130,8 @@ def mount(repo: Repo, mountpoint: Path, *, foreground: bool = False,
     from jvsfs.fuse import ViewOperations
     from jvsfs.nodes import View
 
-    ops = ViewOperations(View(ViewCatalog(repo)), read_in_thread=reads_in_threads(repo))
+    ops = ViewOperations(View(ViewCatalog(repo)), read_in_thread=reads_in_threads(repo),
+                           xattrs=xattrs)
     try:
         pyfuse3.init(ops, str(path), mount_options(allow_other))
     except RuntimeError as exc:

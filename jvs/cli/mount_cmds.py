@@ -22,9 +22,11 @@ from jvs.cli.output import json_option
               help="Stay attached; tell systemd READY=1 when $NOTIFY_SOCKET is set.")
 @click.option("--allow-other", is_flag=True,
               help="Let other users see the view (with the kernel's permission checks).")
+@click.option("--no-xattrs", is_flag=True,
+              help="Serve no xattrs (no user.jvs.* either); makes 'ls -l' much faster.")
 @json_option
 @click.pass_context
-def mount(ctx, mountpoint, repo_dir, foreground, allow_other):
+def mount(ctx, mountpoint, repo_dir, foreground, allow_other, no_xattrs):
     """Mount every snapshot read-only at MOUNTPOINT; returns once the mount is live.
 
     \b
@@ -40,9 +42,11 @@ def mount(ctx, mountpoint, repo_dir, foreground, allow_other):
     where = Path(mountpoint).absolute()
     if foreground:
         click.echo(f"Serving {repo.root} at {where} (Ctrl-C to unmount)", err=True)
-        mount_view(repo, where, foreground=True, allow_other=allow_other)
+        mount_view(repo, where, foreground=True, allow_other=allow_other,
+                   xattrs=not no_xattrs)
         return
-    pid = mount_view(repo, where, foreground=False, allow_other=allow_other)
+    pid = mount_view(repo, where, foreground=False, allow_other=allow_other,
+                     xattrs=not no_xattrs)
     ui.emit({"mountpoint": str(where), "repo": str(repo.root), "pid": pid},
             f"Mounted {repo.root} at {where} (server pid {pid}); "
             f"unmount with: jvs umount {where}")
