@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -74,11 +75,21 @@ def populate(root: Path, n: int, *, branch: int = 2000) -> list[str]:
     return main_ids
 
 
+CPU_SECONDS: dict[str, list[float]] = {}
+
+
 def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> float:
+    """Wall time; the child's CPU time (user + sys) is kept in CPU_SECONDS, because on a
+    loaded 2-core machine wall time mostly measures the other processes."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
                    env={**os.environ, **(env or {})})
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    CPU_SECONDS.setdefault(" ".join(cmd[1:3]), []).append(cpu)
+    return wall
 
 
 def median_of(cmd: list[str], cwd: Path, repeat: int, env: dict | None = None) -> float:
@@ -166,6 +177,9 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     for label, secs, note in rows:
         print(f"{label:<{width}}  {secs:8.3f} s  {note}")
+    print("median CPU time (user+sys) per command, all runs:")
+    for key, values in CPU_SECONDS.items():
+        print(f"  jvs {key:<30} {statistics.median(values):6.3f} s  ({len(values)} runs)")
     print(f"load average after: {os.getloadavg()}")
 
 
