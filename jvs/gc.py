@@ -376,7 +376,26 @@ def make_plan(repo: Repo, policy: Policy, now: float) -> Plan:
                 sum(apparent_size(repo, sid) for sid in selection.candidates), reasons)
     plans_dir(repo).mkdir(parents=True, exist_ok=True)
     fsio.write_json_atomic(plans_dir(repo) / f"{plan.plan_id}.json", plan.to_json())
+    prune_old_plans(repo)
     return plan
+
+
+PLAN_KEEP_S = 30 * DAY_S
+
+
+def prune_old_plans(repo: Repo) -> None:
+    """Plans are small but one is written per ``gc plan``; forget those a month old."""
+    horizon = time.time() - PLAN_KEEP_S
+    try:
+        entries = list(os.scandir(plans_dir(repo)))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        try:
+            if entry.name.endswith(".json") and entry.stat().st_mtime < horizon:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
 
 
 def load_plan(repo: Repo, plan_id: str) -> Plan:
