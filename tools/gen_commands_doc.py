@@ -45,6 +45,14 @@ ORDER = ["init", "snapshot", "history", "status", "diff", "restore", "fork", "wo
          "info", "verify", "doctor", "gc", "mount", "umount", "config", "completion"]
 
 
+# Examples for commands whose help text has none (kept here, not in their modules).
+EXTRA_EXAMPLES = {
+    "mount": "jvs mount /mnt/jvs -C ~/ml-experiments\nls /mnt/jvs/@snapshots/baseline/\n"
+             "diff -r /mnt/jvs/@snapshots/exp1 /mnt/jvs/@snapshots/exp2\njvs umount /mnt/jvs",
+    "umount": "jvs umount /mnt/jvs",
+}
+
+
 def _rank(name: str) -> tuple[int, str]:
     return (ORDER.index(name) if name in ORDER else len(ORDER), name)
 
@@ -74,7 +82,11 @@ def main() -> None:
         ctx = click.Context(cmd, info_name=path[-1], parent=parent)
         level = "##" if len(path) == 1 else "###"
         out.append(f'{level} {" ".join(path)}\n\n<a id="{"-".join(path)}"></a>\n')
-        out.append("```text\n" + cmd.get_help(ctx).rstrip() + "\n```\n")
+        help_text = cmd.get_help(ctx).rstrip()
+        out.append("```text\n" + help_text + "\n```\n")
+        extra = EXTRA_EXAMPLES.get(" ".join(path))
+        if extra and "Example" not in help_text:
+            out.append("Example:\n\n```bash\n" + extra + "\n```\n")
     print("\n".join(out))
 
 
