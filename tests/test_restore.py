@@ -468,3 +468,11 @@ def test_second_writer_during_restore_gets_busy(two):
     # the paused restore never touched the worktree; the next one finishes or redoes it
     run_jvs("restore", "v1", cwd=main)
     assert {k: v for k, v in tree(main).items() if v != "dir"} == V1
+
+
+def test_restore_from_a_subdirectory_says_it_was_replaced(two):
+    main, v1, v2 = two
+    res = run_jvs("restore", "v1", cwd=main / "d")
+    assert "was replaced" in res.stderr and 'cd "$PWD"' in res.stderr
+    assert (main / "d" / "c.txt").read_bytes() == V1["d/c.txt"]
+    assert "was replaced" not in run_jvs("restore", "v2", cwd=main).stderr

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
-from jvs.cli.common import current_worktree, locate, short, ui_of
+from jvs.cli.common import current_worktree, locate, short, start_dir, ui_of
 from jvs.cli.output import json_option
 
 _MARKS = {"added": "+", "removed": "-", "modified": "M", "mode": "m", "type": "T"}
@@ -93,9 +95,11 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
         ref = latest_with_tag(repo, latest_tag).snapshot_id
     elif not ref:
         raise click.UsageError("give a snapshot: REF, HEAD, --latest-tag TAG or -i")
+    started = os.path.realpath(start_dir(ctx))
     result = do_restore(repo, worktree, ref, discard_unsaved=discard_unsaved,
                         progress=ui.report, defer_cleanup=True)
     wt = result.worktree
+    _warn_if_shell_dir_replaced(ctx, started, repo, worktree)
     for sid in result.finished:
         ui.warn(f"finished an interrupted restore (to {short(sid)}) first")
     lines = []
@@ -128,6 +132,15 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
     }
     ui.emit(data, "\n".join(lines))
     empty_trash_in_background(repo)
+
+
+def _warn_if_shell_dir_replaced(ctx, started: str, repo, worktree: str) -> None:
+    """The worktree dir keeps its inode, but a subdirectory the command was started in
+    was moved away with the old content: tell the user how to follow it."""
+    root = os.path.realpath(repo.worktree_dir(worktree))
+    if started != root and started.startswith(root + os.sep):
+        ui_of(ctx).warn(f"the directory you are in ({os.path.relpath(started, root)}) was "
+                        "replaced by the restore; run 'cd \"$PWD\"' to see the restored one")
 
 
 def _created(ctx, info, how: str) -> None:
