@@ -7,12 +7,16 @@ answers → EntryAttributes, OSError → FUSEError) is what lets it be swapped o
 from __future__ import annotations
 
 import errno
+import functools
+import logging
 import os
 
 import pyfuse3
 import trio
 
 from jvsfs.nodes import Attributes, Listing, View
+
+log = logging.getLogger(__name__)
 
 
 def _entry(attrs: Attributes) -> pyfuse3.EntryAttributes:
@@ -40,6 +44,26 @@ def _fuse_error(exc: OSError) -> pyfuse3.FUSEError:
     return pyfuse3.FUSEError(exc.errno or errno.EIO)
 
 
+def _answers(handler):
+    """pyfuse3 lets a handler raise only FUSEError: anything else ends the main loop and
+    leaves a dead mount. So OSError becomes its errno, and any other failure (a bug) is
+    logged and answered EIO — one request fails, the server lives on."""
+
+    @functools.wraps(handler)
+    async def guarded(*args):
+        try:
+            return await handler(*args)
+        except pyfuse3.FUSEError:
+            raise
+        except OSError as exc:
+            raise _fuse_error(exc) from None
+        except Exception:
+            log.exception("view: %s failed", handler.__name__)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return guarded
+
+
 class ViewOperations(pyfuse3.Operations):
     """pyfuse3 operations over a View. With *read_in_thread*, file reads run in trio's
     worker threads so a slow backing read (a JuiceFS object fetch) does not stall every
@@ -59,6 +83,7 @@ class ViewOperations(pyfuse3.Operations):
         self._next_fh = 1
 
     # -- names and attributes
+    @_answers
     async def lookup(self, parent_inode, name, ctx=None):
         view = self.view
         try:
@@ -75,39 +100,32 @@ class ViewOperations(pyfuse3.Operations):
         sid = await trio.to_thread.run_sync(self.view.resolve_reference, ref)
         if sid is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
-        try:
-            return self.view.reference_link(ref, sid)
-        except OSError as exc:
-            raise _fuse_error(exc) from None
+        return self.view.reference_link(ref, sid)
 
+    @_answers
     async def forget(self, inode_list):
         forget = self.view.inodes.forget
         for ino, count in inode_list:
             forget(ino, count)
 
+    @_answers
     async def getattr(self, inode, ctx=None):
-        try:
-            return _entry(self.view.getattr(inode))
-        except OSError as exc:
-            raise _fuse_error(exc) from None
+        return _entry(self.view.getattr(inode))
 
+    @_answers
     async def readlink(self, inode, ctx):
-        try:
-            return self.view.readlink(inode)
-        except OSError as exc:
-            raise _fuse_error(exc) from None
+        return self.view.readlink(inode)
 
     # -- directories
+    @_answers
     async def opendir(self, inode, ctx):
-        try:
-            listing = self.view.opendir(inode)
-        except OSError as exc:
-            raise _fuse_error(exc) from None
+        listing = self.view.opendir(inode)
         fh = self._next_fh
         self._next_fh += 1
         self._listings[fh] = listing
         return fh
 
+    @_answers
     async def readdir(self, fh, start_id, token):
         listing = self._listings[fh]
         view = self.view
@@ -123,32 +141,31 @@ class ViewOperations(pyfuse3.Operations):
                 return
             inodes.remember(inodes.get(attrs.ino))
 
+    @_answers
     async def releasedir(self, fh):
         listing = self._listings.pop(fh, None)
         if listing is not None:
             listing.close()
 
     # -- files
+    @_answers
     async def open(self, inode, flags, ctx):
-        try:
-            fd = self.view.open(inode, flags)
-        except OSError as exc:
-            raise _fuse_error(exc) from None
+        fd = self.view.open(inode, flags)
         # keep_cache: snapshot contents never change, so the page cache survives re-opens.
         # Never direct_io: it is far slower and breaks mmap.
         return pyfuse3.FileInfo(fh=fd, keep_cache=True, direct_io=False)
 
+    @_answers
     async def read(self, fh, off, size):
-        try:
-            if self.read_in_thread:
-                return await trio.to_thread.run_sync(os.pread, fh, size, off)
-            return os.pread(fh, size, off)
-        except OSError as exc:
-            raise _fuse_error(exc) from None
+        if self.read_in_thread:
+            return await trio.to_thread.run_sync(os.pread, fh, size, off)
+        return os.pread(fh, size, off)
 
+    @_answers
     async def release(self, fh):
         os.close(fh)
 
+    @_answers
     async def statfs(self, ctx):
         st = os.statvfs(self.view.catalog.repo.root)
         out = pyfuse3.StatvfsData()
@@ -159,55 +176,63 @@ class ViewOperations(pyfuse3.Operations):
         return out
 
     # -- xattrs
+    @_answers
     async def listxattr(self, inode, ctx):
         if not self.xattrs:
             raise pyfuse3.FUSEError(errno.ENOSYS)
-        try:
-            return self.view.listxattr(inode)
-        except OSError as exc:
-            raise _fuse_error(exc) from None
+        return self.view.listxattr(inode)
 
+    @_answers
     async def getxattr(self, inode, name, ctx):
         if not self.xattrs:
             raise pyfuse3.FUSEError(errno.ENOSYS)
-        try:
-            return self.view.getxattr(inode, name)
-        except OSError as exc:
-            raise _fuse_error(exc) from None
+        return self.view.getxattr(inode, name)
 
     # -- every write-type operation: the view is read-only
+    @_answers
     async def setattr(self, inode, attr, fields, fh, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    @_answers
     async def setxattr(self, inode, name, value, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    @_answers
     async def removexattr(self, inode, name, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    @_answers
     async def mknod(self, parent_inode, name, mode, rdev, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    @_answers
     async def mkdir(self, parent_inode, name, mode, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    @_answers
     async def unlink(self, parent_inode, name, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    @_answers
     async def rmdir(self, parent_inode, name, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    @_answers
     async def symlink(self, parent_inode, name, target, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    @_answers
     async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    @_answers
     async def link(self, inode, new_parent_inode, new_name, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    @_answers
     async def create(self, parent_inode, name, mode, flags, ctx):
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    @_answers
     async def write(self, fh, off, buf):
         raise pyfuse3.FUSEError(errno.EROFS)

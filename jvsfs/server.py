@@ -124,7 +124,13 @@ def mount(repo: Repo, mountpoint: Path, *, foreground: bool = False,
     path = check_mountpoint(repo, mountpoint)
     if not os.path.exists("/dev/fuse"):
         raise JvsError("E_IO", "FUSE is not available (/dev/fuse is missing)")
-    import pyfuse3
+    try:
+        import pyfuse3
+        import trio  # noqa: F401 - the server needs both; fail here, before mounting
+    except ImportError as exc:
+        raise JvsError("E_IO", f"the view needs pyfuse3 and trio: {exc}",
+                       hint="pip install 'jvs[mount]' (and apt install libfuse3-dev fuse3)",
+                       ) from None
 
     from jvsfs.catalog import ViewCatalog
     from jvsfs.fuse import ViewOperations

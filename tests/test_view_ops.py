@@ -138,3 +138,24 @@ async def test_every_write_operation_is_erofs(ops):
     with pytest.raises(pyfuse3.FUSEError) as exc:
         await ops.open(weights.st_ino, os.O_RDWR, None)
     assert exc.value.errno == errno.EROFS
+
+
+@pytest.mark.trio
+async def test_a_handler_bug_fails_one_request_not_the_server(ops):
+    with pytest.raises(pyfuse3.FUSEError) as exc:
+        await ops.readdir(12345, 0, None)  # no such directory handle: a KeyError inside
+    assert exc.value.errno == errno.EIO
+    root = await ops.lookup(SNAPSHOTS_INO, ops.sid.encode())
+    assert root.st_ino > 2**40
+
+
+@pytest.mark.trio
+async def test_without_xattrs_the_kernel_is_told_to_stop_asking(ops):
+    root = await ops.lookup(SNAPSHOTS_INO, ops.sid.encode())
+    assert await ops.getxattr(root.st_ino, b"user.jvs.note", None) == b"first"
+    ops.xattrs = False
+    for call in (ops.getxattr(root.st_ino, b"user.jvs.note", None),
+                 ops.listxattr(root.st_ino, None)):
+        with pytest.raises(pyfuse3.FUSEError) as exc:
+            await call
+        assert exc.value.errno == errno.ENOSYS
