@@ -102,7 +102,7 @@ def dead_host_recovery(work: Path, heartbeat: str) -> float:
         (a.path("r/main") / "x.txt").write_text("x\n")
         doomed = cc.start_jvs("snapshot", "dies", cwd=cc.path("r/main"),
                               env={"JVS_TEST_PAUSE_AT": "snapshot:after_materialise"})
-        if "paused at" not in doomed.stderr.readline():
+        if not any("paused at" in line for line in doomed.stderr):
             raise RuntimeError("host C did not reach its pause point")
         cc.kill()
         start = time.perf_counter()
