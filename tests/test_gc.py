@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -40,10 +41,13 @@ def published(repo):
     return {p.name[:-5] for p in (repo / ".jvs" / "descriptors").glob("*.json")}
 
 
-@pytest.fixture
-def branched(repo):
+@pytest.fixture(scope="module")
+def branched_template(tmp_path_factory):
     """main: s1 -> s2 -> s3, then restore s1 and snapshot s4: s2 and s3 are off every
-    live lineage (the old latest and its parent)."""
+    live lineage (the old latest and its parent). Built once; each test gets a copy."""
+    base = tmp_path_factory.mktemp("branched")
+    run_jvs("init", "repo", cwd=base)
+    repo = base / "repo"
     main = repo / "main"
     if run_jvs("restore", "--help", cwd=main, check=False).returncode != 0:
         pytest.skip("jvs restore does not exist yet")
@@ -52,7 +56,15 @@ def branched(repo):
     s3 = snap(main, "s3")
     run_jvs("restore", s1, cwd=main)
     s4 = snap(main, "s4")
-    return repo, main, (s1, s2, s3, s4)
+    return repo, (s1, s2, s3, s4)
+
+
+@pytest.fixture
+def branched(branched_template, tmp_path):
+    template, ids = branched_template
+    repo = tmp_path / "repo"
+    shutil.copytree(template, repo, symlinks=True)
+    return repo, repo / "main", ids
 
 
 def test_linear_history_is_never_collected(repo):
