@@ -84,3 +84,27 @@ def repo_lock(repo: Repo, operation: str, *, wait: float | None = None) -> Itera
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def assert_lock_still_held(repo: Repo, operation: str) -> None:
+    """Fail with E_BUSY, before a commit point, if this process no longer holds the lock.
+
+    On JuiceFS the lock lives in the metadata engine and belongs to this host's client
+    session. A host cut off from the engine (or frozen) for longer than 5 heartbeats
+    loses its session, and with it the lock, while its jvs process runs on; another host
+    then takes the lock and writes (docs/cluster.md). Whoever takes the lock rewrites the
+    holder record and empties it on release, so a record that is not ours means we lost
+    the lock: publishing now would fork the lineage. A fresh open (not our held fd) makes
+    JuiceFS fetch the current content. This narrows the window to the check itself; it
+    cannot close it without fencing in the storage layer.
+    """
+    holder = read_holder(repo) or {}
+    if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+        return
+    raise JvsError(
+        "E_BUSY",
+        f"lost the repository lock during {operation} (now held by "
+        f"{holder.get('host', 'nobody')}); nothing was published",
+        hint="this host's JuiceFS session probably expired; run 'jvs doctor "
+        "--repair-runtime' and retry",
+    )

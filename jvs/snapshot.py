@@ -34,7 +34,7 @@ from jvs.integrity import (
     scan,
 )
 from jvs.intents import drop_intent, write_intent
-from jvs.lock import repo_lock
+from jvs.lock import assert_lock_still_held, repo_lock
 from jvs.names import validate_tag
 from jvs.repo import Repo
 from jvs.statcache import StatCache, stat_key
@@ -132,6 +132,7 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         tmp_descriptor = write_descriptor_tmp(repo, descriptor)
         crashpoint("snapshot:after_descriptor_tmp")
 
+        assert_lock_still_held(repo, "snapshot")
         publish_payload(repo, staged, snapshot_id)
         crashpoint("snapshot:after_publish_payload")
 
