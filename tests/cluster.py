@@ -189,6 +189,16 @@ class Host:
         # The kernel keeps the dead FUSE connection mounted; detach it like a reboot would.
         subprocess.run(["umount", "-l", str(self.mountpoint)], capture_output=True)
 
+    def freeze(self) -> None:
+        """The host is cut off from the metadata engine: its client stops heartbeating,
+        and every file operation on its mount waits, until ``thaw()``."""
+        for pid in mount_pids(self.mountpoint):
+            _kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in mount_pids(self.mountpoint):
+            _kill(pid, signal.SIGCONT)
+
     def argv(self, *args: str) -> list[str]:
         return in_host(self.name, [sys.executable, "-m", "jvs", *args])
 

@@ -340,6 +340,36 @@ def test_dead_host_lock_is_released_when_its_session_expires(cluster, repo_name)
             "doctor", "--strict", cwd=b.path(f"{repo_name}/main")).stdout
 
 
+def test_host_cut_off_past_its_session_cannot_publish(cluster, repo_name):
+    """Host D's JuiceFS client freezes (as when the host is cut off from Redis) for longer
+    than 5 heartbeats while D's jvs holds the lock mid-snapshot. JuiceFS expires D's
+    session and releases the lock; B snapshots. When D comes back, its jvs must notice it
+    lost the lock and publish nothing, or the lineage would fork."""
+    a, b = cluster["hostA"], cluster["hostB"]
+    d = cluster.add_host("hostD")
+    main = f"{repo_name}/main"
+    a.path(f"{main}/a.txt").write_text("a\n")
+    a.jvs("snapshot", "first", cwd=a.path(main))
+    d.path(f"{main}/d.txt").write_text("d\n")
+    # The pause is short: once it ends, D's jvs blocks on the frozen mount until thawed.
+    cut_off = d.start_jvs("snapshot", "from D", cwd=d.path(main),
+                          env={"JVS_TEST_PAUSE_AT": "snapshot:after_hash",
+                               "JVS_TEST_PAUSE_S": "1"})
+    try:
+        wait_for_pause(cut_off)
+        d.freeze()
+        b.path(f"{main}/b.txt").write_text("b\n")
+        b.jvs("snapshot", "from B", cwd=b.path(main), env={"JVS_LOCK_TIMEOUT": "30"})
+    finally:
+        d.thaw()
+        _, err = cut_off.communicate(timeout=60)
+    assert cut_off.returncode == 1
+    assert "E_BUSY" in err and "lost the repository lock" in err, err
+    notes = [s.get("note") for s in assert_one_chain(history(a, repo_name))]
+    assert notes == ["first", "from B"]
+    d.umount()
+
+
 def test_hosts_work_in_separate_worktrees_at_once(cluster, repo_name):
     a, b = cluster["hostA"], cluster["hostB"]
     if not has_command(a, "worktree", "fork"):
