@@ -24,6 +24,7 @@ import os
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -51,7 +52,7 @@ from jvs.intents import Intent, drop_intent, list_intents, update_intent, write_
 from jvs.lock import repo_lock
 from jvs.names import validate_worktree_name
 from jvs.repo import Repo
-from jvs.statcache import StatCache
+from jvs.statcache import RACY_WINDOW_NS, StatCache
 from jvs.worktree import (
     WorktreeConfig,
     load_worktree_config,
@@ -73,6 +74,7 @@ class RestoreResult:
     previous_head: str | None
     rescue: Descriptor | None = None  # where the unsaved work went
     trash: Path | None = None  # the replaced content, to delete (see empty_trash)
+    restored_at_ns: int = 0  # when the new content was in place (for after_restore)
     discarded: bool = False  # discard_unsaved: whatever was unsaved is gone (not counted)
     unsaved: int = 0  # unsaved changes found and rescued
     unchanged: bool = False  # already there and clean: nothing was moved
@@ -125,7 +127,7 @@ def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = Fals
         if finished:
             result = replace(result, finished=tuple(finished))
     if not defer_cleanup:
-        empty_trash(repo)
+        after_restore(repo, result)
     return result
 
 
@@ -382,8 +384,7 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
             intent = update_intent(intent, phase=MOVING_IN)
         move_in(staged, payload, units, wdir / "conflicts")
         crashpoint("restore:after_move_in")
-        if fresh:
-            remember_restored(repo, worktree, payload, target, units)
+    restored_at_ns = time.time_ns()
 
     wt = load_worktree_config(repo, worktree)
     discarded = bool(rec.get("discard"))
@@ -401,7 +402,7 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
     trash = clean_up(repo, worktree, intent)
     return RestoreResult(wt, target, rec.get("previous_head"), rescue=rescue,
                          discarded=discarded, unsaved=int(rec.get("unsaved") or 0),
-                         trash=trash)
+                         trash=trash, restored_at_ns=restored_at_ns if fresh else 0)
 
 
 def move_out(payload: Path, side: Path, units: tuple[str, ...]) -> None:
@@ -517,24 +518,30 @@ def hash_rescue(root: Path, algo: str, unsaved: Unsaved | None) -> bytes:
     return manifest_bytes(entries_of(root, scanned, algo, HashStats(), lookup))
 
 
-def remember_restored(repo: Repo, worktree: str, payload: Path, target: Descriptor,
-                      units: tuple[str, ...]) -> None:
+def remember_restored(repo: Repo, worktree: str, target: Descriptor, units: tuple[str, ...],
+                      restored_at_ns: int) -> None:
     """Seed the stat cache with the restored files' hashes from the target's manifest, so
-    the next status, snapshot or restore does not read them all again. The stat cache's
-    racily-clean rule still drops entries written too recently to trust."""
+    the next status, snapshot or restore does not read them all again.
+
+    Safe to run later (in the background): only files whose ctime is older than the
+    moment the restore finished, minus the racily-clean window, are remembered — a file
+    changed since then has a newer ctime, so its (wrong) manifest hash is never cached."""
     entries = read_trusted_manifest(repo.manifest_path(target.snapshot_id),
                                     target.payload_root_hash)
     if entries is None:
         return  # rebuilding a manifest reads the whole payload: not worth it here
     manifest = {e.relpath: e for e in entries if e.kind == "file"}
     cache = StatCache.load(repo, worktree, target.payload_hash_algo)
+    payload = worktree_payload(repo, worktree)
     scanned = scan(payload)
+    horizon = restored_at_ns - RACY_WINDOW_NS
     seen = set()
     for e in scanned.entries:
         if e.kind != "file" or (units and not _under(e.relpath, units)):
             continue
         entry = manifest.get(e.relpath)
-        if entry is not None and entry.size == e.st.st_size:
+        if entry is not None and entry.size == e.st.st_size \
+                and max(e.st.st_mtime_ns, e.st.st_ctime_ns) < horizon:
             cache.remember(e.relpath, e.st, entry.hash)
             seen.add(e.relpath)
     cache.save(keep=None if units else seen)
@@ -584,18 +591,27 @@ def empty_trash(repo: Repo) -> None:
         fsio.remove_tree(trash_dir(repo) / name)
 
 
-def empty_trash_in_background(repo: Repo) -> None:
-    """Fork a detached child that empties the trash, so the command returns at once. The
-    child lets go of stdin/stdout/stderr, so a caller reading our output is not held."""
-    try:
-        if not any(os.scandir(trash_dir(repo))):
-            return
-    except FileNotFoundError:
-        return
+def after_restore(repo: Repo, result: RestoreResult) -> None:
+    """What a restore leaves for after the answer: seed the stat cache with the restored
+    files, delete the replaced content. Neither changes what the worktree holds."""
+    if result.restored_at_ns and not result.unchanged:
+        try:
+            remember_restored(repo, result.worktree.name, result.target,
+                              result.target.partial_paths, result.restored_at_ns)
+        except (OSError, JvsError):
+            pass  # the stat cache is only an optimisation
+    empty_trash(repo)
+
+
+def after_restore_in_background(repo: Repo, result: RestoreResult) -> None:
+    """Run :func:`after_restore` in a detached child, so the command returns at once (a
+    scan of thousands of files and their deletion would otherwise double a restore's
+    time). The child lets go of stdin/stdout/stderr, so a caller reading our output is
+    not held."""
     try:
         pid = os.fork()
     except OSError:
-        empty_trash(repo)
+        after_restore(repo, result)
         return
     if pid != 0:
         return
@@ -604,7 +620,7 @@ def empty_trash_in_background(repo: Repo) -> None:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        empty_trash(repo)
+        after_restore(repo, result)
     finally:
         os._exit(0)
 

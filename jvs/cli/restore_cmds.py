@@ -78,7 +78,7 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
       jvs restore -i exp
       jvs restore baseline --discard-unsaved
     """
-    from jvs.restore import empty_trash_in_background
+    from jvs.restore import after_restore_in_background
     from jvs.restore import restore as do_restore
 
     ui = ui_of(ctx)
@@ -131,7 +131,7 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
         "finished_interrupted": list(result.finished),
     }
     ui.emit(data, "\n".join(lines))
-    empty_trash_in_background(repo)
+    after_restore_in_background(repo, result)
 
 
 def _warn_if_shell_dir_replaced(ctx, started: str, repo, worktree: str) -> None:
