@@ -230,7 +230,8 @@ def test_index_and_stat_cache_problems(repo):
     import sqlite3
 
     conn = sqlite3.connect(index)
-    conn.execute("UPDATE snapshots SET note='stale' WHERE id=?", (sid,))
+    conn.execute("UPDATE snapshots SET fields=replace(fields, 'original note', 'stale') "
+                 "WHERE id=?", (sid,))
     conn.commit()
     conn.close()
     out = doctor(main)
