@@ -113,6 +113,24 @@ def dead_host_recovery(work: Path, heartbeat: str) -> float:
         return time.perf_counter() - start
 
 
+def view_visibility(a: Host, b: Host, repo: str, repeat: int, view: Path) -> float:
+    """Seconds from A's `jvs snapshot` returning until B's `jvs mount` view serves it."""
+    times = []
+    main_a = a.path(f"{repo}/main")
+    b.jvs("-C", str(b.path(f"{repo}/main")), "mount", str(view))
+    try:
+        for i in range(repeat):
+            (main_a / "view.txt").write_text(f"{i}\n")
+            sid = a.jvs("snapshot", f"view {i}", "--json", cwd=main_a).json["snapshot_id"]
+            t0 = time.perf_counter()
+            while not (view / "@snapshots" / sid / "view.txt").exists():
+                time.sleep(0.002)
+            times.append(time.perf_counter() - t0)
+    finally:
+        b.jvs("umount", str(view), check=False)
+    return med(times)
+
+
 def visibility(a: Host, b: Host, repo: str, repeat: int) -> tuple[float, float]:
     """Seconds from A's `jvs snapshot` returning until B's mount shows the descriptor,
     and until B's `jvs history --tag` first lists it (each a median)."""
@@ -241,6 +259,11 @@ def main() -> int:
             rows.append(("B sees A's snapshot: first `jvs history --tag` listing it",
                          f"{cli_vis:.3f} s"))
             print(*rows[-2:], sep="\n", flush=True)
+            if has_command(b, "mount"):
+                (work / "view").mkdir()
+                took = view_visibility(a, b, "vis", args.repeat, work / "view")
+                rows.append(("B sees A's snapshot: in B's `jvs mount` view", f"{took:.3f} s"))
+                print(rows[-1], flush=True)
 
             for workers in (1, 2, 4):
                 repo = f"loop{workers}"
