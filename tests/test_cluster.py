@@ -340,6 +340,25 @@ def test_dead_host_lock_is_released_when_its_session_expires(cluster, repo_name)
             "doctor", "--strict", cwd=b.path(f"{repo_name}/main")).stdout
 
 
+def test_same_worktree_name_forked_on_both_hosts_at_once(cluster, repo_name):
+    """Both hosts fork a worktree of the same name at the same moment: exactly one gets
+    it, the other is told the name is taken, and nothing is half-created."""
+    a, b = cluster["hostA"], cluster["hostB"]
+    if not has_command(a, "worktree", "fork"):
+        pytest.skip("jvs worktree fork does not exist yet")
+    main = f"{repo_name}/main"
+    a.path(f"{main}/x.txt").write_text("x\n")
+    a.jvs("snapshot", "x", cwd=a.path(main))
+    procs = [h.start_jvs("worktree", "fork", "exp", cwd=h.path(main)) for h in (a, b)]
+    results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    [err] = [err for code, err in results if code == 1]
+    assert "exp" in err, err
+    listed = a.jvs("worktree", "list", "--json", cwd=a.path(main)).stdout
+    assert listed.count('"exp"') == 1, listed
+    assert a.path(f"{repo_name}/worktrees/exp/x.txt").read_text() == "x\n"
+
+
 def test_host_cut_off_past_its_session_cannot_publish(cluster, repo_name):
     """Host D's JuiceFS client freezes (as when the host is cut off from Redis) for longer
     than 5 heartbeats while D's jvs holds the lock mid-snapshot. JuiceFS expires D's
