@@ -110,6 +110,7 @@ class View:
         self.catalog = catalog
         self.inodes = InodeTable()
         self.mounted_at_ns = time.time_ns()
+        self._snapshots_dir = os.fsencode(catalog.repo.snapshots_dir) + b"/"
         catalog.refresh(force=True)
 
     # ---------------------------------------------------------------- lookups and attrs
@@ -199,7 +200,7 @@ class View:
 
     def snapshot_root(self, sid: str) -> Attributes:
         disc = self.catalog.discriminators[sid]
-        path = os.fsencode(self.catalog.payload_dir(sid))
+        path = self._snapshots_dir + sid.encode()
         st = os.lstat(path)  # a descriptor without its payload is not served
         if not stat.S_ISDIR(st.st_mode):
             raise OSError(errno.ENOENT, "payload is not a directory")
@@ -277,6 +278,8 @@ class View:
             if listing.dir_fd is not None:
                 st = os.lstat(name, dir_fd=listing.dir_fd)
                 return self._entry_attributes(listing.node, listing.node.path + b"/" + name, st)
+            if listing.node.kind == SNAPSHOTS:  # the catalog was refreshed at opendir
+                return self._snapshot_or_tag(name.decode("utf-8", "surrogateescape"))
             return self.lookup(listing.node.ino, name)
         except OSError:
             return None

@@ -196,21 +196,22 @@ def test_new_and_removed_snapshots_show_without_remounting(mounted):
 
 def test_a_tampered_descriptor_is_not_served(mounted):
     view, main, repo = mounted["view"], mounted["main"], mounted["repo"]
-    sid = _snapshot(main, "to be tampered")
-    path = repo / ".jvs" / "descriptors" / f"{sid}.json"
+    sid = _snapshot(main, "to be forged")
     assert _wait(lambda: sid in os.listdir(view / "@snapshots"))
-    data = json.loads(path.read_text())
-    data["note"] = "forged"
-    data["snapshot_id"] = sid
-    # Served snapshots are cached by ID; a tampered copy under a new ID is never served.
+    # A copy of it under another ID whose descriptor no longer matches its checksum.
     forged = sid[:-8] + "00000000"
+    data = json.loads((repo / ".jvs" / "descriptors" / f"{sid}.json").read_text())
     data["snapshot_id"] = forged
-    (repo / ".jvs" / "descriptors" / f"{forged}.json").write_text(json.dumps(data))
+    data["note"] = "forged"
     shutil.copytree(repo / ".jvs" / "snapshots" / sid, repo / ".jvs" / "snapshots" / forged,
                     symlinks=True)
-    time.sleep(1.2)  # past the catalog's refresh interval: the forged one has been seen
+    (repo / ".jvs" / "descriptors" / f"{forged}.json").write_text(json.dumps(data))
+    # A genuine snapshot taken after it shows once the view has re-read descriptors/.
+    later = _snapshot(main, "genuine, after the forgery")
+    assert _wait(lambda: later in os.listdir(view / "@snapshots"))
     assert forged not in os.listdir(view / "@snapshots")
     assert not (view / "@snapshots" / forged).exists()
+    assert not (view / "@snapshots" / "forged").exists()  # not even as a note
 
 
 def _readers_round(view: Path, threads: int = 8, processes: int = 3) -> None:

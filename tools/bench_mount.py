@@ -254,8 +254,11 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--snapshots", type=int, default=20_000)
     parser.add_argument("--big-dir", type=int, default=100_000)
+    parser.add_argument("--only", default="read,tree,wide,snapshots",
+                        help="comma-separated sections: read, tree, wide, snapshots")
     parser.add_argument("--passthrough-server", nargs=2, metavar=("SRC", "MNT"))
     args = parser.parse_args()
+    only = set(args.only.split(","))
     if args.passthrough_server:
         passthrough_server(*args.passthrough_server)
         return
@@ -263,92 +266,99 @@ def main() -> None:
     print("load:", os.getloadavg(), "cores:", os.cpu_count())
     base = Path(tempfile.mkdtemp(prefix="jvs-bench-mount-", dir="/var/tmp"))
     rows: list[tuple[str, float, float, float]] = []
+    memory: dict[str, tuple[int, int, int]] = {}
     try:
-        repo, ids = build_data(base, args.gib, args.files, args.big_dir)
+        repo, ids = build_data(base, args.gib if "read" in only else 0,
+                               args.files if "tree" in only else 0,
+                               args.big_dir if "wide" in only else 0)
         snaps = repo / ".jvs" / "snapshots"
         view_mp, floor_mp = base / "view", base / "floor"
 
         def in_view(key: str) -> Path:
             return view_mp / "@snapshots" / ids[key]
 
-        # 1. sequential read of the big file: page cache holds the backing file.
-        sh(f"cat {snaps / ids['big'] / 'data.bin'} > /dev/null")
-        native = sh(f"cat {snaps / ids['big'] / 'data.bin'} > /dev/null")
-        results = {}
-        for kind, env in (("view", {"JVS_MOUNT_READ_THREADS": "0"}),
-                          ("view-threads", {"JVS_MOUNT_READ_THREADS": "1"}),
-                          ("floor", None)):
-            mp = floor_mp if kind == "floor" else view_mp
-            with Mount("floor" if kind == "floor" else "view", repo, snaps / ids["big"], mp,
-                       env):
-                path = (mp / "data.bin") if kind == "floor" else (in_view("big") / "data.bin")
-                first = sh(f"cat {path} > /dev/null")
-                again = sh(f"cat {path} > /dev/null")
-            results[kind] = (first, again)
-        size_mb = args.gib * 1024 * 1.048576
-        for kind, (first, again) in results.items():
-            rows.append((f"read {args.gib:g} GiB first ({kind}) [{size_mb / first:.0f} MB/s]",
-                         first, results["floor"][0], native))
-            rows.append((f"read {args.gib:g} GiB again ({kind})", again, results["floor"][1],
-                         native))
+        if "read" in only:
+            # 1. sequential read of the big file: page cache holds the backing file.
+            sh(f"cat {snaps / ids['big'] / 'data.bin'} > /dev/null")
+            native = sh(f"cat {snaps / ids['big'] / 'data.bin'} > /dev/null")
+            results = {}
+            for kind, env in (("view", {"JVS_MOUNT_READ_THREADS": "0"}),
+                              ("view-threads", {"JVS_MOUNT_READ_THREADS": "1"}),
+                              ("floor", None)):
+                mp = floor_mp if kind == "floor" else view_mp
+                with Mount("floor" if kind == "floor" else "view", repo, snaps / ids["big"], mp,
+                           env):
+                    path = (mp / "data.bin") if kind == "floor" else (in_view("big") / "data.bin")
+                    first = sh(f"cat {path} > /dev/null")
+                    again = sh(f"cat {path} > /dev/null")
+                results[kind] = (first, again)
+            size_mb = args.gib * 1024 * 1.048576
+            for kind, (first, again) in results.items():
+                rows.append((f"read {args.gib:g} GiB first ({kind}) [{size_mb / first:.0f} MB/s]",
+                             first, results["floor"][0], native))
+                rows.append((f"read {args.gib:g} GiB again ({kind})", again, results["floor"][1],
+                             native))
 
-        # 2. tree walks over the 10,000-file snapshot.
-        commands = {
-            "find": "find {p} > /dev/null",
-            "ls -lR": "ls -lR {p} > /dev/null",
-            "grep -r": "grep -r loss {p} > /dev/null",
-            "du -s": "du -s {p} > /dev/null",
-        }
-        for name, cmd in commands.items():
-            native = sh(cmd.format(p=snaps / ids["tree"]))
+        if "tree" in only:
+            # 2. tree walks over the 10,000-file snapshot.
+            commands = {
+                "find": "find {p} > /dev/null",
+                "ls -lR": "ls -lR {p} > /dev/null",
+                "grep -r": "grep -r loss {p} > /dev/null",
+                "du -s": "du -s {p} > /dev/null",
+            }
+            for name, cmd in commands.items():
+                native = sh(cmd.format(p=snaps / ids["tree"]))
+                times = {}
+                for kind, extra in (("view", ()), ("view --no-xattrs", ("--no-xattrs",)),
+                                    ("floor", ())):
+                    mp = floor_mp if kind == "floor" else view_mp
+                    with Mount(kind.split()[0], repo, snaps / ids["tree"], mp, extra=extra):
+                        p = mp if kind == "floor" else in_view("tree")
+                        times[kind] = (sh(cmd.format(p=p)), sh(cmd.format(p=p)))
+                for kind in ("view", "view --no-xattrs"):
+                    rows.append((f"{name} {args.files} files first ({kind})", times[kind][0],
+                                 times["floor"][0], native))
+                    rows.append((f"{name} {args.files} files again ({kind})", times[kind][1],
+                                 times["floor"][1], native))
+
+        if "wide" in only:
+            # 3. one directory of 100,000 entries, and the server's memory.
+            wide = snaps / ids["wide"] / "many"
+            native = sh(f"ls {wide} > /dev/null")
             times = {}
             for kind, extra in (("view", ()), ("view --no-xattrs", ("--no-xattrs",)),
                                 ("floor", ())):
                 mp = floor_mp if kind == "floor" else view_mp
-                with Mount(kind.split()[0], repo, snaps / ids["tree"], mp, extra=extra):
-                    p = mp if kind == "floor" else in_view("tree")
-                    times[kind] = (sh(cmd.format(p=p)), sh(cmd.format(p=p)))
+                with Mount(kind.split()[0], repo, wide, mp, extra=extra) as m:
+                    p = mp if kind == "floor" else (in_view("wide") / "many")
+                    before = rss_kib(m.pid())
+                    times[kind] = (sh(f"ls {p} > /dev/null"), sh(f"ls -l {p} > /dev/null"))
+                    peak = rss_kib(m.pid())
+                    for _ in range(3):
+                        sh(f"ls -l {p} > /dev/null")
+                        sh("echo 2 > /proc/sys/vm/drop_caches")
+                    time.sleep(0.5)
+                    memory[kind] = (before, peak, rss_kib(m.pid()))
             for kind in ("view", "view --no-xattrs"):
-                rows.append((f"{name} {args.files} files first ({kind})", times[kind][0],
+                rows.append((f"ls {args.big_dir}-entry dir ({kind})", times[kind][0],
                              times["floor"][0], native))
-                rows.append((f"{name} {args.files} files again ({kind})", times[kind][1],
-                             times["floor"][1], native))
+                rows.append((f"ls -l {args.big_dir}-entry dir ({kind})", times[kind][1],
+                             times["floor"][1], float("nan")))
 
-        # 3. one directory of 100,000 entries, and the server's memory.
-        wide = snaps / ids["wide"] / "many"
-        native = sh(f"ls {wide} > /dev/null")
-        times, memory = {}, {}
-        for kind, extra in (("view", ()), ("view --no-xattrs", ("--no-xattrs",)),
-                            ("floor", ())):
-            mp = floor_mp if kind == "floor" else view_mp
-            with Mount(kind.split()[0], repo, wide, mp, extra=extra) as m:
-                p = mp if kind == "floor" else (in_view("wide") / "many")
-                before = rss_kib(m.pid())
-                times[kind] = (sh(f"ls {p} > /dev/null"), sh(f"ls -l {p} > /dev/null"))
-                peak = rss_kib(m.pid())
-                for _ in range(3):
-                    sh(f"ls -l {p} > /dev/null")
-                    sh("echo 2 > /proc/sys/vm/drop_caches")
-                time.sleep(0.5)
-                memory[kind] = (before, peak, rss_kib(m.pid()))
-        for kind in ("view", "view --no-xattrs"):
-            rows.append((f"ls {args.big_dir}-entry dir ({kind})", times[kind][0],
-                         times["floor"][0], native))
-            rows.append((f"ls -l {args.big_dir}-entry dir ({kind})", times[kind][1],
-                         times["floor"][1], float("nan")))
-
-        # 4. @snapshots with many snapshots.
-        many = build_many_snapshots(base, args.snapshots)
-        with Mount("view", many, many, view_mp):
-            first = sh(f"ls {view_mp / '@snapshots'} > /dev/null")
-            again = sh(f"ls {view_mp / '@snapshots'} > /dev/null")
-            long_ = sh(f"ls -l {view_mp / '@snapshots'} > /dev/null")
-        rows.append((f"ls @snapshots ({args.snapshots} snapshots) first", first, float("nan"),
-                     float("nan")))
-        rows.append((f"ls @snapshots ({args.snapshots} snapshots) again", again, float("nan"),
-                     float("nan")))
-        rows.append((f"ls -l @snapshots ({args.snapshots} snapshots)", long_, float("nan"),
-                     float("nan")))
+        if "snapshots" in only:
+            # 4. @snapshots with many snapshots.
+            many = build_many_snapshots(base, args.snapshots)
+            with Mount("view", many, many, view_mp):
+                first = sh(f"ls {view_mp / '@snapshots'} > /dev/null")
+                again = sh(f"ls {view_mp / '@snapshots'} > /dev/null")
+                long_ = sh(f"ls -l {view_mp / '@snapshots'} > /dev/null")
+            rows.append((f"ls @snapshots ({args.snapshots} snapshots) first", first, float("nan"),
+                         float("nan")))
+            rows.append((f"ls @snapshots ({args.snapshots} snapshots) again", again, float("nan"),
+                         float("nan")))
+            rows.append((f"ls -l @snapshots ({args.snapshots} snapshots)", long_, float("nan"),
+                         float("nan")))
     finally:
         for mp in (base / "view", base / "floor"):
             if mp.exists() and is_mounted(str(mp)):
