@@ -355,6 +355,16 @@ def apparent_size(repo: Repo, snapshot_id: str) -> int:
     return total
 
 
+def sizes_of(repo: Repo, snapshot_ids: list[str]) -> int:
+    """Total apparent size, with sizes remembered in the index (snapshots never change)."""
+    from jvs.index import cached_sizes, store_sizes
+
+    known = cached_sizes(repo)
+    fresh = {sid: apparent_size(repo, sid) for sid in snapshot_ids if sid not in known}
+    store_sizes(repo, fresh)
+    return sum(known.get(sid, 0) for sid in snapshot_ids) + sum(fresh.values())
+
+
 def plan_id_of(policy: Policy, candidates: Iterable[str]) -> str:
     body = json.dumps({"policy": policy.to_json(), "candidates": sorted(candidates)},
                       sort_keys=True).encode()
@@ -372,8 +382,7 @@ def make_plan(repo: Repo, policy: Policy, now: float) -> Plan:
     for reason in selection.kept.values():
         reasons[reason] = reasons.get(reason, 0) + 1
     plan = Plan(plan_id_of(policy, selection.candidates), rfc3339_utc(int(now * 1e9)), policy,
-                tuple(selection.candidates),
-                sum(apparent_size(repo, sid) for sid in selection.candidates), reasons)
+                tuple(selection.candidates), sizes_of(repo, selection.candidates), reasons)
     plans_dir(repo).mkdir(parents=True, exist_ok=True)
     fsio.write_json_atomic(plans_dir(repo) / f"{plan.plan_id}.json", plan.to_json())
     prune_old_plans(repo)

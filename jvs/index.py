@@ -233,3 +233,39 @@ def index_discrepancies(repo: Repo) -> list[str]:
         if data is not None and tuple(row) != _row_of(sid, data):
             out.append(f"{sid}: index row differs from the descriptor")
     return out
+
+
+# Apparent payload sizes, filled lazily by ``gc plan`` (a snapshot never changes, so a
+# size once computed stays right; rows of collected snapshots are merely unused).
+_SIZES_SCHEMA = "CREATE TABLE IF NOT EXISTS sizes (id TEXT PRIMARY KEY, bytes INTEGER)"
+
+
+def cached_sizes(repo: Repo) -> dict[str, int]:
+    path = index_path(repo)
+    if not path.exists():
+        return {}
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_S)
+        try:
+            return dict(conn.execute("SELECT id, bytes FROM sizes"))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return {}
+
+
+def store_sizes(repo: Repo, sizes: dict[str, int]) -> None:
+    """Best effort, like every index write."""
+    if not sizes:
+        return
+    try:
+        conn = sqlite3.connect(index_path(repo), timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute(_SIZES_SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT OR REPLACE INTO sizes VALUES (?, ?)", sizes.items())
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass
