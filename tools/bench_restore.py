@@ -117,7 +117,8 @@ def bench_tree(label: str, fill, base: Path, repeat: int) -> list[tuple[str, flo
     t_clean = statistics.median(clean_restore() for _ in range(repeat))
     t_dirty = statistics.median(dirty_restore() for _ in range(repeat))
     t_discard = statistics.median(dirty_restore("--discard-unsaved") for _ in range(repeat))
-    shutil.rmtree(work)
+    settle()
+    shutil.rmtree(work, ignore_errors=True)
     return [
         (f"{label}: cp -a", t_cp, ""),
         (f"{label}: cp -a && sync", t_cp_sync, ""),
