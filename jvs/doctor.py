@@ -397,7 +397,7 @@ def check_caches(repo: Repo, state: State) -> list[Finding]:
     # Refresh first, as every reader does (an old-format or torn index is simply rebuilt);
     # what remains are rows whose content disagrees with their descriptor.
     load_descriptors(repo)
-    problems = index_discrepancies(repo)
+    problems = index_discrepancies(repo, state.raw)
     if problems:
         out.append(Finding("index_stale", "info", "E_DESCRIPTOR_CORRUPT",
                            f"index disagrees with the descriptors ({problems[0]}"

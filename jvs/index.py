@@ -216,9 +216,10 @@ def rebuild_index(repo: Repo) -> int:
     return len(added)
 
 
-def index_discrepancies(repo: Repo) -> list[str]:
+def index_discrepancies(repo: Repo, files: dict[str, bytes] | None = None) -> list[str]:
     """Rows of the index that differ from their descriptor file (empty: the index agrees,
-    or there is no index). Reads every descriptor: for ``doctor``, not for listing."""
+    or there is no index). Reads every descriptor (unless *files* already holds them):
+    for ``doctor``, not for listing."""
     path = index_path(repo)
     rows = _query(path, "SELECT * FROM snapshots")
     if rows is None:
@@ -229,7 +230,7 @@ def index_discrepancies(repo: Repo) -> list[str]:
         sid = row[0]
         if sid not in ids:
             continue
-        data = _read_descriptor_file(repo, sid)
+        data = files.get(sid) if files is not None else _read_descriptor_file(repo, sid)
         if data is not None and tuple(row) != _row_of(sid, data):
             out.append(f"{sid}: index row differs from the descriptor")
     return out
