@@ -239,3 +239,31 @@ def test_thinning_a_branch_keeps_doctor_green(branched):
     assert published(repo) == {s1, s3, s4}
     assert "Repository is healthy." in run_jvs("doctor", "--strict", cwd=main).stdout
     run_jvs("verify", s3, cwd=main)
+
+
+def test_detached_worktree_keeps_its_latest_line(repo):
+    main = repo / "main"
+    if run_jvs("restore", "--help", cwd=main, check=False).returncode != 0:
+        pytest.skip("jvs restore does not exist yet")
+    s1 = snap(main, "s1")
+    snap(main, "s2")
+    snap(main, "s3")
+    run_jvs("restore", s1, cwd=main)  # DETACHED: head s1, latest s3
+    assert plan(main, "--keep-last", "0")["candidates"] == []
+
+
+def test_removed_worktree_snapshots_are_collected(repo):
+    main = repo / "main"
+    if run_jvs("worktree", "remove", "--help", cwd=main, check=False).returncode != 0:
+        pytest.skip("jvs worktree remove does not exist yet")
+    base = snap(main, "base")
+    run_jvs("fork", base, "side", cwd=main)
+    side = repo / "worktrees" / "side"
+    side_ids = [snap(side, f"side {i}") for i in range(2)]
+    assert plan(main, "--keep-last", "0")["candidates"] == []  # side's head protects them
+    run_jvs("worktree", "remove", "side", "--force", cwd=main)
+    data = plan(main, "--keep-last", "0")
+    assert data["candidates"] == side_ids
+    run_jvs("gc", "run", "--plan-id", data["plan_id"], cwd=main, env=later(2))
+    assert published(repo) == {base}
+    assert "Repository is healthy." in run_jvs("doctor", "--strict", cwd=main).stdout
