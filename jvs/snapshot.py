@@ -37,7 +37,7 @@ from jvs.intents import drop_intent, write_intent
 from jvs.lock import assert_lock_still_held, repo_lock
 from jvs.names import validate_tag
 from jvs.repo import Repo
-from jvs.statcache import StatCache, stat_key
+from jvs.statcache import StatCache
 from jvs.worktree import (
     WorktreeConfig,
     load_worktree_config,
@@ -95,18 +95,17 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         crashpoint("snapshot:after_intent")
 
         cache = StatCache.load(repo, worktree, config.payload_hash_algo)
-        before = scan(source)
         staged = repo.snapshots_dir / f"{snapshot_id}.tmp"
         if progress:
             progress(f"materialising with {engine.name}")
-        hashing = hashing_copy(engine, config.payload_hash_algo, cache, before, partial)
+        hashing = hashing_copy(engine, config.payload_hash_algo, cache, partial)
         clone = materialise(engine, source, staged, partial, hashing)
         crashpoint("snapshot:after_materialise")
 
         if progress:
             progress("hashing")
         after = scan(source)
-        manifest, stats = hash_payload(repo, snapshot_id, staged, cache, before, after,
+        manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after,
                                        config.payload_hash_algo, hashing)
         crashpoint("snapshot:after_hash")
 
@@ -114,7 +113,7 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         crashpoint("snapshot:after_fsync")
 
         degraded = list(clone.degraded)
-        degraded += [f"special-file:{p}" for p in before.skipped_special
+        degraded += [f"special-file:{p}" for p in after.skipped_special
                      if _in_partial(p, partial)]
         descriptor = Descriptor(
             snapshot_id=snapshot_id,
@@ -147,28 +146,22 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         crashpoint("snapshot:after_audit")
 
         drop_intent(intent)
-        cache.save(keep=None if partial else set(before.files()))
+        cache.save(keep=None if partial else set(after.files()))
         return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, stats,
-                              tuple(before.skipped_special))
+                              tuple(after.skipped_special))
 
 
 def _in_partial(rel: str, partial: tuple[str, ...]) -> bool:
     return not partial or any(rel == p or rel.startswith(p + "/") for p in partial)
 
 
-def hashing_copy(engine: Engine, algo: str, cache: StatCache, before: ScanResult,
+def hashing_copy(engine: Engine, algo: str, cache: StatCache,
                  partial: tuple[str, ...]) -> HashingCopy | None:
     """For an engine that reads every byte anyway (the copy engine), hash the files the
     stat cache cannot vouch for while copying them, so each byte is read once."""
     if partial or not hasattr(engine, "clone_hashing"):
         return None
-    pre = before.files()
-
-    def wants(rel: str) -> bool:
-        st = pre.get(rel)
-        return st is None or cache.lookup(rel, st) is None
-
-    return HashingCopy(algo, wants)
+    return HashingCopy(algo, lambda rel, st: cache.lookup(rel, st) is None)
 
 
 def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, ...],
@@ -214,13 +207,19 @@ def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, 
 
 
 def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
-                 before: ScanResult, after: ScanResult, algo: str,
+                 after: ScanResult, algo: str,
                  hashing: HashingCopy | None = None) -> tuple[bytes, HashStats]:
-    """Hash the staged copy, taking a file's hash from the stat cache only when the
-    worktree file's stat was the same before and after the clone and matches the cache.
-    Special files an engine may have cloned are dropped, so the payload is exactly what
-    the manifest records. Writes ``manifests/<id>``."""
-    pre, post = before.files(), after.files()
+    """Hash the staged copy, reading only what the stat cache cannot vouch for.
+
+    *after* is the worktree's stat taken once the clone is done. A cache entry is used
+    only when that stat equals the cached one: any write since the entry was made (during
+    the clone included) changed the file's ctime, so an equal stat means the file held
+    the cached content throughout. A fresh hash is remembered only when the staged copy
+    carries the worktree file's current mtime and size (engines copy mtimes), i.e. the
+    file did not change while it was being cloned. Special files an engine may have
+    cloned are dropped, so the payload is exactly what the manifest records. Writes
+    ``manifests/<id>``."""
+    post = after.files()
     stats = HashStats()
     if hashing is not None:
         stats.files_hashed += len(hashing.digests)
@@ -229,22 +228,21 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     def known(e: ScannedEntry) -> str | None:
         if hashing is not None and e.relpath in hashing.digests:
             return hashing.digests[e.relpath]
-        st_pre, st_post = pre.get(e.relpath), post.get(e.relpath)
-        if st_pre is None or st_post is None or stat_key(st_pre) != stat_key(st_post):
+        st = post.get(e.relpath)
+        if st is None or st.st_size != e.st.st_size:
             return None
-        if st_pre.st_size != e.st.st_size:
-            return None
-        return cache.lookup(e.relpath, st_pre)
+        return cache.lookup(e.relpath, st)
 
     staged_scan = scan(staged)
     for rel in staged_scan.skipped_special:
         os.unlink(staged / rel)
     entries = entries_of(staged, staged_scan, algo, stats, known)
+    staged_files = staged_scan.files()
     for entry in entries:
-        st_pre, st_post = pre.get(entry.relpath), post.get(entry.relpath)
-        if entry.kind == "file" and st_pre is not None and st_post is not None \
-                and stat_key(st_pre) == stat_key(st_post):
-            cache.remember(entry.relpath, st_pre, entry.hash)
+        st, copied = post.get(entry.relpath), staged_files.get(entry.relpath)
+        if entry.kind == "file" and st is not None and copied is not None \
+                and (st.st_mtime_ns, st.st_size) == (copied.st_mtime_ns, copied.st_size):
+            cache.remember(entry.relpath, st, entry.hash)
     manifest = manifest_bytes(entries)
     # Made durable by fsync_payload's syncfs, which follows on the same filesystem.
     fsio.write_bytes_atomic(repo.manifest_path(snapshot_id), manifest, durable=False)

@@ -295,3 +295,36 @@ def test_audit_log_chains_every_snapshot(repo):
     assert check_chain(Repo(repo)) == []
     for prev, cur in zip(lines, lines[1:], strict=False):
         assert cur["prev_hash"] == prev["record_hash"]
+
+
+def test_write_during_the_clone_is_never_cached_as_clean(repo):
+    """A file rewritten (same size) between the clone and the stat scan: the snapshot
+    records what it copied, and the next snapshot sees the new content, so every payload
+    still matches its manifest."""
+    main = repo / "main"
+    f = main / "weights.bin"
+    f.write_bytes(b"1" * 8192)
+    time.sleep(0.25)
+    run_jvs("snapshot", "warm the cache", cwd=main)
+    f.write_bytes(b"2" * 8192)
+    time.sleep(0.25)
+    env = {**os.environ, "NO_COLOR": "1", "JVS_TEST_PAUSE_AT": "snapshot:after_materialise",
+           "JVS_TEST_PAUSE_S": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "jvs", "snapshot", "racing", "--json"],
+                            cwd=main, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert "paused at snapshot:after_materialise" in proc.stderr.readline()
+    f.write_bytes(b"3" * 8192)  # lands after the clone, before the stat scan
+    out, _ = proc.communicate(timeout=60)
+    racing = json.loads(out)["snapshot_id"]
+    after = run_jvs("snapshot", "after", "--json", cwd=main).json["snapshot_id"]
+    snaps = repo / ".jvs" / "snapshots"
+    assert (snaps / racing / "weights.bin").read_bytes() == b"2" * 8192
+    assert (snaps / after / "weights.bin").read_bytes() == b"3" * 8192
+    from jvs.descriptor import read_descriptor
+    from jvs.integrity import compute_payload
+    from jvs.repo import Repo
+
+    for sid in (racing, after):
+        desc = read_descriptor(Repo(repo), sid)
+        assert compute_payload(snaps / sid, desc.payload_hash_algo)[1] == desc.payload_root_hash

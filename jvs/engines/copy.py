@@ -65,12 +65,12 @@ def copy_xattrs(src: bytes | str | int, dst: bytes | str | int, degraded: _Degra
 class HashingCopy:
     """Hash files while copying them, so a cold snapshot reads each byte once.
 
-    ``wants(relpath)`` says which files need a hash (the stat cache knows the rest); their
+    ``wants(relpath, stat)`` says which files need a hash (the stat cache knows the rest); their
     digests are of exactly the bytes written to the destination, so they describe the
     snapshot even if the source changes during the copy."""
 
     algo: str
-    wants: Callable[[str], bool]
+    wants: Callable[[str, os.stat_result], bool]
     digests: dict[str, str] = field(default_factory=dict)
     bytes_hashed: int = 0
 
@@ -111,7 +111,7 @@ class CopyEngine:
                 if key in seen:
                     degraded.add("hardlinks")
                 seen[key] = None
-            if hashing is not None and hashing.wants(rel):
+            if hashing is not None and hashing.wants(rel, st):
                 digest, n = copy_file(st, src, dst, degraded, hashing.algo)
                 hashing.digests[rel] = digest
                 hashing.bytes_hashed += n
