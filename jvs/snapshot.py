@@ -84,6 +84,10 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
                     paths: list[str] = (), progress: Progress | None = None) -> SnapshotResult:
     tags = tuple(dict.fromkeys(validate_tag(t) for t in tags))
     with repo_lock(repo, "snapshot"):
+        from jvs.restore import finish_pending_restore
+
+        # A restore that crashed half-way must not be captured half-moved: finish it.
+        finish_pending_restore(repo, worktree)
         wt = load_worktree_config(repo, worktree)
         source = worktree_payload(repo, worktree)
         partial = normalise_paths(source, list(paths)) if paths else ()

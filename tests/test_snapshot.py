@@ -328,3 +328,21 @@ def test_write_during_the_clone_is_never_cached_as_clean(repo):
     for sid in (racing, after):
         desc = read_descriptor(Repo(repo), sid)
         assert compute_payload(snaps / sid, desc.payload_hash_algo)[1] == desc.payload_root_hash
+
+
+@pytest.mark.parametrize("step", ["restore:after_move_out", "restore:during_move_in"])
+def test_snapshot_after_a_crashed_restore_finishes_it_first(repo, step):
+    main = repo / "main"
+    (main / "a.txt").write_text("one")
+    first = run_jvs("snapshot", "one", "--json", cwd=main).json["snapshot_id"]
+    (main / "a.txt").write_text("two")
+    (main / "b.txt").write_text("two")
+    run_jvs("snapshot", "two", cwd=main)
+    res = run_jvs("restore", first, cwd=main, check=False, env={"JVS_CRASH_AT": step})
+    assert res.returncode == -9
+    out = run_jvs("snapshot", "after the crash", "--json", cwd=main).json
+    assert out["parent_id"] == first
+    payload = repo / ".jvs" / "snapshots" / out["snapshot_id"]
+    assert sorted(os.listdir(payload)) == ["a.txt"]
+    assert (payload / "a.txt").read_text() == "one"
+    assert (main / "a.txt").read_text() == "one" and not (main / "b.txt").exists()
