@@ -157,6 +157,7 @@ def _daemonize(path: Path) -> int:
         try:
             os.setsid()
             _detach_stdio()
+            _log_to(os.environ.get("JVS_MOUNT_LOG"))
             _serve(path, on_ready=lambda: _tell_parent(ready_w))
         except BaseException:
             code = 1
@@ -199,6 +200,16 @@ def _detach_stdio() -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+
+
+def _log_to(path: str | None) -> None:
+    """The detached server has no terminal: with JVS_MOUNT_LOG=FILE its warnings (a
+    request that failed on a bug, answered EIO) go there; otherwise they are dropped."""
+    if path:
+        import logging
+
+        logging.basicConfig(filename=path, level=logging.WARNING,
+                            format="%(asctime)s jvs-view[%(process)d] %(message)s")
 
 
 def _serve(path: Path, on_ready) -> None:
