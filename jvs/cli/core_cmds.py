@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from jvs.cli.common import current_worktree, descriptor_json, locate, short, start_dir, ui_of
+from jvs.cli.completion import complete_path, complete_tag
 from jvs.cli.output import json_option
 
 MAX_NOTE_BYTES = 64 * 1024
@@ -65,8 +66,9 @@ def _read_note(note: str | None, note_file: str | None) -> str:
 
 @click.command()
 @click.argument("note", required=False)
-@click.option("-t", "--tag", "tags", multiple=True, metavar="TAG", help="Tag (repeatable).")
-@click.option("--paths", "paths", multiple=True, metavar="PATH",
+@click.option("-t", "--tag", "tags", multiple=True, metavar="TAG", help="Tag (repeatable).",
+              shell_complete=complete_tag)
+@click.option("--paths", "paths", multiple=True, metavar="PATH", shell_complete=complete_path,
               help="Partial snapshot: only these paths (repeatable).")
 @click.option("-F", "--file", "note_file", metavar="FILE",
               help="Read the note from FILE ('-': stdin).")
@@ -115,7 +117,8 @@ def snapshot(ctx, note, tags, paths, note_file):
 @click.command()
 @click.option("-n", "--limit", type=int, default=None, help="Show at most N snapshots.")
 @click.option("--grep", metavar="TEXT", help="Only snapshots whose note contains TEXT.")
-@click.option("--tag", metavar="TAG", help="Only snapshots with this tag (exact, glob, or prefix).")
+@click.option("--tag", metavar="TAG", help="Only snapshots with this tag (exact, glob, or prefix).",
+              shell_complete=complete_tag)
 @click.option("--all", "all_snapshots", is_flag=True,
               help="Every snapshot in the repository, rescues and other worktrees included.")
 @json_option
