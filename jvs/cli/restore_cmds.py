@@ -7,6 +7,7 @@ import os
 import click
 
 from jvs.cli.common import current_worktree, locate, short, start_dir, ui_of
+from jvs.cli.completion import complete_snapshot_ref, complete_tag, complete_worktree
 from jvs.cli.output import json_option
 
 _MARKS = {"added": "+", "removed": "-", "modified": "M", "mode": "m", "type": "T"}
@@ -51,8 +52,9 @@ def _pick_interactively(ctx, repo, pattern: str | None) -> str:
 
 
 @click.command()
-@click.argument("ref", required=False)
-@click.option("--latest-tag", metavar="TAG", help="The newest snapshot carrying TAG.")
+@click.argument("ref", required=False, shell_complete=complete_snapshot_ref)
+@click.option("--latest-tag", metavar="TAG", help="The newest snapshot carrying TAG.",
+              shell_complete=complete_tag)
 @click.option("--discard-unsaved", is_flag=True,
               help="Throw away unsaved changes instead of saving them as a rescue snapshot.")
 @click.option("-i", "--interactive", is_flag=True,
@@ -172,7 +174,7 @@ def _do_fork(ctx, args):
 
 
 @click.command("fork")
-@click.argument("args", nargs=-1, metavar="[REF] NAME")
+@click.argument("args", nargs=-1, metavar="[REF] NAME", shell_complete=complete_snapshot_ref)
 @json_option
 @click.pass_context
 def fork_cmd(ctx, args):
@@ -202,7 +204,8 @@ def worktree_group():
 
 @worktree_group.command("create")
 @click.argument("name")
-@click.option("--from", "from_ref", metavar="REF", help="Start from this snapshot.")
+@click.option("--from", "from_ref", metavar="REF", help="Start from this snapshot.",
+              shell_complete=complete_snapshot_ref)
 @json_option
 @click.pass_context
 def worktree_create(ctx, name, from_ref):
@@ -222,7 +225,7 @@ def worktree_create(ctx, name, from_ref):
 
 
 @worktree_group.command("fork")
-@click.argument("args", nargs=-1, metavar="[REF] NAME")
+@click.argument("args", nargs=-1, metavar="[REF] NAME", shell_complete=complete_snapshot_ref)
 @json_option
 @click.pass_context
 def worktree_fork(ctx, args):
@@ -269,7 +272,7 @@ def worktree_list(ctx):
 
 
 @worktree_group.command("path")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_worktree)
 @json_option
 @click.pass_context
 def worktree_path(ctx, name):
@@ -289,7 +292,7 @@ def worktree_path(ctx, name):
 
 
 @worktree_group.command("rename")
-@click.argument("old")
+@click.argument("old", shell_complete=complete_worktree)
 @click.argument("new")
 @json_option
 @click.pass_context
@@ -308,7 +311,7 @@ def worktree_rename(ctx, old, new):
 
 
 @worktree_group.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_worktree)
 @click.option("--force", is_flag=True, help="Remove even with unsaved changes.")
 @json_option
 @click.pass_context
@@ -331,8 +334,8 @@ def worktree_remove(ctx, name, force):
 
 
 @click.command()
-@click.argument("a", required=False)
-@click.argument("b", required=False)
+@click.argument("a", required=False, shell_complete=complete_snapshot_ref)
+@click.argument("b", required=False, shell_complete=complete_snapshot_ref)
 @click.option("--stat", "stat_only", is_flag=True, help="Only a summary per file and in total.")
 @json_option
 @click.pass_context
