@@ -7,6 +7,7 @@ import sys
 import click
 
 from jvs.cli.common import locate, short, ui_of
+from jvs.cli.completion import complete_snapshot_ref
 from jvs.cli.output import json_option
 
 
@@ -33,7 +34,7 @@ def _verify_lines(result) -> list[str]:
 
 
 @click.command()
-@click.argument("ref", required=False)
+@click.argument("ref", required=False, shell_complete=complete_snapshot_ref)
 @click.option("--all", "all_snapshots", is_flag=True,
               help="Every snapshot, and the audit log's hash chain.")
 @json_option
@@ -258,7 +259,7 @@ def _resolve_id(ctx, ref: str) -> str:
 
 
 @gc.command("pin")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_snapshot_ref)
 @click.option("--reason", default="", help="Why it must be kept.")
 @click.option("--expires", default=None, metavar="WHEN",
               help="When the pin lapses: 30d, 12h, 2w, 2026-12-31 or an RFC 3339 time.")
@@ -280,7 +281,7 @@ def gc_pin(ctx, ref, reason, expires):
 
 
 @gc.command("unpin")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_snapshot_ref)
 @json_option
 @click.pass_context
 def gc_unpin(ctx, ref):
