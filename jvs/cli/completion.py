@@ -54,6 +54,8 @@ def complete_snapshot_ref(ctx: click.Context, param: click.Parameter,
                           incomplete: str) -> list[CompletionItem]:
     """Snapshot references: HEAD, tags, then short IDs (full IDs once the user types the
     timestamp digits), newest first, each with its note as the help text."""
+    if param.nargs == -1 and ctx.params.get(param.name):
+        return []  # "[REF] NAME": once REF is given, NAME is a new name
     try:
         from jvs.ids import short_id
 
