@@ -11,13 +11,14 @@ from pathlib import Path
 import click
 
 from jvs.cli.common import locate, ui_of
+from jvs.cli.completion import complete_dir
 from jvs.cli.output import json_option
 
 
 @click.command()
 @click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-C", "repo_dir", metavar="REPO", help="The repository to view (default: the "
-              "one around the current directory).")
+              "one around the current directory).", shell_complete=complete_dir)
 @click.option("--foreground", is_flag=True,
               help="Stay attached; tell systemd READY=1 when $NOTIFY_SOCKET is set.")
 @click.option("--allow-other", is_flag=True,
