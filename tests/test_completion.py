@@ -108,3 +108,29 @@ def test_zsh_and_fish_scripts_are_generated(main_wt):
     assert "complete --no-files --command jvs" in fish
     r = run_jvs("completion", "tcsh", cwd=main_wt, check=False)
     assert r.returncode == 2
+
+
+def test_second_fork_argument_is_a_new_name_and_options_complete(populated):
+    wt, _, _ = populated
+    assert "baseline" in complete("jvs worktree fork ", wt)
+    assert complete("jvs worktree fork baseline ", wt) == []
+    assert complete("jvs snapshot --tag ex", wt) == ["exp1"]
+    assert complete("jvs restore --latest-tag ba", wt) == ["baseline"]
+    r = run_jvs(env={"_JVS_COMPLETE": "bash_complete", "COMP_WORDS": "jvs snapshot --paths a",
+                     "COMP_CWORD": "3"}, cwd=wt)
+    assert r.stdout.splitlines() == ["file,a"]  # the shell completes file names
+
+
+def test_zsh_protocol_carries_notes_as_descriptions(populated):
+    wt, first, _ = populated
+    r = run_jvs(env={"_JVS_COMPLETE": "zsh_complete", "COMP_WORDS": f"jvs restore {first[-8:]}",
+                     "COMP_CWORD": "2"}, cwd=wt)
+    assert r.stdout.splitlines() == ["plain", first[-8:], "Initial setup"]
+
+
+def test_a_broken_repository_gives_no_candidates_and_no_traceback(populated):
+    wt, _, _ = populated
+    (wt.parent / ".jvs" / "format_version").write_text("99\n")
+    r = run_jvs(env={"_JVS_COMPLETE": "bash_complete", "COMP_WORDS": "jvs restore ",
+                     "COMP_CWORD": "2"}, cwd=wt)
+    assert r.stdout.strip() == "" and "Traceback" not in r.stderr
