@@ -231,39 +231,15 @@ def info(ctx):
     Example:
       jvs info --json
     """
-    from jvs.descriptor import list_snapshot_ids
-    from jvs.engines import choose_engine
-    from jvs.errors import JvsError
-    from jvs.repo import FORMAT_VERSION
-    from jvs.worktree import list_worktree_names, load_worktree_config
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    repo = loc.repo
-    config = repo.config()
-    try:
-        choice = choose_engine(repo.root, config.engine)
-        engine, reason = choice.engine.name, choice.reason
-    except JvsError as exc:
-        engine, reason = None, exc.message
-    data = {
-        "repo_root": str(repo.root),
-        "repo_id": repo.repo_id(),
-        "format_version": FORMAT_VERSION,
-        "engine": engine,
-        "engine_reason": reason,
-        "payload_hash_algo": config.payload_hash_algo,
-        "worktrees": list_worktree_names(repo),
-        "snapshot_count": len(list_snapshot_ids(repo)),
-        "worktree": loc.worktree,
-    }
-    if loc.worktree:
-        wt = load_worktree_config(repo, loc.worktree)
-        data.update(head_snapshot_id=wt.head_snapshot_id,
-                    latest_snapshot_id=wt.latest_snapshot_id, detached=wt.detached)
-    lines = [f"Repository: {repo.root}", f"Repo ID: {data['repo_id']}",
-             f"Format: {FORMAT_VERSION}", f"Engine: {engine} ({reason})",
-             f"Hash: {config.payload_hash_algo}",
+    data = Repository(loc.repo, loc.worktree).info()
+    engine, reason = data["engine"], data["engine_reason"]
+    lines = [f"Repository: {data['repo_root']}", f"Repo ID: {data['repo_id']}",
+             f"Format: {data['format_version']}", f"Engine: {engine} ({reason})",
+             f"Hash: {data['payload_hash_algo']}",
              f"Worktrees: {', '.join(data['worktrees'])}",
              f"Snapshots: {data['snapshot_count']}"]
     if loc.worktree:
