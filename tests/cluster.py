@@ -33,19 +33,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conftest import ROOT, Result  # noqa: E402  (shared with every CLI test)
+
 JUICEFS = Path(sys.executable).parent / "juicefs"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def json(self):
-        return json.loads(self.stdout)
 
 
 def free_port() -> int:

@@ -103,6 +103,14 @@ def bench_tree(label: str, fill, base: Path, repeat: int) -> list[tuple[str, flo
     return rows
 
 
+def print_table(rows: list[tuple[str, float, str]]) -> None:
+    """The table every tools/bench_*.py section prints: name, median seconds, ratio."""
+    load = os.getloadavg()[0]
+    print(f"{'measurement':48} {'seconds':>9}  ratio   (load {load:.2f}, {os.cpu_count()} cpus)")
+    for name, secs, note in rows:
+        print(f"{name:48} {secs:9.3f}  {note}")
+
+
 def main() -> None:
     # Start-up time is part of what we measure: let Python keep its bytecode cache.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -122,10 +130,7 @@ def main() -> None:
         rows += bench_tree("1000 x 4 KiB", make_small_tree, base, args.repeat)
         rows += bench_tree(f"1 file x {args.big_mib} MiB",
                            lambda r: make_big_file(r, args.big_mib), base, args.repeat)
-    load = os.getloadavg()[0]
-    print(f"{'measurement':48} {'seconds':>9}  ratio   (load {load:.2f}, {os.cpu_count()} cpus)")
-    for name, secs, note in rows:
-        print(f"{name:48} {secs:9.3f}  {note}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

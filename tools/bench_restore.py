@@ -25,6 +25,9 @@ from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
 JVS = str(VENV_BIN / "jvs")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import make_small_tree, print_table  # noqa: E402  (a sibling script)
+
 ENV = {**os.environ, "JVS_SNAPSHOT_ENGINE": "copy"}
 
 
@@ -36,12 +39,6 @@ def timed(cmd: list[str], cwd: Path | None = None) -> float:
 
 def run(cmd: list[str], cwd: Path | None = None) -> None:
     subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, env=ENV)
-
-
-def make_small_tree(root: Path, n: int = 1000, size: int = 4096) -> None:
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        (root / "data" / f"f{i:04d}.bin").write_bytes(os.urandom(size))
 
 
 def make_big_file(root: Path, mib: int) -> None:
@@ -144,10 +141,7 @@ def main() -> None:
         rows += bench_tree("1000 x 4 KiB", make_small_tree, base, args.repeat)
         rows += bench_tree(f"1 file x {args.big_mib} MiB",
                            lambda r: make_big_file(r, args.big_mib), base, args.repeat)
-    load = os.getloadavg()[0]
-    print(f"{'measurement':48} {'seconds':>9}  ratio   (load {load:.2f}, {os.cpu_count()} cpus)")
-    for name, secs, note in rows:
-        print(f"{name:48} {secs:9.3f}  {note}")
+    print_table(rows)
 
 
 if __name__ == "__main__":
