@@ -469,6 +469,10 @@ def collected_ids(repo: Repo) -> set[str]:
 
 def unpublish(repo: Repo, plan_id: str, snapshot_ids: list[str]) -> None:
     """Phase 1: tombstone, then remove the descriptor (the snapshot stops existing)."""
+    from jvs.lock import assert_lock_still_held
+
+    # A host that lost its JuiceFS session (and the lock) must not delete under another.
+    assert_lock_still_held(repo, "gc run")
     tombstones_dir(repo).mkdir(parents=True, exist_ok=True)
     for sid in snapshot_ids:
         fsio.write_json_atomic(tombstones_dir(repo) / f"{sid}.json",

@@ -49,7 +49,7 @@ from jvs.integrity import (
     scan,
 )
 from jvs.intents import Intent, drop_intent, list_intents, update_intent, write_intent
-from jvs.lock import repo_lock
+from jvs.lock import assert_lock_still_held, repo_lock
 from jvs.names import validate_worktree_name
 from jvs.repo import Repo
 from jvs.statcache import RACY_WINDOW_NS, StatCache
@@ -372,6 +372,8 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
     rescue = None
     if phase <= _ORDER.index(MOVING_OUT):
         if phase < _ORDER.index(MOVING_OUT):
+            # The first step that touches the worktree: never take it without the lock.
+            assert_lock_still_held(repo, "restore")
             intent = update_intent(intent, phase=MOVING_OUT)
         move_out(payload, side, units)
         crashpoint("restore:after_move_out")

@@ -476,3 +476,27 @@ def test_restore_from_a_subdirectory_says_it_was_replaced(two):
     assert "was replaced" in res.stderr and 'cd "$PWD"' in res.stderr
     assert (main / "d" / "c.txt").read_bytes() == V1["d/c.txt"]
     assert "was replaced" not in run_jvs("restore", "v2", cwd=main).stderr
+
+
+def test_restore_that_lost_the_lock_touches_nothing(repo):
+    """A host whose JuiceFS session expired lost the lock to another host: the holder
+    record names someone else. Restore must stop before moving anything."""
+    import subprocess
+    import sys
+
+    main = repo / "main"
+    (main / "a.txt").write_text("one")
+    first = run_jvs("snapshot", "one", "--json", cwd=main).json["snapshot_id"]
+    (main / "a.txt").write_text("two")
+    run_jvs("snapshot", "two", cwd=main)
+    env = {**os.environ, "NO_COLOR": "1", "JVS_TEST_PAUSE_AT": "restore:after_stage",
+           "JVS_TEST_PAUSE_S": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "jvs", "restore", first], cwd=main,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "paused at restore:after_stage" in proc.stderr.readline()
+    (repo / ".jvs" / "locks" / "repo.lock").write_text(
+        '{"pid": 1, "host": "other-host", "since": "now", "operation": "snapshot"}\n')
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "E_BUSY" in err and "lost the repository lock" in err and "other-host" in err
+    assert (main / "a.txt").read_text() == "two"
