@@ -34,6 +34,13 @@ def mount(ctx, mountpoint, repo_dir, foreground, allow_other, no_xattrs):
       MOUNTPOINT/@snapshots/<id>/...    a snapshot, exactly its payload
       MOUNTPOINT/@snapshots/<tag>       -> the newest snapshot with that tag
       MOUNTPOINT/@worktrees/<name>      -> ../@snapshots/<head id>
+
+    Examples:
+
+    \b
+      jvs mount ~/jvs-view
+      diff -r ~/jvs-view/@snapshots/exp1 ~/jvs-view/@snapshots/exp2
+      jvs mount --foreground /srv/view    # under systemd (systemd/jvs-mount@.service)
     """
     from jvs.repo import discover
     from jvsfs.server import mount as mount_view
@@ -58,7 +65,13 @@ def mount(ctx, mountpoint, repo_dir, foreground, allow_other, no_xattrs):
 @json_option
 @click.pass_context
 def umount(ctx, mountpoint):
-    """Unmount a jvs view (also one left behind by a killed server)."""
+    """Unmount a jvs view (also one left behind by a killed server).
+
+    Example:
+
+    \b
+      jvs umount ~/jvs-view
+    """
     from jvsfs.server import umount as umount_view
 
     where = Path(mountpoint).absolute()

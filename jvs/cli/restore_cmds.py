@@ -279,7 +279,8 @@ def worktree_path(ctx, name):
     """Print the directory of worktree NAME (default: the current one).
 
     \b
-    Example:
+    Examples:
+      jvs worktree path staging
       cd "$(jvs worktree path staging)"
     """
     from jvs.worktrees import path_of
