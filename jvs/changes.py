@@ -12,6 +12,7 @@ from pathlib import Path
 
 from jvs.descriptor import Descriptor
 from jvs.errors import JvsError
+from jvs.ignore import IgnoreRules
 from jvs.integrity import (
     Entry,
     HashStats,
@@ -68,6 +69,14 @@ def compare(old: list[Entry], new: list[Entry]) -> Changes:
     return Changes(items)
 
 
+def visible(entries: list[Entry], ignore: IgnoreRules | None) -> list[Entry]:
+    """*entries* without the paths *ignore* matches: comparisons with a worktree leave
+    out what its ``.jvsignore`` keeps out of snapshots."""
+    if not ignore:
+        return entries
+    return [e for e in entries if not ignore.ignored(e.relpath, e.kind == "dir")]
+
+
 def snapshot_entries(repo: Repo, desc: Descriptor) -> list[Entry]:
     """A snapshot's entries from its manifest, rebuilt from the payload if the manifest
     is missing or untrusted (and then checked against the descriptor's root hash)."""
@@ -85,10 +94,10 @@ def snapshot_entries(repo: Repo, desc: Descriptor) -> list[Entry]:
 def worktree_entries(repo: Repo, worktree: str, payload: Path, algo: str,
                      stats: HashStats | None = None,
                      within: tuple[str, ...] = ()) -> list[Entry]:
-    """The worktree's entries as a snapshot taken now would record them, using (and
-    refreshing) the stat cache."""
+    """The worktree's entries as a snapshot taken now would record them (ignored paths
+    left out), using (and refreshing) the stat cache."""
     cache = StatCache.load(repo, worktree, algo)
-    scanned = scan(payload)
+    scanned = scan(payload, ignore=IgnoreRules.load(payload))
     if within:
         scanned.entries = [e for e in scanned.entries
                            if any(e.relpath == p or e.relpath.startswith(p + "/")

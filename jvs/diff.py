@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jvs.changes import Changes, compare, snapshot_entries, worktree_entries
+from jvs.changes import Changes, compare, snapshot_entries, visible, worktree_entries
 from jvs.descriptor import Descriptor, read_descriptor
 from jvs.errors import JvsError
+from jvs.ignore import IgnoreRules
 from jvs.integrity import Entry, HashStats
 from jvs.repo import Repo
 from jvs.worktree import load_worktree_config, worktree_payload
@@ -83,8 +84,10 @@ def diff(repo: Repo, worktree: str | None, a: str | None = None,
         new_entries = snapshot_entries(repo, new)
     else:
         algo = old.payload_hash_algo if old else repo.config().payload_hash_algo
-        new_entries = worktree_entries(repo, worktree, worktree_payload(repo, worktree), algo,
-                                       stats, within)
+        payload = worktree_payload(repo, worktree)
+        new_entries = worktree_entries(repo, worktree, payload, algo, stats, within)
+        # The worktree side leaves out ignored paths; so does the snapshot it is compared with.
+        old_entries = visible(old_entries, IgnoreRules.load(payload))
     if within:
         old_entries, new_entries = _within(old_entries, within), _within(new_entries, within)
     return Diff(old, new, worktree, compare(old_entries, new_entries), stats)

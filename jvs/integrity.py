@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jvs.errors import JvsError
+from jvs.ignore import IgnoreRules
 
 READY_MARKER = ".READY"  # the Go implementation's publish marker at a snapshot root
 _CHUNK = 1 << 20
@@ -65,6 +66,7 @@ class ScanResult:
     entries: list[ScannedEntry] = field(default_factory=list)
     skipped_special: list[str] = field(default_factory=list)
     hardlinked: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # by .jvsignore; nothing below is walked
 
     def files(self) -> dict[str, os.stat_result]:
         return {e.relpath: e.st for e in self.entries if e.kind == "file"}
@@ -115,11 +117,15 @@ def relpath_text(rel: bytes) -> str:
     return rel.decode("utf-8", "surrogateescape")
 
 
-def scan(root: Path, *, payload_root: bool = False) -> ScanResult:
+def scan(root: Path, *, payload_root: bool = False,
+         ignore: IgnoreRules | None = None) -> ScanResult:
     """Walk *root* without following symlinks. FIFOs, sockets and devices are never
     opened: they are listed in ``skipped_special`` (SPEC §5: jvs skips them and records
     them in ``degraded``). With *payload_root*, a root ``.READY`` (the Go implementation's
-    publish marker) is not payload."""
+    publish marker) is not payload. Paths the *ignore* rules match are listed in
+    ``ignored`` and not entered."""
+    if ignore is not None and not ignore:
+        ignore = None
     result = ScanResult()
     seen_inodes: dict[tuple[int, int], str] = {}
 
@@ -128,6 +134,10 @@ def scan(root: Path, *, payload_root: bool = False) -> ScanResult:
             items = sorted(it, key=lambda e: e.name)
         for item in items:
             name = os.fsdecode(item.name)
+            if ignore is not None and ignore.match(prefix + name,
+                                                   item.is_dir(follow_symlinks=False)):
+                result.ignored.append(prefix + name)
+                continue
             if "\n" in name or "\r" in name:
                 raise JvsError(
                     "E_NAME_INVALID",

@@ -26,17 +26,18 @@ import shutil
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from jvs import fsio
 from jvs.audit import append_audit
-from jvs.changes import Changes, compare, snapshot_entries
+from jvs.changes import Changes, compare, snapshot_entries, visible
 from jvs.crashpoints import crashpoint
 from jvs.descriptor import Descriptor, publish_descriptor, read_descriptor, write_descriptor_tmp
 from jvs.engines import choose_engine
 from jvs.errors import JvsError
 from jvs.ids import new_snapshot_id, rfc3339_utc, short_id
+from jvs.ignore import IgnoreRules
 from jvs.integrity import (
     READY_MARKER,
     Entry,
@@ -79,6 +80,7 @@ class RestoreResult:
     unsaved: int = 0  # unsaved changes found and rescued
     unchanged: bool = False  # already there and clean: nothing was moved
     finished: tuple[str, ...] = ()  # crashed restores rolled forward first
+    not_restored: tuple[str, ...] = ()  # the snapshot's paths that .jvsignore now ignores
 
     @property
     def detached(self) -> bool:
@@ -93,6 +95,7 @@ class Unsaved:
     changes: Changes
     algo: str
     known: dict[str, tuple[tuple[int, int, int], str]]  # relpath → ((size, mtime, ino), hash)
+    ignored: list[str] = field(default_factory=list)  # the worktree's ignored paths
 
     @property
     def clean(self) -> bool:
@@ -136,17 +139,20 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     """The protocol; the caller holds the repository lock and no restore of *worktree* is
     pending."""
     target = read_descriptor(repo, target_id, verify=True)
-    source = checked_target_payload(repo, target)
+    checked_target_payload(repo, target)  # before anything else: a missing payload
     wt = load_worktree_config(repo, worktree)
     payload = checked_worktree_dir(repo, worktree)
     units = check_partial_paths(payload, target)
+    ignore = IgnoreRules.load(payload)
 
     if discard_unsaved:
         unsaved = None  # nothing to keep: no need to read a single file
+        ignored = scan(payload, ignore=ignore).ignored if ignore else []
     else:
         if progress:
             progress("checking for unsaved work")
-        unsaved = find_unsaved(repo, wt, payload, units)
+        unsaved = find_unsaved(repo, wt, payload, units, ignore)
+        ignored = unsaved.ignored
         if unsaved.clean and target_id == wt.head_snapshot_id and not units:
             append_audit(repo, "restore", target_id, "already there", worktree=worktree)
             return RestoreResult(wt, target, wt.head_snapshot_id, unchanged=True)
@@ -156,7 +162,8 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
                           target_id=target_id, rescue_id=rescue_id,
                           previous_head=wt.head_snapshot_id, discard=discard_unsaved,
                           paths=list(units) if units else None,
-                          unsaved=len(unsaved.changes.items) if unsaved else 0)
+                          unsaved=len(unsaved.changes.items) if unsaved else 0,
+                          ignore_rules=ignore.text if ignore else None)
     crashpoint("restore:after_intent")
     if rescue_id:
         make_rescue_durable(payload)
@@ -164,7 +171,9 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     if progress:
         progress("staging the snapshot")
     try:
-        stage_target(repo, source, work_dir(repo, worktree) / "target")
+        staged = work_dir(repo, worktree) / "target"
+        not_restored = stage_target(repo, target, staged, ignore)
+        check_ignored_fit(staged, [p for p in ignored if _under(p, units) or not units])
     except BaseException:
         # Nothing in the worktree moved: forget this restore entirely, so a failed
         # attempt (disk full, engine error, Ctrl-C) is not replayed by the next command.
@@ -173,7 +182,8 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
         raise
     crashpoint("restore:after_stage")
 
-    return roll_forward(repo, intent, unsaved=unsaved, fresh=True)
+    result = roll_forward(repo, intent, unsaved=unsaved, fresh=True)
+    return replace(result, not_restored=tuple(not_restored))
 
 
 def finish_restore(repo: Repo, intent: Intent) -> RestoreResult:
@@ -299,15 +309,16 @@ def saved_entries(repo: Repo, head: Descriptor) -> list[Entry]:
 
 
 def find_unsaved(repo: Repo, wt: WorktreeConfig, payload: Path,
-                 units: tuple[str, ...] = ()) -> Unsaved:
+                 units: tuple[str, ...] = (), ignore: IgnoreRules | None = None) -> Unsaved:
     """Compare the worktree (only *units* if given) with what its head saved. A worktree
     with no head snapshot and any file counts as unsaved. Reads only files whose stat
-    changed since they were last hashed (the stat cache)."""
+    changed since they were last hashed (the stat cache). Paths *ignore* matches count
+    on neither side: a restore leaves them where they are."""
     head = read_descriptor(repo, wt.head_snapshot_id, verify=False) \
         if wt.head_snapshot_id else None
     algo = head.payload_hash_algo if head else repo.config().payload_hash_algo
     cache = StatCache.load(repo, wt.name, algo)
-    scanned = scan(payload)
+    scanned = scan(payload, ignore=ignore)
     if units:
         scanned.entries = [e for e in scanned.entries if _under(e.relpath, units)]
     new = entries_of(payload, scanned, algo, HashStats(),
@@ -320,7 +331,7 @@ def find_unsaved(repo: Repo, wt: WorktreeConfig, payload: Path,
             cache.remember(entry.relpath, st, entry.hash)
             known[entry.relpath] = ((st.st_size, st.st_mtime_ns, st.st_ino), entry.hash)
     cache.save(keep=None if units else set(known))
-    old = saved_entries(repo, head) if head else []
+    old = visible(saved_entries(repo, head), ignore) if head else []
     if not units:
         changes = compare(old, new)
     else:
@@ -328,20 +339,24 @@ def find_unsaved(repo: Repo, wt: WorktreeConfig, payload: Path,
         # leaves nothing to rescue (and an empty partial rescue would mean "everything").
         old = [e for e in old if _under(e.relpath, units)]
         changes = Changes([c for c in compare(old, new).items if c.change != "removed"])
-    return Unsaved(changes, algo, known)
+    return Unsaved(changes, algo, known, scanned.ignored)
 
 
-def stage_target(repo: Repo, source: Path, staged: Path) -> None:
+def stage_target(repo: Repo, target: Descriptor, staged: Path,
+                 ignore: IgnoreRules | None = None) -> list[str]:
     """Materialise the target snapshot next to the worktree with the repository's engine,
     before anything in the worktree moves. Like ``git checkout``, the restored files are
     not fsynced: the snapshot stays the durable copy, and a process crash (SIGKILL) loses
-    nothing the page cache holds."""
+    nothing the page cache holds. The snapshot's paths that the worktree's *ignore*
+    rules match are left out (a snapshot taken before the rule may have them): a restore
+    never touches an ignored path. Returns those paths."""
+    source = checked_target_payload(repo, target)
     if os.path.lexists(staged.parent):
         fsio.remove_tree(staged.parent)
     staged.parent.mkdir(parents=True)
     engine = choose_engine(repo.root, repo.config().engine).engine
     try:
-        engine.clone(source, staged)
+        engine.clone(source, staged, ignore or None)
     except JvsError:
         raise
     except OSError as exc:
@@ -350,6 +365,51 @@ def stage_target(repo: Repo, source: Path, staged: Path) -> None:
     marker = staged / READY_MARKER  # the Go implementation's publish marker, not payload
     if os.path.lexists(marker) and not os.path.isdir(marker):
         os.unlink(marker)
+    if not ignore:
+        return []
+    from jvs.snapshot import drop_ignored
+
+    left_out = ignored_in_snapshot(repo, target, ignore)
+    # An engine may clone some of them anyway (juicefs-clone leaves out only top-level
+    # ones): those go to the trash.
+    drop_ignored(repo, staged, [p for p in left_out if os.path.lexists(staged / p)],
+                 "restore")
+    return left_out
+
+
+def ignored_in_snapshot(repo: Repo, target: Descriptor, ignore: IgnoreRules) -> list[str]:
+    """The top-most paths of snapshot *target* that *ignore* matches, from its manifest
+    (or a walk of its payload if the manifest cannot be trusted)."""
+    entries = read_trusted_manifest(repo.manifest_path(target.snapshot_id),
+                                    target.payload_root_hash)
+    if entries is None:
+        return scan(repo.payload_dir(target.snapshot_id), payload_root=True,
+                    ignore=ignore).ignored
+    kinds = {e.relpath: e.kind for e in entries}
+    out = []
+    for rel in sorted(kinds):
+        parts = rel.split("/")
+        above = ("/".join(parts[:d]) for d in range(1, len(parts)))
+        if not any(ignore.match(p, True) for p in above) \
+                and ignore.match(rel, kinds[rel] == "dir"):
+            out.append(rel)
+    return out
+
+
+def check_ignored_fit(staged: Path, ignored: list[str]) -> None:
+    """Refuse, before anything moves, a restore that would put a file or symlink where
+    the worktree has a directory holding ignored paths: they could not be put back, and
+    ignored paths are in no snapshot."""
+    for rel in ignored:
+        parts = PurePosixPath(rel).parts
+        for depth in range(1, len(parts)):
+            above = staged.joinpath(*parts[:depth])
+            if os.path.lexists(above) and (os.path.islink(above) or not above.is_dir()):
+                raise JvsError("E_UNSAVED",
+                               f"the snapshot has a file at {'/'.join(parts[:depth])} where "
+                               f"the worktree has ignored content ({rel})",
+                               hint="move the ignored content elsewhere, or delete it, and "
+                                    "restore again")
 
 
 def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
@@ -366,7 +426,9 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
     units = tuple(rec.get("paths") or ())
     wdir = work_dir(repo, worktree)
     staged, side = wdir / "target", wdir / ("rescue" if rescue_id else "old")
+    held = wdir / "ignored"  # ignored paths from inside moving entries, until put back
     payload = checked_worktree_dir(repo, worktree)
+    ignore = IgnoreRules(str(rec.get("ignore_rules") or ""))
     phase = _phase_index(rec)
 
     rescue = None
@@ -375,7 +437,10 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
             # The first step that touches the worktree: never take it without the lock.
             assert_lock_still_held(repo, "restore")
             intent = update_intent(intent, phase=MOVING_OUT)
-        move_out(payload, side, units)
+        if ignore:
+            hold_ignored(payload, held, ignore, units)
+            crashpoint("restore:after_hold_ignored")
+        move_out(payload, side, units, ignore)
         crashpoint("restore:after_move_out")
         if rescue_id:
             rescue = publish_rescue(repo, rec, side, unsaved)
@@ -388,6 +453,9 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
             intent = update_intent(intent, phase=MOVING_IN)
         move_in(staged, payload, units, wdir / "conflicts")
         crashpoint("restore:after_move_in")
+        if ignore:
+            put_back_ignored(held, payload, ignore, wdir / "conflicts")
+            crashpoint("restore:after_put_back")
     restored_at_ns = time.time_ns()
 
     wt = load_worktree_config(repo, worktree)
@@ -409,14 +477,60 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
                          trash=trash, restored_at_ns=restored_at_ns if fresh else 0)
 
 
-def move_out(payload: Path, side: Path, units: tuple[str, ...]) -> None:
-    """Move the worktree's current entries (or only the overlaid *units*) into *side*."""
+def hold_ignored(payload: Path, held: Path, ignore: IgnoreRules,
+                 units: tuple[str, ...]) -> None:
+    """Move the ignored paths that lie inside entries about to move out (or inside the
+    overlaid *units*) into *held*, so that they stay out of the rescue and can be put
+    back. Ignored top-level entries (and ignored units) simply stay where they are."""
+    for rel in scan(payload, ignore=ignore).ignored:
+        if "/" not in rel or (units and not any(rel.startswith(u + "/") for u in units)):
+            continue
+        held.mkdir(parents=True, exist_ok=True)
+        _make_parents(payload, held, rel)
+        _rename(payload / rel, _free_name(held / rel))
+    if held.exists():
+        fsio.fsync_dir(held)
+
+
+def put_back_ignored(held: Path, payload: Path, ignore: IgnoreRules,
+                     conflicts: Path) -> None:
+    """Put the held ignored paths back at their places in the restored worktree. The
+    directories above them are created if the snapshot has none (check_ignored_fit made
+    sure no file stands in the way)."""
+    def visit(prefix: str) -> None:
+        base = held / prefix if prefix else held
+        for name in sorted(os.listdir(base)):
+            rel = f"{prefix}/{name}" if prefix else name
+            src = held / rel
+            is_dir = os.path.isdir(src) and not os.path.islink(src)
+            if ignore.match(rel, is_dir) or not is_dir:
+                _make_parents(held, payload, rel)
+                dst = payload / rel
+                if os.path.lexists(dst):
+                    conflicts.mkdir(parents=True, exist_ok=True)
+                    _make_parents(payload, conflicts, rel)
+                    _rename(dst, _free_name(conflicts / rel))
+                _rename(src, dst)
+            elif is_dir:
+                visit(rel)
+
+    if held.exists():
+        visit("")
+        fsio.fsync_dir(payload)
+
+
+def move_out(payload: Path, side: Path, units: tuple[str, ...],
+             ignore: IgnoreRules | None = None) -> None:
+    """Move the worktree's current entries (or only the overlaid *units*) into *side*;
+    ignored ones stay."""
     side.mkdir(parents=True, exist_ok=True)
     names = units or tuple(sorted(os.listdir(payload)))
     moved = 0
     for rel in names:
         src = payload / rel
         if not os.path.lexists(src):
+            continue
+        if ignore and ignore.ignored(rel, src.is_dir() and not src.is_symlink()):
             continue
         _make_parents(payload, side, rel)
         _rename(src, _free_name(side / rel))
@@ -564,7 +678,7 @@ def remember_restored(repo: Repo, worktree: str, target: Descriptor, units: tupl
     manifest = {e.relpath: e for e in entries if e.kind == "file"}
     cache = StatCache.load(repo, worktree, target.payload_hash_algo)
     payload = worktree_payload(repo, worktree)
-    scanned = scan(payload)
+    scanned = scan(payload, ignore=IgnoreRules.load(payload))
     horizon = restored_at_ns - RACY_WINDOW_NS
     seen = set()
     for e in scanned.entries:
@@ -637,12 +751,23 @@ def after_restore(repo: Repo, result: RestoreResult) -> None:
 def after_restore_in_background(repo: Repo, result: RestoreResult) -> None:
     """Run :func:`after_restore` in a detached child, so the command returns at once (a
     scan of thousands of files and their deletion would otherwise double a restore's
-    time). The child lets go of stdin/stdout/stderr, so a caller reading our output is
-    not held."""
+    time)."""
+    in_background(after_restore, repo, result)
+
+
+def empty_trash_in_background(repo: Repo) -> None:
+    if os.path.isdir(trash_dir(repo)) and os.listdir(trash_dir(repo)):
+        in_background(empty_trash, repo)
+
+
+def in_background(work: Callable[..., None], *args) -> None:
+    """Run ``work(*args)`` in a detached child (or here, if forking fails). The child
+    lets go of stdin/stdout/stderr, so a caller reading our output is not held. For the
+    CLI only: a library must not fork behind its caller's back."""
     try:
         pid = os.fork()
     except OSError:
-        after_restore(repo, result)
+        work(*args)
         return
     if pid != 0:
         return
@@ -651,7 +776,7 @@ def after_restore_in_background(repo: Repo, result: RestoreResult) -> None:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        after_restore(repo, result)
+        work(*args)
     finally:
         os._exit(0)
 

@@ -24,6 +24,7 @@ from jvs.engines import CloneResult, Engine, choose_engine
 from jvs.engines.copy import HashingCopy
 from jvs.errors import JvsError
 from jvs.ids import new_snapshot_id, rfc3339_utc
+from jvs.ignore import IGNORE_FILE, IgnoreRules
 from jvs.integrity import (
     HashStats,
     ScannedEntry,
@@ -55,10 +56,13 @@ class SnapshotResult:
     previous_latest: str | None
     stats: HashStats
     skipped_special: tuple[str, ...] = field(default=())
+    ignored: tuple[str, ...] = field(default=())  # left out by .jvsignore (top-most paths)
 
 
-def normalise_paths(worktree_dir: Path, paths: list[str]) -> tuple[str, ...]:
-    """Partial-snapshot paths as clean relative paths that exist inside the worktree."""
+def normalise_paths(worktree_dir: Path, paths: list[str],
+                    ignore: IgnoreRules | None = None) -> tuple[str, ...]:
+    """Partial-snapshot paths as clean relative paths that exist inside the worktree and
+    are not ignored by its ``.jvsignore``."""
     out: list[str] = []
     for raw in paths:
         p = PurePosixPath(raw.replace(os.sep, "/"))
@@ -73,6 +77,9 @@ def normalise_paths(worktree_dir: Path, paths: list[str]) -> tuple[str, ...]:
         if not os.path.lexists(target):
             raise JvsError("E_NOT_FOUND", f"partial path {raw!r} does not exist in the worktree")
         fsio.ensure_inside(worktree_dir, target.parent)
+        if ignore and ignore.ignored(str(p), target.is_dir() and not target.is_symlink()):
+            raise JvsError("E_USAGE", f"partial path {raw!r} is ignored by {IGNORE_FILE}",
+                           hint=f"remove its pattern from {IGNORE_FILE} to snapshot it")
         out.append(str(p))
     # A path inside another listed path adds nothing.
     unique = sorted(set(out))
@@ -81,7 +88,22 @@ def normalise_paths(worktree_dir: Path, paths: list[str]) -> tuple[str, ...]:
 
 
 def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str] = (),
-                    paths: list[str] = (), progress: Progress | None = None) -> SnapshotResult:
+                    paths: list[str] = (), progress: Progress | None = None,
+                    defer_cleanup: bool = False) -> SnapshotResult:
+    """Snapshot *worktree*. Ignored paths that an engine cloned anyway are moved to the
+    trash and deleted before returning, or with *defer_cleanup* left for the caller
+    (see ``restore.empty_trash``)."""
+    result = _create_snapshot(repo, worktree, note=note, tags=tags, paths=paths,
+                              progress=progress)
+    if not defer_cleanup:
+        from jvs.restore import empty_trash
+
+        empty_trash(repo)
+    return result
+
+
+def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
+                     paths: list[str], progress: Progress | None) -> SnapshotResult:
     tags = tuple(dict.fromkeys(validate_tag(t) for t in tags))
     with repo_lock(repo, "snapshot"):
         from jvs.restore import finish_pending_restore
@@ -90,7 +112,8 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         finish_pending_restore(repo, worktree)
         wt = load_worktree_config(repo, worktree)
         source = worktree_payload(repo, worktree)
-        partial = normalise_paths(source, list(paths)) if paths else ()
+        ignore = IgnoreRules.load(source)
+        partial = normalise_paths(source, list(paths), ignore) if paths else ()
         config = repo.config()
         engine = choose_engine(repo.root, config.engine).engine
         snapshot_id = new_snapshot_id()
@@ -103,14 +126,14 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         if progress:
             progress(f"materialising with {engine.name}")
         hashing = hashing_copy(engine, config.payload_hash_algo, cache, partial)
-        clone = materialise(engine, source, staged, partial, hashing)
+        clone = materialise(engine, source, staged, partial, hashing, ignore)
         crashpoint("snapshot:after_materialise")
 
         if progress:
             progress("hashing")
-        after = scan(source)
+        after = scan(source, ignore=ignore)
         manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after,
-                                       config.payload_hash_algo, hashing)
+                                       config.payload_hash_algo, hashing, ignore)
         crashpoint("snapshot:after_hash")
 
         fsync_payload(staged)
@@ -152,7 +175,8 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         drop_intent(intent)
         cache.save(keep=None if partial else set(after.files()))
         return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, stats,
-                              tuple(after.skipped_special))
+                              tuple(after.skipped_special),
+                              tuple(p for p in after.ignored if _in_partial(p, partial)))
 
 
 def _in_partial(rel: str, partial: tuple[str, ...]) -> bool:
@@ -169,15 +193,19 @@ def hashing_copy(engine: Engine, algo: str, cache: StatCache,
 
 
 def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, ...],
-                hashing: HashingCopy | None = None) -> CloneResult:
-    """Clone the worktree (or only its *partial* paths) into the staging directory."""
+                hashing: HashingCopy | None = None,
+                ignore: IgnoreRules | None = None) -> CloneResult:
+    """Clone the worktree (or only its *partial* paths) into the staging directory,
+    leaving out what *ignore* matches as far as the engine can (hash_payload drops the
+    rest)."""
     if os.path.lexists(staged):
         fsio.remove_tree(staged)  # a leftover of a crashed run with the same ID
+    ignore = ignore or None
     try:
         if hashing is not None:
-            return engine.clone_hashing(source, staged, hashing)
+            return engine.clone_hashing(source, staged, hashing, ignore)
         if not partial:
-            return engine.clone(source, staged)
+            return engine.clone(source, staged, ignore)
         from jvs.engines.copy import _Degraded, copy_metadata
 
         degraded: dict[str, None] = {}
@@ -189,7 +217,8 @@ def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, 
                 sub = Path(*parts[:depth])
                 if not (staged / sub).exists():
                     (staged / sub).mkdir(mode=0o700)
-            result = engine.clone(source / rel, staged / rel)
+            result = engine.clone(source / rel, staged / rel,
+                                  ignore.below(rel) if ignore else None)
             engine_name = result.engine
             degraded.update(dict.fromkeys(result.degraded))
         # Parent directories get their real modes and mtimes, deepest first.
@@ -211,8 +240,8 @@ def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, 
 
 
 def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
-                 after: ScanResult, algo: str,
-                 hashing: HashingCopy | None = None) -> tuple[bytes, HashStats]:
+                 after: ScanResult, algo: str, hashing: HashingCopy | None = None,
+                 ignore: IgnoreRules | None = None) -> tuple[bytes, HashStats]:
     """Hash the staged copy, reading only what the stat cache cannot vouch for.
 
     *after* is the worktree's stat taken once the clone is done. A cache entry is used
@@ -220,8 +249,8 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     the clone included) changed the file's ctime, so an equal stat means the file held
     the cached content throughout. A fresh hash is remembered only when the staged copy
     carries the worktree file's current mtime and size (engines copy mtimes), i.e. the
-    file did not change while it was being cloned. Special files an engine may have
-    cloned are dropped, so the payload is exactly what the manifest records. Writes
+    file did not change while it was being cloned. Special files and ignored paths an engine may
+    have cloned are dropped, so the payload is exactly what the manifest records. Writes
     ``manifests/<id>``."""
     post = after.files()
     stats = HashStats()
@@ -237,9 +266,10 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
             return None
         return cache.lookup(e.relpath, st)
 
-    staged_scan = scan(staged)
+    staged_scan = scan(staged, ignore=ignore)
     for rel in staged_scan.skipped_special:
         os.unlink(staged / rel)
+    drop_ignored(repo, staged, staged_scan.ignored, f"snapshot-{snapshot_id}")
     entries = entries_of(staged, staged_scan, algo, stats, known)
     staged_files = staged_scan.files()
     for entry in entries:
@@ -251,6 +281,19 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     # Made durable by fsync_payload's syncfs, which follows on the same filesystem.
     fsio.write_bytes_atomic(repo.manifest_path(snapshot_id), manifest, durable=False)
     return manifest, stats
+
+
+def drop_ignored(repo: Repo, tree: Path, paths: list[str], label: str) -> None:
+    """Move *paths* (ignored entries an engine cloned anyway) out of the staged *tree*
+    into the trash: one rename each now, the deletion later (``restore.empty_trash``)."""
+    if not paths:
+        return
+    from jvs.restore import trash_dir
+
+    bin_ = trash_dir(repo) / f"{label}-{os.urandom(4).hex()}"
+    bin_.mkdir(parents=True)
+    for n, rel in enumerate(paths):
+        os.rename(tree / rel, bin_ / str(n))
 
 
 _libc = None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jvs.changes import Changes, compare, snapshot_entries, worktree_entries
+from jvs.changes import Changes, compare, snapshot_entries, visible, worktree_entries
 from jvs.descriptor import read_descriptor
+from jvs.ignore import IgnoreRules
 from jvs.integrity import HashStats
 from jvs.repo import Repo
 from jvs.worktree import WorktreeConfig, load_worktree_config, worktree_payload
@@ -28,6 +29,6 @@ def worktree_status(repo: Repo, worktree: str) -> Status:
                       stats)
     head = read_descriptor(repo, wt.head_snapshot_id)
     within = head.partial_paths
-    old = snapshot_entries(repo, head)
+    old = visible(snapshot_entries(repo, head), IgnoreRules.load(payload))
     new = worktree_entries(repo, worktree, payload, head.payload_hash_algo, stats, within)
     return Status(wt, compare(old, new), stats)

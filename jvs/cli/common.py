@@ -63,3 +63,9 @@ def descriptor_json(desc, *, head: str | None = None, latest: str | None = None)
         out["is_head"] = desc.snapshot_id == head
         out["is_latest"] = desc.snapshot_id == latest
     return out
+
+
+def some_of(paths: tuple[str, ...] | list[str], limit: int = 5) -> str:
+    """The first *limit* of *paths* for a human line, and how many more there are."""
+    shown = ", ".join(paths[:limit])
+    return shown if len(paths) <= limit else f"{shown} and {len(paths) - limit} more"

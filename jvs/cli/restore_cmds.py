@@ -6,7 +6,7 @@ import os
 
 import click
 
-from jvs.cli.common import current_worktree, locate, short, start_dir, ui_of
+from jvs.cli.common import current_worktree, locate, short, some_of, start_dir, ui_of
 from jvs.cli.completion import complete_snapshot_ref, complete_tag, complete_worktree
 from jvs.cli.output import json_option
 
@@ -116,6 +116,8 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
         lines.append("  (the worktree already matched it: nothing was moved)")
     if result.target.is_partial:
         lines.append(f"  partial: only {', '.join(result.target.partial_paths)} replaced")
+    if result.not_restored:
+        lines.append(f"  not restored, ignored by .jvsignore: {some_of(result.not_restored)}")
     lines.append(_state_line(ui, wt))
     data = {
         "worktree": wt.name,
@@ -131,6 +133,7 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
         "partial_paths": list(result.target.partial_paths),
         "unchanged": result.unchanged,
         "finished_interrupted": list(result.finished),
+        "not_restored": list(result.not_restored),
     }
     ui.emit(data, "\n".join(lines))
     after_restore_in_background(repo, result)

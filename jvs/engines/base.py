@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from jvs.ignore import IgnoreRules
 
 
 @dataclass(frozen=True)
@@ -18,12 +21,16 @@ class CloneResult:
 class Engine(Protocol):
     name: str
 
-    def clone(self, src: Path, dst: Path) -> CloneResult:
+    def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
         """Materialise *src* (a directory, file or symlink) at *dst*, which must not exist.
 
         Modes are kept exactly, mtimes kept, symlinks stay symlinks (dangling ones too),
         and anything the engine cannot preserve is named in ``degraded`` — a silent
         downgrade is never allowed.
+
+        Paths *ignore* matches (relative to *src*) are left out where that is cheap; an
+        engine may still clone some of them (``juicefs-clone`` clones whole top-level
+        entries), so the caller drops what remains (see ``snapshot.drop_ignored``).
         """
         ...
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jvs.engines.base import CloneResult
+from jvs.ignore import IgnoreRules
 
 
 class _Degraded:
@@ -78,15 +79,20 @@ class HashingCopy:
 
 class CopyEngine:
     name = "copy"
+    _ignore: IgnoreRules | None = None
 
-    def clone(self, src: Path, dst: Path) -> CloneResult:
-        return self.clone_hashing(src, dst, None)
+    def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
+        return self.clone_hashing(src, dst, None, ignore)
 
-    def clone_hashing(self, src: Path, dst: Path, hashing: HashingCopy | None) -> CloneResult:
+    def clone_hashing(self, src: Path, dst: Path, hashing: HashingCopy | None,
+                      ignore: IgnoreRules | None = None) -> CloneResult:
+        """Copy *src* to *dst* (which must not exist), leaving out what *ignore* matches
+        (paths relative to *src*)."""
         degraded = _Degraded()
         if os.path.lexists(dst):
             raise FileExistsError(errno.EEXIST, "clone destination exists", str(dst))
         seen: dict[tuple[int, int], None] = {}
+        self._ignore = ignore or None
         self._copy_entry(os.fsencode(src), os.fsencode(dst), "", degraded, seen, hashing)
         return CloneResult(self.name, tuple(degraded.items))
 
@@ -96,9 +102,12 @@ class CopyEngine:
         mode = st.st_mode
         if stat.S_ISDIR(mode):
             os.mkdir(dst, 0o700)
-            with os.scandir(src) as it:
-                children = [e.name for e in it]
             prefix = rel + "/" if rel else ""
+            ignore = self._ignore
+            with os.scandir(src) as it:
+                children = [e.name for e in it
+                            if ignore is None or not ignore.match(
+                                prefix + os.fsdecode(e.name), e.is_dir(follow_symlinks=False))]
             for name in children:
                 self._copy_entry(os.path.join(src, name), os.path.join(dst, name),
                                  prefix + os.fsdecode(name), degraded, seen, hashing)

@@ -20,6 +20,7 @@ from pathlib import Path
 from jvs.engines.base import CloneResult
 from jvs.engines.copy import CopyEngine, _Degraded, copy_fd_data, copy_metadata
 from jvs.errors import JvsError
+from jvs.ignore import IgnoreRules
 
 FICLONE = getattr(fcntl, "FICLONE", 0x40049409)
 # What the kernel answers when the pair of files cannot share extents.
@@ -135,5 +136,5 @@ class ReflinkEngine:
                                 "(XFS with reflink=1, Btrfs)")
         return cls()
 
-    def clone(self, src: Path, dst: Path) -> CloneResult:
-        return _ReflinkWalk().clone_hashing(src, dst, None)
+    def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
+        return _ReflinkWalk().clone_hashing(src, dst, None, ignore)
