@@ -111,6 +111,15 @@ def complete_path(ctx: click.Context, param: click.Parameter,
     return [CompletionItem(incomplete, type="file")]
 
 
+def complete_template(ctx: click.Context, param: click.Parameter,
+                      incomplete: str) -> list[CompletionItem]:
+    """The shipped ``.jvsignore`` templates, or a file name."""
+    from jvs.ignore import template_names
+
+    names = [n for n in template_names() if n.startswith(incomplete)]
+    return [CompletionItem(n) for n in names] or [CompletionItem(incomplete, type="file")]
+
+
 def complete_dir(ctx: click.Context, param: click.Parameter,
                  incomplete: str) -> list[CompletionItem]:
     """Let the shell complete directory names (mount points, ``-C``)."""

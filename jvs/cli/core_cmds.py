@@ -7,8 +7,16 @@ from pathlib import Path
 
 import click
 
-from jvs.cli.common import current_worktree, descriptor_json, locate, short, start_dir, ui_of
-from jvs.cli.completion import complete_path, complete_tag
+from jvs.cli.common import (
+    current_worktree,
+    descriptor_json,
+    locate,
+    short,
+    some_of,
+    start_dir,
+    ui_of,
+)
+from jvs.cli.completion import complete_path, complete_tag, complete_template
 from jvs.cli.output import json_option
 
 MAX_NOTE_BYTES = 64 * 1024
@@ -18,26 +26,41 @@ MAX_NOTE_BYTES = 64 * 1024
 @click.argument("name")
 @click.option("--hash-algo", type=click.Choice(["xxh3-128", "sha256"]), default="xxh3-128",
               show_default=True, help="Content hash for payload records.")
+@click.option("--template", metavar="NAME|FILE", shell_complete=complete_template,
+              help="Start main/.jvsignore from a ready template (unity, unreal) or a file.")
 @json_option
 @click.pass_context
-def init(ctx, name, hash_algo):
+def init(ctx, name, hash_algo, template):
     """Create the repository NAME (with an empty main worktree) in the current directory.
 
     \b
-    Example:
+    Examples:
       jvs init ml-experiments && cd ml-experiments/main
+      jvs init my-game --template unity
     """
+    from jvs import fsio
     from jvs.audit import append_audit
+    from jvs.ignore import IGNORE_FILE, template_text
     from jvs.lock import repo_lock
     from jvs.repo import init_repo
 
+    ignore_text = template_text(template) if template else None  # before creating anything
     repo = init_repo(Path(start_dir(ctx)), name, hash_algo=hash_algo)
+    main = repo.root / "main"
+    if ignore_text is not None:
+        fsio.write_bytes_atomic(main / IGNORE_FILE,
+                                ignore_text.encode("utf-8", "surrogateescape"))
     with repo_lock(repo, "init"):
-        append_audit(repo, "init", repo.repo_id(), f"repository {name}")
+        append_audit(repo, "init", repo.repo_id(), f"repository {name}",
+                     **({"template": template} if template else {}))
+    lines = [f"Initialized JVS repository in {repo.root}", f"Main worktree: {main}"]
+    if template:
+        lines.append(f"Ignore rules: {main / IGNORE_FILE} (from {template})")
     ui_of(ctx).emit(
-        {"repo_root": str(repo.root), "repo_id": repo.repo_id(), "main": str(repo.root / "main"),
-         "payload_hash_algo": hash_algo},
-        f"Initialized JVS repository in {repo.root}\nMain worktree: {repo.root / 'main'}",
+        {"repo_root": str(repo.root), "repo_id": repo.repo_id(), "main": str(main),
+         "payload_hash_algo": hash_algo,
+         "ignore_file": str(main / IGNORE_FILE) if template else None},
+        "\n".join(lines),
     )
 
 
@@ -85,6 +108,7 @@ def snapshot(ctx, note, tags, paths, note_file):
       echo "note" | jvs snapshot -
       jvs snapshot "assets only" --paths Assets --paths ProjectSettings
     """
+    from jvs.restore import empty_trash_in_background
     from jvs.snapshot import create_snapshot
 
     ui = ui_of(ctx)
@@ -92,7 +116,7 @@ def snapshot(ctx, note, tags, paths, note_file):
     text = _read_note(note, note_file)
     all_tags = list(tags) + [t for t in repo.config().default_tags if t not in tags]
     result = create_snapshot(repo, worktree, note=text, tags=all_tags, paths=list(paths),
-                             progress=ui.report)
+                             progress=ui.report, defer_cleanup=True)
     desc = result.descriptor
     if result.was_detached:
         ui.warn(f"worktree '{worktree}' was DETACHED: the new snapshot's parent is "
@@ -104,6 +128,7 @@ def snapshot(ctx, note, tags, paths, note_file):
     data["stats"] = {"files_hashed": result.stats.files_hashed,
                      "bytes_hashed": result.stats.bytes_hashed}
     data["was_detached"] = result.was_detached
+    data["ignored"] = list(result.ignored)
     lines = [f"Created snapshot {desc.snapshot_id}"]
     if desc.tags:
         lines.append(f"  tags: {', '.join(desc.tags)}")
@@ -111,7 +136,10 @@ def snapshot(ctx, note, tags, paths, note_file):
         lines.append(f"  partial: {', '.join(desc.partial_paths)}")
     if desc.degraded:
         lines.append(f"  degraded ({desc.engine}): {', '.join(desc.degraded)}")
+    if result.ignored:
+        lines.append(f"  ignored (.jvsignore): {some_of(result.ignored)}")
     ui.emit(data, "\n".join(lines))
+    empty_trash_in_background(repo)
 
 
 @click.command()
