@@ -26,7 +26,7 @@ def _command_paths(group: click.Group, ctx: click.Context, prefix=()):
 
 def test_every_command_and_option_is_in_the_reference():
     """Every command has its section and every option of it is mentioned there (the
-    wording may lag; regenerate with tools/gen_commands_doc.py > docs/commands.md)."""
+    wording may lag; regenerate with .venv/bin/python tools/gen_commands_doc.py)."""
     text = (DOCS / "commands.md").read_text()
     sections = {}
     for chunk in re.split(r"^#{2,3} ", text, flags=re.M)[1:]:
@@ -48,9 +48,24 @@ def test_user_docs_exist_and_relative_links_resolve():
     for name in ("quickstart", "commands", "format", "guarantees", "troubleshooting",
                  "scenarios", "python-api"):
         assert (DOCS / f"{name}.md").is_file(), name
-    for doc in DOCS.glob("*.md"):
+    for doc in DOCS.glob("**/*.md"):
         for target in re.findall(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)", doc.read_text()):
             assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
+
+
+def test_generated_command_pages_are_current():
+    """docs/commands.md and docs/commands/*.md are exactly what the CLI generates now."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen", ROOT / "tools" / "gen_commands_doc.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    pages = gen.render()
+    on_disk = set((DOCS / "commands").glob("*.md")) | {DOCS / "commands.md"}
+    assert set(pages) == on_disk, "run: .venv/bin/python tools/gen_commands_doc.py"
+    for path, text in pages.items():
+        assert path.read_text() == text, \
+            f"{path.name} is stale; run: .venv/bin/python tools/gen_commands_doc.py"
 
 
 def test_troubleshooting_covers_every_error_class():

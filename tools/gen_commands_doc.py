@@ -1,15 +1,21 @@
-"""Regenerate docs/commands.md from the CLI itself, so the reference never drifts from
-what ``jvs`` registers: one section per command, with its usage, help text, examples and
-options exactly as ``jvs COMMAND --help`` prints them.
+"""Regenerate the command reference from the CLI itself, so it never drifts from what
+``jvs`` registers: docs/commands.md (every command on one page) and docs/commands/<name>.md
+(one page per command), with usage, help text, examples and options exactly as
+``jvs COMMAND --help`` prints them. tests/test_docs.py fails when they are stale.
 
-    .venv/bin/python tools/gen_commands_doc.py > docs/commands.md
+    .venv/bin/python tools/gen_commands_doc.py
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
 from jvs.cli.main import cli
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 INTRO = """\
 # Command reference
@@ -36,7 +42,7 @@ Environment: `JVS_SNAPSHOT_ENGINE` (juicefs-clone | reflink-copy | copy) overrid
 engine; `JVS_LOCK_TIMEOUT` (seconds, default 10) is how long a writer waits for the
 repository lock; `JVS_GC_NOW` sets gc's clock (dry runs); `NO_COLOR`.
 
-Commands: {index}
+Commands (each also has a page of its own in [commands/](commands/)): {index}
 """
 
 
@@ -45,11 +51,18 @@ ORDER = ["init", "snapshot", "history", "status", "diff", "restore", "fork", "wo
          "info", "verify", "doctor", "gc", "mount", "umount", "config", "completion"]
 
 
-# Examples for commands whose help text has none (kept here, not in their modules).
-EXTRA_EXAMPLES = {
-    "mount": "jvs mount /mnt/jvs -C ~/ml-experiments\nls /mnt/jvs/@snapshots/baseline/\n"
-             "diff -r /mnt/jvs/@snapshots/exp1 /mnt/jvs/@snapshots/exp2\njvs umount /mnt/jvs",
-    "umount": "jvs umount /mnt/jvs",
+# Where each top-level command is explained beyond its help text.
+SEE_ALSO = {
+    "init": ("quickstart.md", "ignore.md#ready-templates"),
+    "snapshot": ("quickstart.md", "ignore.md", "guarantees.md"),
+    "history": ("restore.md#naming-a-snapshot-the-resolver",),
+    "status": ("restore.md",), "diff": ("restore.md#diff",),
+    "restore": ("restore.md", "ignore.md#restore-and-ignored-paths-precisely"),
+    "fork": ("restore.md#worktrees",), "worktree": ("restore.md#worktrees",),
+    "info": ("engines.md#how-the-engine-is-chosen",),
+    "verify": ("operations.md#verify",), "doctor": ("operations.md#doctor",),
+    "gc": ("operations.md#gc",), "mount": ("mount.md",), "umount": ("mount.md",),
+    "config": ("operations.md",), "completion": ("quickstart.md",),
 }
 
 
@@ -69,11 +82,13 @@ def walk(group: click.Group, ctx: click.Context, prefix: list[str]):
             yield from walk(cmd, ctx, path)
 
 
-def main() -> None:
+def render() -> dict[Path, str]:
+    """Every generated file and its text."""
     root = click.Context(cli, info_name="jvs")
     entries = list(walk(cli, root, []))
     index = ", ".join(f"[{' '.join(p)}](#{'-'.join(p)})" for p, _ in entries)
     out = [INTRO.replace("{index}", index)]
+    pages: dict[Path, str] = {}
     for path, cmd in entries:
         parent = root
         for part in path[:-1]:
@@ -81,13 +96,28 @@ def main() -> None:
                                    parent=parent)
         ctx = click.Context(cmd, info_name=path[-1], parent=parent)
         level = "##" if len(path) == 1 else "###"
+        help_block = "```text\n" + cmd.get_help(ctx).rstrip() + "\n```\n"
         out.append(f'{level} {" ".join(path)}\n\n<a id="{"-".join(path)}"></a>\n')
-        help_text = cmd.get_help(ctx).rstrip()
-        out.append("```text\n" + help_text + "\n```\n")
-        extra = EXTRA_EXAMPLES.get(" ".join(path))
-        if extra and "Example" not in help_text:
-            out.append("Example:\n\n```bash\n" + extra + "\n```\n")
-    print("\n".join(out))
+        out.append(help_block)
+        see = " · ".join(f"[{t.split('#')[0].removesuffix('.md')}](../{t})"
+                         for t in SEE_ALSO.get(path[0], ()))
+        pages[DOCS / "commands" / f"{'-'.join(path)}.md"] = (
+            f"# jvs {' '.join(path)}\n\n{help_block}\n"
+            + (f"See also: {see} · " if see else "See also: ")
+            + "[all commands](../commands.md)\n")
+    pages[DOCS / "commands.md"] = "\n".join(out) + "\n"
+    return pages
+
+
+def main() -> None:
+    pages = render()
+    (DOCS / "commands").mkdir(exist_ok=True)
+    stale = {p for p in (DOCS / "commands").glob("*.md")} - set(pages)
+    for path in stale:
+        path.unlink()
+    for path, text in pages.items():
+        path.write_text(text)
+    print(f"wrote {len(pages)} files under {DOCS}", file=sys.stderr)
 
 
 if __name__ == "__main__":
