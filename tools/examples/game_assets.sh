@@ -40,3 +40,24 @@ check test "$(cat Assets/Characters/hero.fbx.meta)" = "guid: 1a2b v3"
 check test "$(cat Library/ShaderCache.db)" = "newer cache"
 jvs diff --stat || true
 jvs verify --all
+
+step "Keep Unity's caches out of every snapshot: .jvsignore"
+cd ../..
+jvs init studio --template unity                            # main/.jvsignore from the template
+cd studio/main
+mkdir -p Assets/Characters ProjectSettings Library/ShaderCache Temp
+head -c 65536 /dev/urandom > Assets/Characters/hero.fbx
+echo "guid: 1a2b" > Assets/Characters/hero.fbx.meta
+echo "companyName: Studio" > ProjectSettings/ProjectSettings.asset
+head -c 262144 /dev/urandom > Library/ShaderCache/cache.db   # rebuilt by Unity: never versioned
+echo "MyGame.sln" > MyGame.sln
+out=$(jvs snapshot "Project without caches" --tag clean-import --json)
+check grep -q '"Library"' <<<"$out"                         # listed under "ignored"
+cp Assets/Characters/hero.fbx /tmp/hero.fbx.good.$$
+echo "rebuilt" > Library/ShaderCache/cache.db               # the editor rewrites its cache
+check jvs status --json | grep -q '"clean": true'           # ... which is no change at all
+head -c 100 /dev/zero > Assets/Characters/hero.fbx          # a bad export
+jvs restore clean-import                                    # the export is rescued, the cache stays
+check test "$(cat Library/ShaderCache/cache.db)" = "rebuilt"
+check cmp -s Assets/Characters/hero.fbx /tmp/hero.fbx.good.$$
+rm -f /tmp/hero.fbx.good.$$
