@@ -235,8 +235,9 @@ def remove_work_dir(repo: Repo, worktree: str, *, only_leftovers: bool = False) 
     path = work_dir(repo, worktree)
     if not os.path.lexists(path):
         return
-    if only_leftovers and any(os.path.lexists(path / side) for side in ("rescue",)):
-        # A rescue payload with no intent cannot happen through jvs; keep it for a human.
+    if only_leftovers and any(os.path.lexists(path / side) for side in ("rescue", "ignored")):
+        # A rescue payload or held ignored paths with no intent cannot happen through jvs
+        # (the intent is dropped last); they are a user's files: keep them for a human.
         return
     fsio.ensure_inside(repo.jvs_dir, path)
     fsio.remove_tree(path)
