@@ -70,6 +70,15 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def wait_for_background(repo: Path) -> None:
+    """A restore seeds the stat cache and deletes the replaced content in a detached
+    child after it answers; wait for it, so each timed command starts from the same
+    state (the trash is emptied last)."""
+    trash = repo / ".jvs" / "restore" / "@trash"
+    while trash.is_dir() and os.listdir(trash):
+        time.sleep(0.2)
+
+
 def measure(base: Path, name: str, library_files: int, ignore: bool,
             repeat: int) -> dict[str, float]:
     subprocess.run([*JVS, "init", name], cwd=base, check=True, capture_output=True)
@@ -82,8 +91,11 @@ def measure(base: Path, name: str, library_files: int, ignore: bool,
     for i in range(repeat):
         (main / "Assets" / "Group00" / "asset0000.png").write_bytes(os.urandom(64 * 1024))
         changed.append(jvs("snapshot", f"change {i}", cwd=main))
+    for _ in range(repeat):
         restored.append(jvs("restore", "HEAD~1", cwd=main))
+        wait_for_background(base / name)
         jvs("restore", "HEAD", cwd=main)  # back to the newest (nothing unsaved)
+        wait_for_background(base / name)
     out["snapshot, one asset changed"] = statistics.median(changed)
     out["restore to the one before"] = statistics.median(restored)
     kept = [n for n in sorted(os.listdir(main)) if n not in ("Library", "Temp", "Logs")]
