@@ -81,6 +81,7 @@ class RestoreResult:
     unchanged: bool = False  # already there and clean: nothing was moved
     finished: tuple[str, ...] = ()  # crashed restores rolled forward first
     not_restored: tuple[str, ...] = ()  # the snapshot's paths that .jvsignore now ignores
+    ignore_rules: str = ""  # the .jvsignore the restore ran under: its paths were not replaced
 
     @property
     def detached(self) -> bool:
@@ -475,7 +476,8 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
     trash = clean_up(repo, worktree, intent)
     return RestoreResult(wt, target, rec.get("previous_head"), rescue=rescue,
                          discarded=discarded, unsaved=int(rec.get("unsaved") or 0),
-                         trash=trash, restored_at_ns=restored_at_ns if fresh else 0)
+                         trash=trash, restored_at_ns=restored_at_ns if fresh else 0,
+                         ignore_rules=ignore.text)
 
 
 def hold_ignored(payload: Path, held: Path, ignore: IgnoreRules,
@@ -665,13 +667,16 @@ def hash_rescue(root: Path, algo: str, unsaved: Unsaved | None) -> tuple[bytes, 
 
 
 def remember_restored(repo: Repo, worktree: str, target: Descriptor, units: tuple[str, ...],
-                      restored_at_ns: int) -> None:
+                      restored_at_ns: int, ignore: IgnoreRules | None = None) -> None:
     """Seed the stat cache with the restored files' hashes from the target's manifest, so
     the next status, snapshot or restore does not read them all again.
 
     Safe to run later (in the background): only files whose ctime is older than the
     moment the restore finished, minus the racily-clean window, are remembered — a file
-    changed since then has a newer ctime, so its (wrong) manifest hash is never cached."""
+    changed since then has a newer ctime, so its (wrong) manifest hash is never cached.
+    Paths the restore's *ignore* rules matched were not replaced (they may hold other
+    content than the manifest says, with an old ctime): they are skipped, whatever the
+    restored ``.jvsignore`` says now."""
     entries = read_trusted_manifest(repo.manifest_path(target.snapshot_id),
                                     target.payload_root_hash)
     if entries is None:
@@ -679,7 +684,7 @@ def remember_restored(repo: Repo, worktree: str, target: Descriptor, units: tupl
     manifest = {e.relpath: e for e in entries if e.kind == "file"}
     cache = StatCache.load(repo, worktree, target.payload_hash_algo)
     payload = worktree_payload(repo, worktree)
-    scanned = scan(payload, ignore=IgnoreRules.load(payload))
+    scanned = scan(payload, ignore=ignore)
     horizon = restored_at_ns - RACY_WINDOW_NS
     seen = set()
     for e in scanned.entries:
@@ -743,7 +748,8 @@ def after_restore(repo: Repo, result: RestoreResult) -> None:
     if result.restored_at_ns and not result.unchanged:
         try:
             remember_restored(repo, result.worktree.name, result.target,
-                              result.target.partial_paths, result.restored_at_ns)
+                              result.target.partial_paths, result.restored_at_ns,
+                              IgnoreRules(result.ignore_rules))
         except (OSError, JvsError):
             pass  # the stat cache is only an optimisation
     empty_trash(repo)

@@ -205,3 +205,31 @@ def test_init_with_an_unknown_template_creates_nothing(tmp_path):
     (tmp_path / "mine.txt").write_text("*.bak\n")
     run_jvs("init", "game", "--template", str(tmp_path / "mine.txt"), cwd=tmp_path)
     assert (tmp_path / "game" / "main" / ".jvsignore").read_text() == "*.bak\n"
+
+
+def test_kept_ignored_file_is_not_seeded_with_the_snapshots_hash(repo):
+    """After a restore, the stat cache is seeded from the target's manifest. A path the
+    restore left alone because it was ignored holds other content; if the restored
+    .jvsignore no longer ignores it, the next snapshot must hash it, not trust the
+    manifest (else the snapshot would record a hash its payload does not have)."""
+    import time
+
+    main = repo / "main"
+    write(main, {"src/a.py": b"a\n", "build/out.bin": b"AAAA"})
+    old = snap(main, "no rules yet")["snapshot_id"]
+    (main / ".jvsignore").write_text("build/\n")
+    write(main, {"build/out.bin": b"BBBB"})  # same size, other content
+    snap(main, "with the rule")
+    time.sleep(0.3)  # older than the racily-clean window
+    out = run_jvs("restore", old, "--json", cwd=main).json
+    assert out["not_restored"] == ["build"]
+    assert not (main / ".jvsignore").exists()  # the old snapshot had none
+    trash = repo / ".jvs" / "restore" / "@trash"
+    for _ in range(100):  # the cache is seeded in the background
+        if not trash.exists() or not os.listdir(trash):
+            break
+        time.sleep(0.1)
+    new = snap(main, "build is versioned again")
+    assert run_jvs("verify", new["snapshot_id"], cwd=main).returncode == 0
+    stored = payload_tree(repo, new["snapshot_id"])
+    assert stored["build/out.bin"] == b"BBBB"
