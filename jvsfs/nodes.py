@@ -324,7 +324,7 @@ class View:
         if (kind == ENTRY or kind == SNAPSHOT_ROOT) and name in self._own_xattrs(node):
             return os.getxattr(node.path, name, follow_symlinks=False)
         if name in UNSUPPORTED_WHEN_ABSENT:
-            raise OSError(errno.EOPNOTSUPP, "no such attribute")
+            raise OSError(errno.EOPNOTSUPP, "no label or ACL here")
         raise OSError(errno.ENODATA, "no such attribute")
 
     def _own_xattrs(self, node: Node) -> tuple[bytes, ...]:
