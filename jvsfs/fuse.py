@@ -76,8 +76,9 @@ class ViewOperations(pyfuse3.Operations):
         self.view = view
         self.read_in_thread = read_in_thread
         # Without xattrs, getxattr/listxattr answer ENOSYS once and the kernel stops asking:
-        # `ls -l` then costs no extra round trips per file (it asks for security.selinux
-        # and the POSIX ACLs of every entry), at the price of the user.jvs.* attributes.
+        # no xattr round trips at all (tools that list every file's xattrs, cp -a or
+        # rsync -X, make one per file), at the price of the user.jvs.* attributes. `ls -l`
+        # does not need it: see UNSUPPORTED_WHEN_ABSENT in nodes.py.
         self.xattrs = xattrs
         self._listings: dict[int, Listing] = {}
         self._next_fh = 1

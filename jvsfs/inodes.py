@@ -39,9 +39,12 @@ LINK = "link"                # a tag, worktree or reference symlink
 
 class Node:
     """What one inode number stands for. ``path`` is the backing path (bytes) of a snapshot
-    root or entry; ``target`` the text of a synthetic symlink."""
+    root or entry; ``target`` the text of a synthetic symlink; ``xattrs`` the names of the
+    backing file's own xattrs once asked (snapshot contents never change, so one
+    ``llistxattr`` per node answers every later question)."""
 
-    __slots__ = ("ino", "kind", "path", "snapshot_id", "disc", "target", "key", "lookups")
+    __slots__ = ("ino", "kind", "path", "snapshot_id", "disc", "target", "key", "lookups",
+                 "xattrs")
 
     def __init__(self, ino: int, kind: str, *, path: bytes | None = None,
                  snapshot_id: str | None = None, disc: int = 0, target: bytes = b"",
@@ -54,6 +57,7 @@ class Node:
         self.target = target
         self.key = key
         self.lookups = 0
+        self.xattrs: tuple[bytes, ...] | None = None
 
 
 class InodeTable:

@@ -41,6 +41,15 @@ READY_MARKER = b".READY"
 XATTR_PREFIX = b"user.jvs."
 VIRTUAL_XATTRS = (b"user.jvs.id", b"user.jvs.note", b"user.jvs.tags", b"user.jvs.parent",
                   b"user.jvs.created_at")
+# What `ls -l` asks of every entry: its SELinux label and POSIX ACLs. Each question is a
+# round trip to this server, so an entry that has none of them answers "not supported"
+# rather than "no such attribute": `ls` then stops asking for the rest of the mount (it
+# remembers, per st_dev, that these are unsupported) and `ls -lR` runs at the speed of a
+# server without xattrs. The view does not apply ACLs anyway (the kernel checks modes
+# only); a stored label or ACL is still served to whoever asks for it (getfattr, getfacl,
+# cp -a, rsync -AX), and those tools take "not supported" as "none".
+UNSUPPORTED_WHEN_ABSENT = frozenset((b"security.selinux", b"system.posix_acl_access",
+                                     b"system.posix_acl_default"))
 
 # Kernel cache lifetimes (seconds). Snapshot contents never change, so the kernel may keep
 # them long; the root, @snapshots and links change as snapshots come and go, so they are
@@ -301,19 +310,36 @@ class View:
     def listxattr(self, ino: int) -> list[bytes]:
         node = self.node(ino)
         if node.kind == ENTRY:
-            return [os.fsencode(n) for n in os.listxattr(node.path, follow_symlinks=False)]
+            return list(self._own_xattrs(node))
         if node.kind == SNAPSHOT_ROOT:
-            own = [os.fsencode(n) for n in os.listxattr(node.path, follow_symlinks=False)]
+            own = self._own_xattrs(node)
             return list(VIRTUAL_XATTRS) + [n for n in own if not n.startswith(XATTR_PREFIX)]
         return []
 
     def getxattr(self, ino: int, name: bytes) -> bytes:
         node = self.node(ino)
-        if node.kind == SNAPSHOT_ROOT and name.startswith(XATTR_PREFIX):
+        kind = node.kind
+        if kind == SNAPSHOT_ROOT and name.startswith(XATTR_PREFIX):
             return self._virtual_xattr(node, name)
-        if node.kind == ENTRY or node.kind == SNAPSHOT_ROOT:
+        if (kind == ENTRY or kind == SNAPSHOT_ROOT) and name in self._own_xattrs(node):
             return os.getxattr(node.path, name, follow_symlinks=False)
+        if name in UNSUPPORTED_WHEN_ABSENT:
+            raise OSError(errno.EOPNOTSUPP, "no label or ACL here")
         raise OSError(errno.ENODATA, "no such attribute")
+
+    def _own_xattrs(self, node: Node) -> tuple[bytes, ...]:
+        """The names of the backing file's xattrs, read once per node: snapshot contents
+        never change, so a question about an absent name never touches the backing file."""
+        names = node.xattrs
+        if names is None:
+            try:
+                listed = os.listxattr(node.path, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno != errno.EOPNOTSUPP:
+                    raise
+                listed = []  # the backing filesystem holds no xattrs
+            names = node.xattrs = tuple(os.fsencode(n) for n in listed)
+        return names
 
     def _virtual_xattr(self, node: Node, name: bytes) -> bytes:
         desc = self.catalog.snapshots.get(node.snapshot_id)

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import shutil
+import struct
 
 import pytest
 
@@ -140,6 +141,50 @@ def test_virtual_xattrs_on_a_snapshot_root(two_snapshots):
     assert view.getxattr(root, b"user.jvs.note") == b"second"
     assert view.getxattr(root, b"user.jvs.tags") == b"exp1"
     assert view.getxattr(root, b"user.jvs.parent") == first.encode()
+
+
+def _acl(uid: int) -> bytes:
+    """A POSIX access ACL in the kernel's xattr form: owner rw, user *uid* r, group r, mask r,
+    other r (what ``setfacl -m u:UID:r`` stores)."""
+    undefined = 0xFFFFFFFF
+    entries = ((0x01, 6, undefined), (0x02, 4, uid), (0x04, 4, undefined),
+               (0x10, 4, undefined), (0x20, 4, undefined))
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+def test_files_own_xattrs_and_acls_are_passed_through(repo, main_wt):
+    log = main_wt / "run.log"
+    log.write_text("loss 1\n")
+    plain = main_wt / "plain.txt"
+    plain.write_text("x")
+    try:
+        os.setxattr(log, "user.origin", b"gpu1")
+        os.setxattr(log, "system.posix_acl_access", _acl(4242))
+        os.setxattr(main_wt, "user.kind", b"worktree")
+    except OSError as exc:
+        pytest.skip(f"this filesystem holds no user xattrs or ACLs: {exc}")
+    sid = _snapshot(main_wt, "with xattrs")
+    view = View(ViewCatalog(Repo(repo)))
+    root = view.lookup(SNAPSHOTS_INO, sid.encode()).ino
+    ino = view.lookup(root, b"run.log").ino
+    for _ in range(2):  # the second answer comes from the node's cached names
+        assert {b"user.origin", b"system.posix_acl_access"} <= set(view.listxattr(ino))
+        assert view.getxattr(ino, b"user.origin") == b"gpu1"
+        assert view.getxattr(ino, b"system.posix_acl_access") == _acl(4242)
+    assert view.getxattr(root, b"user.kind") == b"worktree"
+    assert b"user.kind" in view.listxattr(root) and b"user.jvs.note" in view.listxattr(root)
+
+    # Absent: what `ls -l` asks of every entry is "not supported", so it stops asking;
+    # any other name is "no such attribute".
+    plain_ino = view.lookup(root, b"plain.txt").ino
+    for name in (b"security.selinux", b"system.posix_acl_access", b"system.posix_acl_default"):
+        with pytest.raises(OSError) as exc:
+            view.getxattr(plain_ino, name)
+        assert exc.value.errno == errno.EOPNOTSUPP
+    for where in (plain_ino, ino, root, SNAPSHOTS_INO):
+        with pytest.raises(OSError) as exc:
+            view.getxattr(where, b"user.absent")
+        assert exc.value.errno == errno.ENODATA
 
 
 def test_opening_for_write_is_refused(two_snapshots):

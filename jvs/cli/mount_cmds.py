@@ -24,7 +24,8 @@ from jvs.cli.output import json_option
 @click.option("--allow-other", is_flag=True,
               help="Let other users see the view (with the kernel's permission checks).")
 @click.option("--no-xattrs", is_flag=True,
-              help="Serve no xattrs (no user.jvs.* either); makes 'ls -l' much faster.")
+              help="Serve no xattrs (no user.jvs.* either); spares tools that list "
+                   "every file's xattrs (cp -a, rsync -X) a round trip per file.")
 @json_option
 @click.pass_context
 def mount(ctx, mountpoint, repo_dir, foreground, allow_other, no_xattrs):
