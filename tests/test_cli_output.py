@@ -25,3 +25,13 @@ def test_pretty_json_is_the_stdlib_layout(value):
 def test_pretty_json_keeps_non_ascii_and_escapes_controls():
     value = {"note": "ü <&> \x07\n", "tags": [], "nested": {"a": [1, {"b": None}]}}
     assert pretty_json(value) == json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def test_pretty_json_flat_records_match_the_stdlib():
+    # Flat dicts take the C encoder's path: its key and number rendering must agree too.
+    value = {"snapshots": [{"a": 1.5, "b": None, "c": True, "d": [], "e": {}, "f": "x\ty"},
+                           {2: "int key", 2.5: "float key", True: "bool", None: "none"},
+                           {"nan": float("nan"), "inf": float("-inf"), "big": 10**30}],
+             "nested": {"inner": {"flat": "yes"}, "list": [{"k": []}, {"k": ["v"]}],
+                        "keys": {False: [1], 3: {"x": [None]}}}}
+    assert pretty_json(value) == json.dumps(value, indent=2, ensure_ascii=False)
