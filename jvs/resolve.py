@@ -77,9 +77,10 @@ def resolve(repo: Repo, ref: str, worktree: str | None = None) -> Descriptor:
 
 def latest_with_tag(repo: Repo, tag: str) -> Descriptor:
     """``--latest-tag T``: the tag rule made explicit (the newest snapshot carrying T)."""
-    tagged = [d for d in load_descriptors(repo) if tag in d.tags]
+    snapshots = load_descriptors(repo)
+    tagged = [d for d in snapshots if tag in d.tags]
     if not tagged:
-        raise _not_found(tag, load_descriptors(repo), what="tag")
+        raise _not_found(tag, snapshots, what="tag")
     return tagged[-1]
 
 
