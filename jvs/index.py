@@ -95,15 +95,16 @@ def _read_descriptor_file(repo: Repo, sid: str) -> bytes | None:
         return None
 
 
-def _row_of(sid: str, data: bytes) -> tuple:
-    """The index row of a descriptor file. *canonical* means the fields alone rebuild the
-    descriptor exactly (no unknown fields, nothing absent that ``to_json`` would add, no
-    separator inside a value), so a listing can skip parsing the JSON; other descriptors
-    (e.g. Go-written ones) are parsed from ``raw``."""
-    try:
-        desc = parse_descriptor(data)
-    except JvsError:
-        return (sid, 0, data, None)
+def _row_of(sid: str, data: bytes, desc: Descriptor | None = None) -> tuple:
+    """The index row of a descriptor file (*desc*: *data* already parsed). *canonical*
+    means the fields alone rebuild the descriptor exactly (no unknown fields, nothing
+    absent that ``to_json`` would add, no separator inside a value), so a listing can skip
+    parsing the JSON; other descriptors (e.g. Go-written ones) are parsed from ``raw``."""
+    if desc is None:
+        try:
+            desc = parse_descriptor(data)
+        except JvsError:
+            return (sid, 0, data, None)
     values = []
     for name in _FIELDS:
         value = getattr(desc, name)
@@ -216,10 +217,11 @@ def rebuild_index(repo: Repo) -> int:
     return len(added)
 
 
-def index_discrepancies(repo: Repo, files: dict[str, bytes] | None = None) -> list[str]:
+def index_discrepancies(repo: Repo, files: dict[str, bytes] | None = None,
+                        parsed: dict[str, Descriptor] | None = None) -> list[str]:
     """Rows of the index that differ from their descriptor file (empty: the index agrees,
-    or there is no index). Reads every descriptor (unless *files* already holds them):
-    for ``doctor``, not for listing."""
+    or there is no index). Reads every descriptor (unless *files* already holds them, and
+    *parsed* those of them that parse): for ``doctor``, not for listing."""
     path = index_path(repo)
     rows = _query(path, "SELECT * FROM snapshots")
     if rows is None:
@@ -231,7 +233,8 @@ def index_discrepancies(repo: Repo, files: dict[str, bytes] | None = None) -> li
         if sid not in ids:
             continue
         data = files.get(sid) if files is not None else _read_descriptor_file(repo, sid)
-        if data is not None and tuple(row) != _row_of(sid, data):
+        desc = parsed.get(sid) if parsed is not None else None
+        if data is not None and tuple(row) != _row_of(sid, data, desc):
             out.append(f"{sid}: index row differs from the descriptor")
     return out
 

@@ -32,6 +32,11 @@ MIN_ID_PREFIX = 4
 _HEAD_RE = re.compile(r"HEAD(?:~(\d+))?")
 _ID_PREFIX_RE = re.compile(r"[0-9a-f-]+")
 _MAX_LISTED = 10
+# "Did you mean" compares the reference with every tag but only the notes of the newest
+# snapshots: difflib over 20,000 notes took 0.4 s, and a note meant is rarely that old.
+_MAX_HINT_WORDS = 2000
+# HEAD~N reads N descriptor files; further back, one listing of the catalog is cheaper.
+_MAX_FILE_WALK = 32
 
 
 def resolve(repo: Repo, ref: str, worktree: str | None = None) -> Descriptor:
@@ -72,9 +77,10 @@ def resolve(repo: Repo, ref: str, worktree: str | None = None) -> Descriptor:
 
 def latest_with_tag(repo: Repo, tag: str) -> Descriptor:
     """``--latest-tag T``: the tag rule made explicit (the newest snapshot carrying T)."""
-    tagged = [d for d in load_descriptors(repo) if tag in d.tags]
+    snapshots = load_descriptors(repo)
+    tagged = [d for d in snapshots if tag in d.tags]
     if not tagged:
-        raise _not_found(tag, load_descriptors(repo), what="tag")
+        raise _not_found(tag, snapshots, what="tag")
     return tagged[-1]
 
 
@@ -92,13 +98,20 @@ def resolve_head(repo: Repo, worktree: str | None, back: int = 0) -> Descriptor:
         raise JvsError("E_NOT_FOUND", f"worktree {worktree!r} has no snapshots yet",
                        hint="take one with 'jvs snapshot'")
     desc = read_descriptor(repo, sid, verify=False)
+    by_id = {d.snapshot_id: d for d in load_descriptors(repo)} \
+        if back > _MAX_FILE_WALK else None
     for step in range(back):
         if desc.parent_id is None:
             raise JvsError("E_NOT_FOUND",
                            f"{name}: the lineage of {worktree!r} is only {step} snapshot(s) "
                            "deep", hint="see 'jvs history'")
         try:
-            desc = read_descriptor(repo, desc.parent_id, verify=False)
+            if by_id is None:
+                desc = read_descriptor(repo, desc.parent_id, verify=False)
+            elif desc.parent_id in by_id:
+                desc = by_id[desc.parent_id]
+            else:
+                raise JvsError("E_NOT_FOUND", f"no snapshot {desc.parent_id}")
         except JvsError as exc:
             raise JvsError("E_LINEAGE_BROKEN",
                            f"{name}: parent {desc.parent_id} of {desc.snapshot_id} is "
@@ -131,7 +144,10 @@ def _not_found(ref: str, snapshots: list[Descriptor], what: str = "snapshot") ->
     for d in reversed(snapshots):
         for t in d.tags:
             words.setdefault(t, None)
-        if d.note:
+    notes = 0
+    for d in reversed(snapshots):
+        if d.note and notes < _MAX_HINT_WORDS:
+            notes += 1
             words.setdefault(d.note.splitlines()[0], None)
     close = difflib.get_close_matches(ref, list(words), n=3, cutoff=0.6)
     hint = ("did you mean " + ", ".join(repr(c) for c in close) + "?") if close \

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from jvs import fsio
 from jvs.audit import append_audit
+from jvs.crashpoints import crashpoint
 from jvs.descriptor import Descriptor, read_descriptor
 from jvs.engines import choose_engine
 from jvs.errors import JvsError
 from jvs.ids import rfc3339_utc
 from jvs.integrity import READY_MARKER
-from jvs.lock import repo_lock
+from jvs.lock import assert_lock_still_held, repo_lock
 from jvs.names import validate_worktree_name
 from jvs.repo import Repo
 from jvs.restore import checked_worktree_dir, find_unsaved, finish_pending_restore
@@ -55,7 +56,7 @@ def create(repo: Repo, name: str, from_ref: str | None = None, *,
         source = None
         if from_ref is not None:
             source = read_descriptor(repo, resolve(repo, from_ref, current).snapshot_id)
-        info = _create_locked(repo, name, source)
+        info = _create_locked(repo, name, source, "worktree create")
         append_audit(repo, "worktree_create", name, f"from {from_ref}" if from_ref else "empty",
                      snapshot=source.snapshot_id if source else None)
         return info
@@ -81,12 +82,13 @@ def fork(repo: Repo, ref: str | None, name: str, *, current: str | None) -> Work
         else:
             sid = resolve(repo, ref, current).snapshot_id
         source = read_descriptor(repo, sid)
-        info = _create_locked(repo, name, source)
+        info = _create_locked(repo, name, source, "fork")
         append_audit(repo, "fork", name, f"from {sid}", snapshot=sid, source_worktree=current)
         return info
 
 
-def _create_locked(repo: Repo, name: str, source: Descriptor | None) -> WorktreeInfo:
+def _create_locked(repo: Repo, name: str, source: Descriptor | None,
+                   operation: str) -> WorktreeInfo:
     if name == "main" or repo.worktree_config_path(name).exists():
         raise JvsError("E_NAME_INVALID", f"worktree {name!r} already exists",
                        hint="pick another name, or see 'jvs worktree list'")
@@ -105,6 +107,10 @@ def _create_locked(repo: Repo, name: str, source: Descriptor | None) -> Worktree
                            "a worktree starts from a full snapshot",
                            hint="fork from a full snapshot, then 'jvs restore' the partial one")
         staged = _stage(repo, source, name)
+        crashpoint("worktree:after_stage")
+    # Staging can take long enough for a JuiceFS session (and the lock) to expire; the
+    # staged copy is left for the next attempt to replace, the worktree is not published.
+    assert_lock_still_held(repo, operation)
     # Config first, then the payload appears by one rename: a crash leaves either no
     # worktree or a config whose payload dir is missing (recreated empty on next use).
     save_worktree_config(repo, WorktreeConfig(
@@ -156,6 +162,7 @@ def rename(repo: Repo, old: str, new: str) -> WorktreeInfo:
         src = checked_worktree_dir(repo, old)
         if repo.worktree_config_path(new).exists() or os.path.lexists(repo.worktree_dir(new)):
             raise JvsError("E_NAME_INVALID", f"worktree {new!r} already exists")
+        assert_lock_still_held(repo, "worktree rename")
         # New config, payload rename, old config: at every moment the payload dir has a
         # config naming it (a crash in between leaves an extra config 'doctor' reports).
         save_worktree_config(repo, WorktreeConfig(**{**config.__dict__, "name": new}))
@@ -190,6 +197,8 @@ def remove(repo: Repo, name: str, *, force: bool = False) -> WorktreeConfig:
                                    f"worktree {name!r} has {n} unsaved change(s)",
                                    hint=f"snapshot them first (cd {payload} && jvs snapshot), "
                                    "or use --force to throw them away")
+            # Scanning for unsaved work can outlast a JuiceFS session: check before deleting.
+            assert_lock_still_held(repo, "worktree remove")
             # Payload first, config last: a crash in between leaves a config without
             # payload (harmless, removable again), never a payload without config.
             fsio.remove_tree(payload)

@@ -303,3 +303,18 @@ def test_runtime_and_audit_repairs_together(repo):
     assert "Repository is healthy." in out.stdout
     assert "Repaired (audit_repair)" in out.stdout and "Repaired (clean_tmp)" in out.stdout
     run_jvs("verify", "--all", cwd=main)
+
+
+def test_strict_names_a_tampered_payload_once(repo):
+    """doctor --strict checks payloads with the descriptors it has already read: a changed
+    file is reported against its snapshot, and an intact neighbour is not."""
+    main = repo / "main"
+    (main / "f").write_text("one")
+    first = snapshot(main, "one")
+    (main / "f").write_text("two")
+    second = snapshot(main, "two")
+    (repo / ".jvs" / "snapshots" / first / "f").write_text("evil")
+    out = doctor(main, "--strict", "--json")
+    assert out.returncode == 1
+    found = [f for f in json.loads(out.stdout)["findings"] if f["check"] == "payload_mismatch"]
+    assert len(found) == 1 and first in found[0]["message"] and second not in found[0]["message"]

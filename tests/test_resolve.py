@@ -97,3 +97,37 @@ def test_short_hex_words_are_not_taken_for_ids(repo):
     """A ref shorter than 4 characters never matches an ID prefix: 'abc' is a note."""
     sid = snap(repo, "abc notes")
     assert resolve(Repo(repo), "abc").snapshot_id == sid
+
+
+@pytest.mark.parametrize("walk", [32, 0])  # by descriptor files, or by the catalog
+def test_head_n_walks_the_lineage_either_way(history_repo, monkeypatch, walk):
+    import jvs.resolve
+
+    monkeypatch.setattr(jvs.resolve, "_MAX_FILE_WALK", walk)
+    root, ids = history_repo
+    r = Repo(root)
+    assert resolve(r, "HEAD~2", "main").snapshot_id == ids["seed"]
+    assert resolve(r, "HEAD~5", "main").snapshot_id == ids["base"]
+    with pytest.raises(JvsError) as exc:
+        resolve(r, "HEAD~6", "main")
+    assert exc.value.code == "E_NOT_FOUND" and "only 5 snapshot(s) deep" in exc.value.message
+    (root / ".jvs" / "descriptors" / f"{ids['exp1b']}.json").unlink()  # a broken lineage
+    with pytest.raises(JvsError) as exc:
+        resolve(r, "HEAD~4", "main")
+    assert exc.value.code == "E_LINEAGE_BROKEN" and ids["exp1b"] in exc.value.message
+
+
+def test_did_you_mean_knows_every_tag_but_only_recent_notes(history_repo, monkeypatch):
+    import jvs.resolve
+
+    monkeypatch.setattr(jvs.resolve, "_MAX_HINT_WORDS", 1)
+    root, _ = history_repo
+    with pytest.raises(JvsError) as exc:
+        resolve(Repo(root), "baselin")  # the oldest snapshot's tag
+    assert "'baseline'" in exc.value.hint
+    with pytest.raises(JvsError) as exc:
+        resolve(Repo(root), "Initial setup with datset")  # the oldest note: not compared
+    assert "Initial setup" not in exc.value.hint
+    with pytest.raises(JvsError) as exc:
+        resolve(Repo(root), "nightly rnu")
+    assert "'nightly run'" in exc.value.hint

@@ -200,3 +200,28 @@ def test_worktrees_dir_symlinked_outside_is_refused(seeded, tmp_path):
     assert os.listdir(outside) == []
     assert [w["name"] for w in run_jvs("worktree", "list", "--json", cwd=main).json["worktrees"]] \
         == ["main"]
+
+
+@pytest.mark.parametrize("command", [("fork", "v1.0", "lost"),
+                                     ("worktree", "create", "lost", "--from", "v1.0")])
+def test_fork_that_lost_the_lock_publishes_no_worktree(seeded, command):
+    """A host whose JuiceFS session expired while it copied the snapshot has lost the lock
+    to another host (the holder record names someone else): no worktree may appear."""
+    import subprocess
+    import sys
+
+    repo, main, v10, fa = seeded
+    env = {**os.environ, "NO_COLOR": "1", "JVS_TEST_PAUSE_AT": "worktree:after_stage",
+           "JVS_TEST_PAUSE_S": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "jvs", *command], cwd=main, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "paused at worktree:after_stage" in proc.stderr.readline()
+    (repo / ".jvs" / "locks" / "repo.lock").write_text(
+        '{"pid": 1, "host": "other-host", "since": "now", "operation": "snapshot"}\n')
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "E_BUSY" in err and "lost the repository lock" in err and "other-host" in err
+    assert not (repo / "worktrees" / "lost").exists()
+    listed = run_jvs("worktree", "list", "--json", cwd=main).json["worktrees"]
+    names = [w["name"] for w in listed]
+    assert "lost" not in names

@@ -161,6 +161,7 @@ def history(ctx, limit, grep, tag, all_snapshots):
       jvs history --grep Exp --limit 5 --json
       jvs history --all
     """
+    from jvs.catalog import gc_paused
     from jvs.history import history as load_history
 
     ui = ui_of(ctx)
@@ -170,15 +171,16 @@ def history(ctx, limit, grep, tag, all_snapshots):
     wt = result.worktree
     head = wt.head_snapshot_id if wt else None
     latest = wt.latest_snapshot_id if wt else None
-    data = {
-        "worktree": wt.name if wt else None,
-        "head_snapshot_id": head,
-        "latest_snapshot_id": latest,
-        "detached": bool(wt and wt.detached),
-        "snapshots": [descriptor_json(d, head=head, latest=latest) for d in result.snapshots],
-    }
     if ui.json:
-        ui.emit(data)
+        with gc_paused():  # one dict per snapshot
+            records = [descriptor_json(d, head=head, latest=latest) for d in result.snapshots]
+        ui.emit({
+            "worktree": wt.name if wt else None,
+            "head_snapshot_id": head,
+            "latest_snapshot_id": latest,
+            "detached": bool(wt and wt.detached),
+            "snapshots": records,
+        })
         return
     lines = []
     if wt and wt.detached:

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _encode_str  # C where the build has it
 
 import click
 
@@ -51,32 +52,88 @@ class Ui:
 
 
 def pretty_json(data: object) -> str:
-    """Exactly ``json.dumps(data, indent=2, ensure_ascii=False)``, about twice as fast.
+    """Exactly ``json.dumps(data, indent=2, ensure_ascii=False)``, several times faster.
 
     With ``indent`` the stdlib (before Python 3.13) falls back to its pure-Python
     encoder; ``history --json`` over 20,000 snapshots spent most of its time there. Here
-    only the layout is Python: strings go through the C string encoder."""
-    from json.encoder import encode_basestring  # the C version where the build has it
+    only the nesting is Python: a dict none of whose values is a non-empty list or dict
+    (a snapshot record, mostly) is one call of the C encoder, whose item separator carries
+    the newline and indentation; other strings go through the C string encoder."""
+    out: list[str] = []
+    _render_into(data, "", out, {})
+    return "".join(out)
 
-    def render(value: object, pad: str) -> str:
-        kind = value.__class__
-        if kind is str:
-            return encode_basestring(value)
-        if kind is dict:
-            if not value:
-                return "{}"
-            inner = pad + "  "
-            items = ",\n".join(f"{inner}{encode_basestring(str(k))}: {render(v, inner)}"
-                               for k, v in value.items())
-            return "{\n" + items + "\n" + pad + "}"
-        if kind is list or kind is tuple:
-            if not value:
-                return "[]"
-            inner = pad + "  "
-            return "[\n" + ",\n".join(inner + render(v, inner) for v in value) + "\n" + pad + "]"
-        return json.dumps(value)  # numbers, booleans, None
 
-    return render(data, "")
+def _render_into(value: object, pad: str, out: list[str], encoders: dict) -> None:
+    kind = value.__class__
+    if kind is str:
+        out.append(_encode_str(value))
+    elif kind is dict:
+        if not value:
+            out.append("{}")
+            return
+        inner = pad + "  "
+        if _flat(value):
+            if inner not in encoders:
+                encoders[inner] = _flat_encoder(inner)
+            flat = encoders[inner]
+            if flat is not None:
+                text = "".join(flat(value, 0))
+                out.append("{\n" + inner + text[1:-1] + "\n" + pad + "}")
+                return
+        out.append("{\n")
+        first = True
+        for k, v in value.items():
+            if not first:
+                out.append(",\n")
+            first = False
+            out.append(f"{inner}{_key(k)}: ")
+            _render_into(v, inner, out, encoders)
+        out.append("\n" + pad + "}")
+    elif kind is list or kind is tuple:
+        if not value:
+            out.append("[]")
+            return
+        inner = pad + "  "
+        out.append("[\n")
+        first = True
+        for v in value:
+            out.append(inner if first else ",\n" + inner)
+            first = False
+            _render_into(v, inner, out, encoders)
+        out.append("\n" + pad + "]")
+    else:
+        out.append(json.dumps(value))  # numbers, booleans, None
+
+
+def _flat(d: dict) -> bool:
+    """No value of *d* is a non-empty container: its lines are one level deep."""
+    for v in d.values():
+        kind = v.__class__
+        if (kind is list or kind is tuple or kind is dict) and v:
+            return False
+    return True
+
+
+def _key(k: object) -> str:
+    # json.dumps turns non-string keys into strings its own way (True -> "true").
+    return _encode_str(k) if k.__class__ is str else json.dumps({k: 0})[1:-4]
+
+
+def _flat_encoder(inner: str):
+    """The C encoder laying out one flat dict, items separated by a newline and *inner*;
+    None where the build has no C encoder."""
+    from json import encoder
+
+    if encoder.c_make_encoder is None:
+        return None
+    # The arguments json.JSONEncoder.iterencode passes, for ensure_ascii=False.
+    return encoder.c_make_encoder(None, _no_default, _encode_str, None, ": ", ",\n" + inner,
+                                  False, False, True)
+
+
+def _no_default(o: object) -> object:
+    raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
 
 
 def json_option(f):
