@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from jvs import fsio
 from jvs.audit import append_audit
 from jvs.changes import Changes, compare, snapshot_entries
-from jvs.crashpoints import crashpoint
+from jvs.crashpoints import crashpoint, profile_step
 from jvs.descriptor import Descriptor, publish_descriptor, read_descriptor, write_descriptor_tmp
 from jvs.engines import choose_engine
 from jvs.errors import JvsError
@@ -112,7 +112,9 @@ def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = Fals
     from jvs.resolve import resolve
 
     worktree = validate_worktree_name(worktree)
+    profile_step("restore:start")
     with repo_lock(repo, "restore"):
+        profile_step("restore:locked")
         finished = finish_pending_restore(repo, worktree)
         wt = load_worktree_config(repo, worktree)
         if ref.strip() == "HEAD":
@@ -140,6 +142,7 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     wt = load_worktree_config(repo, worktree)
     payload = checked_worktree_dir(repo, worktree)
     units = check_partial_paths(payload, target)
+    profile_step("restore:read_target")
 
     if discard_unsaved:
         unsaved = None  # nothing to keep: no need to read a single file
@@ -147,6 +150,7 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
         if progress:
             progress("checking for unsaved work")
         unsaved = find_unsaved(repo, wt, payload, units)
+        profile_step("restore:checked_unsaved")
         if unsaved.clean and target_id == wt.head_snapshot_id and not units:
             append_audit(repo, "restore", target_id, "already there", worktree=worktree)
             return RestoreResult(wt, target, wt.head_snapshot_id, unchanged=True)
@@ -160,6 +164,7 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     crashpoint("restore:after_intent")
     if rescue_id:
         make_rescue_durable(payload)
+        profile_step("restore:synced_rescue")
 
     if progress:
         progress("staging the snapshot")
@@ -308,6 +313,7 @@ def find_unsaved(repo: Repo, wt: WorktreeConfig, payload: Path,
     algo = head.payload_hash_algo if head else repo.config().payload_hash_algo
     cache = StatCache.load(repo, wt.name, algo)
     scanned = scan(payload)
+    profile_step("restore:scanned_worktree")
     if units:
         scanned.entries = [e for e in scanned.entries if _under(e.relpath, units)]
     new = entries_of(payload, scanned, algo, HashStats(),
@@ -320,6 +326,7 @@ def find_unsaved(repo: Repo, wt: WorktreeConfig, payload: Path,
             cache.remember(entry.relpath, st, entry.hash)
             known[entry.relpath] = ((st.st_size, st.st_mtime_ns, st.st_ino), entry.hash)
     cache.save(keep=None if units else set(known))
+    profile_step("restore:hashed_worktree")
     old = saved_entries(repo, head) if head else []
     if not units:
         changes = compare(old, new)
@@ -368,6 +375,7 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
     staged, side = wdir / "target", wdir / ("rescue" if rescue_id else "old")
     payload = checked_worktree_dir(repo, worktree)
     phase = _phase_index(rec)
+    profile_step("restore:read_intent")
 
     rescue = None
     if phase <= _ORDER.index(MOVING_OUT):
@@ -404,6 +412,7 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
         crashpoint("restore:after_audit")
 
     trash = clean_up(repo, worktree, intent)
+    profile_step("restore:cleaned_up")
     return RestoreResult(wt, target, rec.get("previous_head"), rescue=rescue,
                          discarded=discarded, unsaved=int(rec.get("unsaved") or 0),
                          trash=trash, restored_at_ns=restored_at_ns if fresh else 0)

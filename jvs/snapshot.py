@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from jvs import fsio
 from jvs.audit import append_audit
-from jvs.crashpoints import crashpoint
+from jvs.crashpoints import crashpoint, profile_step
 from jvs.descriptor import Descriptor, publish_descriptor, write_descriptor_tmp
 from jvs.engines import CloneResult, Engine, choose_engine
 from jvs.engines.copy import HashingCopy
@@ -83,7 +83,9 @@ def normalise_paths(worktree_dir: Path, paths: list[str]) -> tuple[str, ...]:
 def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str] = (),
                     paths: list[str] = (), progress: Progress | None = None) -> SnapshotResult:
     tags = tuple(dict.fromkeys(validate_tag(t) for t in tags))
+    profile_step("snapshot:start")
     with repo_lock(repo, "snapshot"):
+        profile_step("snapshot:locked")
         from jvs.restore import finish_pending_restore
 
         # A restore that crashed half-way must not be captured half-moved: finish it.
@@ -99,6 +101,7 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         crashpoint("snapshot:after_intent")
 
         cache = StatCache.load(repo, worktree, config.payload_hash_algo)
+        profile_step("snapshot:loaded_stat_cache")
         staged = repo.snapshots_dir / f"{snapshot_id}.tmp"
         if progress:
             progress(f"materialising with {engine.name}")
@@ -109,6 +112,7 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         if progress:
             progress("hashing")
         after = scan(source)
+        profile_step("snapshot:scanned_worktree")
         manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after,
                                        config.payload_hash_algo, hashing)
         crashpoint("snapshot:after_hash")
@@ -151,6 +155,7 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
 
         drop_intent(intent)
         cache.save(keep=None if partial else set(after.files()))
+        profile_step("snapshot:saved_stat_cache")
         return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, stats,
                               tuple(after.skipped_special))
 
@@ -238,9 +243,11 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
         return cache.lookup(e.relpath, st)
 
     staged_scan = scan(staged)
+    profile_step("snapshot:scanned_staged")
     for rel in staged_scan.skipped_special:
         os.unlink(staged / rel)
     entries = entries_of(staged, staged_scan, algo, stats, known)
+    profile_step("snapshot:hashed")
     staged_files = staged_scan.files()
     for entry in entries:
         st, copied = post.get(entry.relpath), staged_files.get(entry.relpath)
