@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from jvs import fsio
 from jvs.audit import append_audit
@@ -46,6 +48,7 @@ from jvs.worktree import (
 )
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,14 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
 
         if progress:
             progress("hashing")
+        # The staged copy is scanned meanwhile: on FUSE both scans mostly wait for
+        # replies (lstat releases the GIL), so with a core free they overlap.
+        staged_scan = in_thread(scan, staged)
         after = scan(source)
         profile_step("snapshot:scanned_worktree")
         manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after,
-                                       config.payload_hash_algo, hashing)
+                                       config.payload_hash_algo, hashing,
+                                       staged_scan())
         crashpoint("snapshot:after_hash")
 
         fsync_payload(staged)
@@ -216,8 +223,8 @@ def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, 
 
 
 def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
-                 after: ScanResult, algo: str,
-                 hashing: HashingCopy | None = None) -> tuple[bytes, HashStats]:
+                 after: ScanResult, algo: str, hashing: HashingCopy | None = None,
+                 staged_scan: ScanResult | None = None) -> tuple[bytes, HashStats]:
     """Hash the staged copy, reading only what the stat cache cannot vouch for.
 
     *after* is the worktree's stat taken once the clone is done. A cache entry is used
@@ -227,7 +234,7 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     carries the worktree file's current mtime and size (engines copy mtimes), i.e. the
     file did not change while it was being cloned. Special files an engine may have
     cloned are dropped, so the payload is exactly what the manifest records. Writes
-    ``manifests/<id>``."""
+    ``manifests/<id>``. *staged_scan* is the staged copy's scan if the caller took it."""
     post = after.files()
     stats = HashStats()
     if hashing is not None:
@@ -242,7 +249,8 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
             return None
         return cache.lookup(e.relpath, st)
 
-    staged_scan = scan(staged)
+    if staged_scan is None:
+        staged_scan = scan(staged)
     profile_step("snapshot:scanned_staged")
     for rel in staged_scan.skipped_special:
         os.unlink(staged / rel)
@@ -277,6 +285,30 @@ def fsync_payload(staged: Path) -> None:
             raise JvsError("E_IO", f"syncfs failed: {os.strerror(err)}")
     finally:
         os.close(fd)
+
+
+def in_thread(func: Callable[..., T], *args) -> Callable[[], T]:
+    """Start ``func(*args)`` in a thread; the returned function waits for it and returns
+    its result, or raises its exception."""
+    box: list = []
+
+    def run() -> None:
+        try:
+            box.append((func(*args), None))
+        except BaseException as exc:  # handed to the caller by wait()
+            box.append((None, exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def wait() -> T:
+        thread.join()
+        value, exc = box[0]
+        if exc is not None:
+            raise exc
+        return value
+
+    return wait
 
 
 def publish_payload(repo: Repo, staged: Path, snapshot_id: str) -> None:
