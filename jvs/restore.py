@@ -144,12 +144,30 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     units = check_partial_paths(payload, target)
     profile_step("restore:read_target")
 
+    staged = work_dir(repo, worktree) / "target"
+    staging = None
+    if not discard_unsaved and (target_id != wt.head_snapshot_id or units) \
+            and choose_engine(repo.root, repo.config().engine).engine.name != "copy":
+        # Stage the target while the worktree is checked: staging touches nothing in the
+        # worktree, and a crash leaves only a work dir with no intent, which the next
+        # command (or doctor) removes. Not with the copy engine: its staging takes seconds
+        # against the check's milliseconds, and it writes file data that the rescue's
+        # syncfs (make_rescue_durable) would then have to flush too.
+        from jvs.snapshot import in_thread
+
+        staging = in_thread(stage_target, repo, source, staged)
     if discard_unsaved:
         unsaved = None  # nothing to keep: no need to read a single file
     else:
         if progress:
             progress("checking for unsaved work")
-        unsaved = find_unsaved(repo, wt, payload, units)
+        try:
+            unsaved = find_unsaved(repo, wt, payload, units)
+        except BaseException:
+            if staging is not None:
+                _wait_quietly(staging)
+                remove_work_dir(repo, worktree)
+            raise
         profile_step("restore:checked_unsaved")
         if unsaved.clean and target_id == wt.head_snapshot_id and not units:
             append_audit(repo, "restore", target_id, "already there", worktree=worktree)
@@ -169,7 +187,10 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     if progress:
         progress("staging the snapshot")
     try:
-        stage_target(repo, source, work_dir(repo, worktree) / "target")
+        if staging is not None:
+            staging()
+        else:
+            stage_target(repo, source, staged)
     except BaseException:
         # Nothing in the worktree moved: forget this restore entirely, so a failed
         # attempt (disk full, engine error, Ctrl-C) is not replayed by the next command.
@@ -666,6 +687,13 @@ def after_restore_in_background(repo: Repo, result: RestoreResult) -> None:
 
 
 # ------------------------------------------------------------------------------ helpers
+
+def _wait_quietly(wait: Callable[[], object]) -> None:
+    try:
+        wait()
+    except BaseException:  # the error that made us stop matters more
+        pass
+
 
 def _phase_index(rec: dict) -> int:
     try:
