@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from jvs import fsio
 from jvs.audit import append_audit
 from jvs.changes import Changes, compare, snapshot_entries, visible
-from jvs.crashpoints import crashpoint
+from jvs.crashpoints import crashpoint, profile_step
 from jvs.descriptor import Descriptor, publish_descriptor, read_descriptor, write_descriptor_tmp
 from jvs.engines import choose_engine
 from jvs.errors import JvsError
@@ -116,7 +116,9 @@ def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = Fals
     from jvs.resolve import resolve
 
     worktree = validate_worktree_name(worktree)
+    profile_step("restore:start")
     with repo_lock(repo, "restore"):
+        profile_step("restore:locked")
         finished = finish_pending_restore(repo, worktree)
         wt = load_worktree_config(repo, worktree)
         if ref.strip() == "HEAD":
@@ -145,15 +147,35 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     payload = checked_worktree_dir(repo, worktree)
     units = check_partial_paths(payload, target)
     ignore = IgnoreRules.load(payload)
+    profile_step("restore:read_target")
 
+    staged = work_dir(repo, worktree) / "target"
+    staging = None
+    if not discard_unsaved and (target_id != wt.head_snapshot_id or units) \
+            and choose_engine(repo.root, repo.config().engine).engine.name != "copy":
+        # Stage the target while the worktree is checked: staging touches nothing in the
+        # worktree, and a crash leaves only a work dir with no intent, which the next
+        # command (or doctor) removes. Not with the copy engine: its staging takes seconds
+        # against the check's milliseconds, and it writes file data that the rescue's
+        # syncfs (make_rescue_durable) would then have to flush too.
+        from jvs.snapshot import in_thread
+
+        staging = in_thread(stage_target, repo, target, staged, ignore)
     if discard_unsaved:
         unsaved = None  # nothing to keep: no need to read a single file
         ignored = scan(payload, ignore=ignore).ignored if ignore else []
     else:
         if progress:
             progress("checking for unsaved work")
-        unsaved = find_unsaved(repo, wt, payload, units, ignore)
+        try:
+            unsaved = find_unsaved(repo, wt, payload, units, ignore)
+        except BaseException:
+            if staging is not None:
+                _wait_quietly(staging)
+                remove_work_dir(repo, worktree)
+            raise
         ignored = unsaved.ignored
+        profile_step("restore:checked_unsaved")
         if unsaved.clean and target_id == wt.head_snapshot_id and not units:
             append_audit(repo, "restore", target_id, "already there", worktree=worktree)
             return RestoreResult(wt, target, wt.head_snapshot_id, unchanged=True)
@@ -168,12 +190,13 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     crashpoint("restore:after_intent")
     if rescue_id:
         make_rescue_durable(payload)
+        profile_step("restore:synced_rescue")
 
     if progress:
         progress("staging the snapshot")
     try:
-        staged = work_dir(repo, worktree) / "target"
-        not_restored = stage_target(repo, target, staged, ignore)
+        not_restored = staging() if staging is not None \
+            else stage_target(repo, target, staged, ignore)
         check_ignored_fit(staged, [p for p in ignored if _under(p, units) or not units])
     except BaseException:
         # Nothing in the worktree moved: forget this restore entirely, so a failed
@@ -321,6 +344,7 @@ def find_unsaved(repo: Repo, wt: WorktreeConfig, payload: Path,
     algo = head.payload_hash_algo if head else repo.config().payload_hash_algo
     cache = StatCache.load(repo, wt.name, algo)
     scanned = scan(payload, ignore=ignore)
+    profile_step("restore:scanned_worktree")
     if units:
         scanned.entries = [e for e in scanned.entries if _under(e.relpath, units)]
     new = entries_of(payload, scanned, algo, HashStats(),
@@ -333,6 +357,7 @@ def find_unsaved(repo: Repo, wt: WorktreeConfig, payload: Path,
             cache.remember(entry.relpath, st, entry.hash)
             known[entry.relpath] = ((st.st_size, st.st_mtime_ns, st.st_ino), entry.hash)
     cache.save(keep=None if units else set(known))
+    profile_step("restore:hashed_worktree")
     old = visible(saved_entries(repo, head), ignore) if head else []
     if not units:
         changes = compare(old, new)
@@ -432,6 +457,7 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
     payload = checked_worktree_dir(repo, worktree)
     ignore = IgnoreRules(str(rec.get("ignore_rules") or ""))
     phase = _phase_index(rec)
+    profile_step("restore:read_intent")
 
     rescue = None
     if phase <= _ORDER.index(MOVING_OUT):
@@ -474,6 +500,7 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
         crashpoint("restore:after_audit")
 
     trash = clean_up(repo, worktree, intent)
+    profile_step("restore:cleaned_up")
     return RestoreResult(wt, target, rec.get("previous_head"), rescue=rescue,
                          discarded=discarded, unsaved=int(rec.get("unsaved") or 0),
                          trash=trash, restored_at_ns=restored_at_ns if fresh else 0,
@@ -789,6 +816,13 @@ def in_background(work: Callable[..., None], *args) -> None:
 
 
 # ------------------------------------------------------------------------------ helpers
+
+def _wait_quietly(wait: Callable[[], object]) -> None:
+    try:
+        wait()
+    except BaseException:  # the error that made us stop matters more
+        pass
+
 
 def _phase_index(rec: dict) -> int:
     try:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from jvs import fsio
 from jvs.audit import append_audit
-from jvs.crashpoints import crashpoint
+from jvs.crashpoints import crashpoint, profile_step
 from jvs.descriptor import Descriptor, publish_descriptor, write_descriptor_tmp
 from jvs.engines import CloneResult, Engine, choose_engine
 from jvs.engines.copy import HashingCopy
@@ -47,6 +49,7 @@ from jvs.worktree import (
 )
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,9 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
 def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
                      paths: list[str], progress: Progress | None) -> SnapshotResult:
     tags = tuple(dict.fromkeys(validate_tag(t) for t in tags))
+    profile_step("snapshot:start")
     with repo_lock(repo, "snapshot"):
+        profile_step("snapshot:locked")
         from jvs.restore import finish_pending_restore
 
         # A restore that crashed half-way must not be captured half-moved: finish it.
@@ -122,6 +127,7 @@ def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
         crashpoint("snapshot:after_intent")
 
         cache = StatCache.load(repo, worktree, config.payload_hash_algo)
+        profile_step("snapshot:loaded_stat_cache")
         staged = repo.snapshots_dir / f"{snapshot_id}.tmp"
         if progress:
             progress(f"materialising with {engine.name}")
@@ -131,9 +137,14 @@ def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
 
         if progress:
             progress("hashing")
+        # The staged copy is scanned meanwhile: on FUSE both scans mostly wait for
+        # replies (lstat releases the GIL), so with a core free they overlap.
+        staged_scan = in_thread(lambda: scan(staged, ignore=ignore))
         after = scan(source, ignore=ignore)
+        profile_step("snapshot:scanned_worktree")
         manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after,
-                                       config.payload_hash_algo, hashing, ignore)
+                                       config.payload_hash_algo, hashing,
+                                       staged_scan(), ignore)
         crashpoint("snapshot:after_hash")
 
         fsync_payload(staged)
@@ -174,6 +185,7 @@ def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
 
         drop_intent(intent)
         cache.save(keep=None if partial else set(after.files()))
+        profile_step("snapshot:saved_stat_cache")
         return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, stats,
                               tuple(after.skipped_special),
                               tuple(p for p in after.ignored if _in_partial(p, partial)))
@@ -241,6 +253,7 @@ def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, 
 
 def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
                  after: ScanResult, algo: str, hashing: HashingCopy | None = None,
+                 staged_scan: ScanResult | None = None,
                  ignore: IgnoreRules | None = None) -> tuple[bytes, HashStats]:
     """Hash the staged copy, reading only what the stat cache cannot vouch for.
 
@@ -249,9 +262,10 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     the clone included) changed the file's ctime, so an equal stat means the file held
     the cached content throughout. A fresh hash is remembered only when the staged copy
     carries the worktree file's current mtime and size (engines copy mtimes), i.e. the
-    file did not change while it was being cloned. Special files and ignored paths an engine may
-    have cloned are dropped, so the payload is exactly what the manifest records. Writes
-    ``manifests/<id>``."""
+    file did not change while it was being cloned. Special files and ignored paths an
+    engine may have cloned are dropped, so the payload is exactly what the manifest
+    records. Writes ``manifests/<id>``. *staged_scan* is the staged copy's scan (with
+    the *ignore* rules) if the caller took it."""
     post = after.files()
     stats = HashStats()
     if hashing is not None:
@@ -266,11 +280,14 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
             return None
         return cache.lookup(e.relpath, st)
 
-    staged_scan = scan(staged, ignore=ignore)
+    if staged_scan is None:
+        staged_scan = scan(staged, ignore=ignore)
+    profile_step("snapshot:scanned_staged")
     for rel in staged_scan.skipped_special:
         os.unlink(staged / rel)
     drop_ignored(repo, staged, staged_scan.ignored, f"snapshot-{snapshot_id}")
     entries = entries_of(staged, staged_scan, algo, stats, known)
+    profile_step("snapshot:hashed")
     staged_files = staged_scan.files()
     for entry in entries:
         st, copied = post.get(entry.relpath), staged_files.get(entry.relpath)
@@ -313,6 +330,30 @@ def fsync_payload(staged: Path) -> None:
             raise JvsError("E_IO", f"syncfs failed: {os.strerror(err)}")
     finally:
         os.close(fd)
+
+
+def in_thread(func: Callable[..., T], *args) -> Callable[[], T]:
+    """Start ``func(*args)`` in a thread; the returned function waits for it and returns
+    its result, or raises its exception."""
+    box: list = []
+
+    def run() -> None:
+        try:
+            box.append((func(*args), None))
+        except BaseException as exc:  # handed to the caller by wait()
+            box.append((None, exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def wait() -> T:
+        thread.join()
+        value, exc = box[0]
+        if exc is not None:
+            raise exc
+        return value
+
+    return wait
 
 
 def publish_payload(repo: Repo, staged: Path, snapshot_id: str) -> None:

@@ -42,6 +42,7 @@ class StatCache:
         self.algo = algo
         self._entries: dict[str, list] = entries or {}
         self._fresh: dict[str, list] = {}
+        self._on_disk = entries is not None  # loaded from a valid cache file
         self.started_ns = time.time_ns()
 
     @classmethod
@@ -73,6 +74,9 @@ class StatCache:
             merged = {k: v for k, v in merged.items() if k in keep}
         safe = {k: v for k, v in merged.items()
                 if max(v[1], v[2]) < horizon}
+        if safe == self._entries and self._on_disk:
+            self._fresh = {}
+            return  # the file already holds exactly this (a write is a round trip on FUSE)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps({"version": _VERSION, "algo": self.algo, "entries": safe},
                           separators=(",", ":")).encode()
@@ -80,4 +84,6 @@ class StatCache:
             fsio.write_bytes_atomic(self.path, data, durable=False)
         except OSError:
             pass  # a cache that cannot be written only costs time next run
+        else:
+            self._on_disk = True
         self._entries, self._fresh = safe, {}

@@ -253,6 +253,23 @@ def test_deleting_the_stat_cache_changes_no_result(repo):
     assert (m / a["snapshot_id"]).read_bytes() == (m / b["snapshot_id"]).read_bytes()
 
 
+def test_a_broken_stat_cache_is_rewritten_by_the_next_snapshot(repo):
+    """A snapshot skips rewriting a stat cache that would not change, but never keeps a
+    broken one (doctor would report it for ever), even when the cache would be empty."""
+    main = repo / "main"
+    (main / "empty-dir").mkdir()
+    run_jvs("snapshot", "a", cwd=main)
+    caches = list((repo / ".jvs" / "cache").rglob("stat-*.json"))
+    assert caches
+    for cache in caches:
+        cache.write_text("{broken")
+    assert "stat_cache_corrupt" in run_jvs("doctor", cwd=main, check=False).stdout
+    run_jvs("snapshot", "b", cwd=main)
+    assert "stat_cache_corrupt" not in run_jvs("doctor", cwd=main, check=False).stdout
+    for cache in caches:
+        assert json.loads(cache.read_text())["entries"] == {}
+
+
 def test_status_reports_changes_and_clean(repo):
     main = repo / "main"
     make_files(main, 3)
