@@ -53,7 +53,7 @@ from jvs.intents import Intent, drop_intent, list_intents, update_intent, write_
 from jvs.lock import assert_lock_still_held, repo_lock
 from jvs.names import validate_worktree_name
 from jvs.repo import Repo
-from jvs.statcache import RACY_WINDOW_NS, StatCache
+from jvs.statcache import StatCache, racy_window_ns
 from jvs.worktree import (
     WorktreeConfig,
     load_worktree_config,
@@ -75,7 +75,7 @@ class RestoreResult:
     previous_head: str | None
     rescue: Descriptor | None = None  # where the unsaved work went
     trash: Path | None = None  # the replaced content, to delete (see empty_trash)
-    restored_at_ns: int = 0  # when the new content was in place (for after_restore)
+    restored_at_ns: int = 0  # when the new content began to move in (for after_restore)
     discarded: bool = False  # discard_unsaved: whatever was unsaved is gone (not counted)
     unsaved: int = 0  # unsaved changes found and rescued
     unchanged: bool = False  # already there and clean: nothing was moved
@@ -476,6 +476,7 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
     if rescue_id and rescue is None:
         rescue = read_descriptor(repo, rescue_id, verify=False)
 
+    restored_at_ns = time.time_ns()  # nobody could write the restored files before this
     if phase <= _ORDER.index(MOVING_IN):
         if phase < _ORDER.index(MOVING_IN):
             intent = update_intent(intent, phase=MOVING_IN)
@@ -484,7 +485,6 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
         if ignore:
             put_back_ignored(held, payload, ignore, wdir / "conflicts")
             crashpoint("restore:after_put_back")
-    restored_at_ns = time.time_ns()
 
     wt = load_worktree_config(repo, worktree)
     discarded = bool(rec.get("discard"))
@@ -699,8 +699,13 @@ def remember_restored(repo: Repo, worktree: str, target: Descriptor, units: tupl
     the next status, snapshot or restore does not read them all again.
 
     Safe to run later (in the background): only files whose ctime is older than the
-    moment the restore finished, minus the racily-clean window, are remembered — a file
-    changed since then has a newer ctime, so its (wrong) manifest hash is never cached.
+    moment the restored content began to move into the worktree (before which nobody
+    could write it), minus the racily-clean window, are remembered — a file changed
+    since then has a newer ctime, so its (wrong) manifest hash is never cached. The
+    window is short on a local filesystem (one clock) and 100 ms on shared ones (other
+    hosts' clocks): otherwise the files staged in the last 100 ms, most of them on a
+    fast reflink restore, were read again by the next command. A top-level file moved
+    in got a new ctime from the rename and is always hashed again.
     Paths the restore's *ignore* rules matched were not replaced (they may hold other
     content than the manifest says, with an old ctime): they are skipped, whatever the
     restored ``.jvsignore`` says now."""
@@ -712,7 +717,7 @@ def remember_restored(repo: Repo, worktree: str, target: Descriptor, units: tupl
     cache = StatCache.load(repo, worktree, target.payload_hash_algo)
     payload = worktree_payload(repo, worktree)
     scanned = scan(payload, ignore=ignore)
-    horizon = restored_at_ns - RACY_WINDOW_NS
+    horizon = restored_at_ns - racy_window_ns(payload)
     seen = set()
     for e in scanned.entries:
         if e.kind != "file" or (units and not _under(e.relpath, units)):
@@ -722,7 +727,7 @@ def remember_restored(repo: Repo, worktree: str, target: Descriptor, units: tupl
                 and max(e.st.st_mtime_ns, e.st.st_ctime_ns) < horizon:
             cache.remember(e.relpath, e.st, entry.hash)
             seen.add(e.relpath)
-    cache.save(keep=None if units else seen)
+    cache.save(keep=None if units else seen, horizon_ns=horizon)
 
 
 def update_worktree(repo: Repo, wt: WorktreeConfig, target_id: str) -> WorktreeConfig:

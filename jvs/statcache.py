@@ -27,9 +27,24 @@ from jvs import fsio
 from jvs.repo import Repo
 
 RACY_WINDOW_NS = 100_000_000
+# On a filesystem only this host writes, timestamps come from one clock whose ticks are at
+# most a few milliseconds apart: a shorter window is enough.
+LOCAL_RACY_WINDOW_NS = 20_000_000
+LOCAL_FSTYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs", "zfs",
+                           "bcachefs", "jfs", "reiserfs"})
 _VERSION = 1
 
 StatKey = tuple[int, int, int, int]
+
+
+def racy_window_ns(path: Path) -> int:
+    """The racily-clean window for files under *path*: short on a local filesystem,
+    ``RACY_WINDOW_NS`` on anything else (JuiceFS, NFS: several hosts' clocks)."""
+    from jvs.engines.juicefs import mount_of, parse_mountinfo, read_mountinfo
+
+    mount = mount_of(os.path.realpath(path), parse_mountinfo(read_mountinfo()))
+    return LOCAL_RACY_WINDOW_NS if mount and mount.fstype in LOCAL_FSTYPES \
+        else RACY_WINDOW_NS
 
 
 def stat_key(st: os.stat_result) -> StatKey:
@@ -65,10 +80,12 @@ class StatCache:
     def remember(self, relpath: str, st: os.stat_result, digest: str) -> None:
         self._fresh[relpath] = [*stat_key(st), digest]
 
-    def save(self, keep: set[str] | None = None) -> None:
+    def save(self, keep: set[str] | None = None, horizon_ns: int | None = None) -> None:
         """Write the cache: the entries seen in this run (old ones still valid plus fresh
-        ones), minus those too young to trust."""
-        horizon = self.started_ns - RACY_WINDOW_NS
+        ones), minus those too young to trust: changed less than the racily-clean window
+        before this run started, or after *horizon_ns* if the caller knows better (the
+        seeding after a restore, see ``restore.remember_restored``)."""
+        horizon = self.started_ns - RACY_WINDOW_NS if horizon_ns is None else horizon_ns
         merged = {**self._entries, **self._fresh}
         if keep is not None:
             merged = {k: v for k, v in merged.items() if k in keep}
