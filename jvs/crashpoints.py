@@ -57,10 +57,11 @@ def _process_start() -> float:
 
 
 def _pause_if_asked(step: str) -> None:
-    """``JVS_TEST_PAUSE_AT=<step>``: announce the step on stderr and sleep there (up to
-    ``JVS_TEST_PAUSE_S`` seconds, default 600), so a test can act on the world while this
-    process holds the repository lock mid-protocol (e.g. kill its host)."""
-    if os.environ.get("JVS_TEST_PAUSE_AT") != step:
+    """``JVS_TEST_PAUSE_AT=<step>[,<step>...]``: announce the step on stderr and sleep
+    there (up to ``JVS_TEST_PAUSE_S`` seconds, default 600), so a test can act on the
+    world while this process holds the repository lock mid-protocol (e.g. kill its host)."""
+    wanted = os.environ.get("JVS_TEST_PAUSE_AT")
+    if not wanted or step not in wanted.split(","):
         return
     import sys
     import time

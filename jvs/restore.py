@@ -53,7 +53,7 @@ from jvs.intents import Intent, drop_intent, list_intents, update_intent, write_
 from jvs.lock import assert_lock_still_held, repo_lock
 from jvs.names import validate_worktree_name
 from jvs.repo import Repo
-from jvs.statcache import StatCache, racy_window_ns
+from jvs.statcache import StatCache, racy_window_ns, release_seeding_lock, seeding_lock
 from jvs.worktree import (
     WorktreeConfig,
     load_worktree_config,
@@ -714,7 +714,7 @@ def remember_restored(repo: Repo, worktree: str, target: Descriptor, units: tupl
     if entries is None:
         return  # rebuilding a manifest reads the whole payload: not worth it here
     manifest = {e.relpath: e for e in entries if e.kind == "file"}
-    cache = StatCache.load(repo, worktree, target.payload_hash_algo)
+    cache = StatCache.load(repo, worktree, target.payload_hash_algo, wait=False)
     payload = worktree_payload(repo, worktree)
     scanned = scan(payload, ignore=ignore)
     horizon = restored_at_ns - racy_window_ns(payload)
@@ -774,24 +774,35 @@ def empty_trash(repo: Repo) -> None:
         fsio.remove_tree(trash_dir(repo) / name)
 
 
-def after_restore(repo: Repo, result: RestoreResult) -> None:
+def after_restore(repo: Repo, result: RestoreResult, seeding_lock: int | None = None) -> None:
     """What a restore leaves for after the answer: seed the stat cache with the restored
-    files, delete the replaced content. Neither changes what the worktree holds."""
-    if result.restored_at_ns and not result.unchanged:
-        try:
+    files, delete the replaced content. Neither changes what the worktree holds. A
+    *seeding_lock* (see ``statcache.seeding_lock``) is let go once the cache is seeded."""
+    try:
+        if result.restored_at_ns and not result.unchanged:
+            crashpoint("restore:seeding")
             remember_restored(repo, result.worktree.name, result.target,
                               result.target.partial_paths, result.restored_at_ns,
                               IgnoreRules(result.ignore_rules))
-        except (OSError, JvsError):
-            pass  # the stat cache is only an optimisation
+    except (OSError, JvsError):
+        pass  # the stat cache is only an optimisation
+    finally:
+        if seeding_lock is not None:
+            release_seeding_lock(seeding_lock)
     empty_trash(repo)
 
 
 def after_restore_in_background(repo: Repo, result: RestoreResult) -> None:
     """Run :func:`after_restore` in a detached child, so the command returns at once (a
     scan of thousands of files and their deletion would otherwise double a restore's
-    time)."""
-    in_background(after_restore, repo, result)
+    time). The seeding lock is taken here, before the fork, so a command run right after
+    this one waits for the seeding instead of reading every restored file again."""
+    lock = None
+    if result.restored_at_ns and not result.unchanged:
+        lock = seeding_lock(repo, result.worktree.name)
+    in_background(after_restore, repo, result, lock)
+    if lock is not None:
+        os.close(lock)  # the child holds the lock through its own descriptor
 
 
 def empty_trash_in_background(repo: Repo) -> None:
