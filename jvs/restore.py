@@ -531,16 +531,9 @@ def put_back_ignored(held: Path, payload: Path, ignore: IgnoreRules,
         base = held / prefix if prefix else held
         for name in sorted(os.listdir(base)):
             rel = f"{prefix}/{name}" if prefix else name
-            src = held / rel
-            is_dir = os.path.isdir(src) and not os.path.islink(src)
+            is_dir = os.path.isdir(held / rel) and not os.path.islink(held / rel)
             if ignore.match(rel, is_dir) or not is_dir:
-                _make_parents(held, payload, rel)
-                dst = payload / rel
-                if os.path.lexists(dst):
-                    conflicts.mkdir(parents=True, exist_ok=True)
-                    _make_parents(payload, conflicts, rel)
-                    _rename(dst, _free_name(conflicts / rel))
-                _rename(src, dst)
+                _move_into_place(held, payload, rel, conflicts)
             elif is_dir:
                 visit(rel)
 
@@ -582,17 +575,23 @@ def move_in(staged: Path, payload: Path, units: tuple[str, ...], conflicts: Path
         src = staged / rel
         if not os.path.lexists(src):
             continue
-        _make_parents(staged, payload, rel)
-        dst = payload / rel
-        if os.path.lexists(dst):
-            conflicts.mkdir(parents=True, exist_ok=True)
-            _make_parents(payload, conflicts, rel)
-            _rename(dst, _free_name(conflicts / rel))
-        _rename(src, dst)
+        _move_into_place(staged, payload, rel, conflicts)
         moved += 1
         if moved == 1:
             crashpoint("restore:during_move_in")
     fsio.fsync_dir(payload)
+
+
+def _move_into_place(src_root: Path, payload: Path, rel: str, conflicts: Path) -> None:
+    """Rename *rel* from *src_root* into the worktree, creating the directories above it;
+    whatever is at that name already is moved into *conflicts*, never overwritten."""
+    _make_parents(src_root, payload, rel)
+    dst = payload / rel
+    if os.path.lexists(dst):
+        conflicts.mkdir(parents=True, exist_ok=True)
+        _make_parents(payload, conflicts, rel)
+        _rename(dst, _free_name(conflicts / rel))
+    _rename(src_root / rel, dst)
 
 
 def publish_rescue(repo: Repo, rec: dict, side: Path, unsaved: Unsaved | None) -> Descriptor:
