@@ -94,3 +94,20 @@ def test_parallel_readers_agree_while_the_index_is_built(repo):
     assert all(p.returncode == 0 for p in procs)
     assert all(len(o["snapshots"]) == 400 for o in outputs)
     assert len({json.dumps(o) for o in outputs}) == 1
+
+
+def test_only_exact_descriptor_names_count_as_published(tmp_path):
+    """The freshness check of the index lists the descriptor directory: names that only
+    contain an ID (a temp file, a name with a line break before an ID) are not IDs."""
+    from jvs.index import published_ids
+    from jvs.repo import Repo
+
+    run_jvs("init", "r", cwd=tmp_path)
+    repo = Repo(tmp_path / "r")
+    d = repo.descriptors_dir
+    d.mkdir(parents=True, exist_ok=True)
+    for name in ("1795432765224-01fef24a.json", "junk\n1795432765225-01fef24b.json",
+                 "1795432765226-01fef24c.json.tmp", "x1795432765227-01fef24d.json",
+                 "1795432765228-01fef24e.json\nmore"):
+        (d / name).write_text("{}")
+    assert published_ids(repo) == {"1795432765224-01fef24a"}
