@@ -233,3 +233,17 @@ def test_kept_ignored_file_is_not_seeded_with_the_snapshots_hash(repo):
     assert run_jvs("verify", new["snapshot_id"], cwd=main).returncode == 0
     stored = payload_tree(repo, new["snapshot_id"])
     assert stored["build/out.bin"] == b"BBBB"
+
+
+def test_top_level_fifo_next_to_an_ignored_directory(engine_repo):
+    """With an ignored top-level entry, juicefs-clone clones entry by entry: a FIFO at
+    the top is still skipped and reported, never cloned or opened."""
+    root, engine = engine_repo
+    main = root / "main"
+    (main / ".jvsignore").write_text("Library/\n")
+    write(main, {"Library/cache": b"c", "Assets/a": b"a"})
+    os.mkfifo(main / "pipe")
+    out = snap(main, "with a fifo")
+    assert "special-file:pipe" in out["degraded"]
+    assert out["ignored"] == ["Library"]
+    assert set(payload_tree(root, out["snapshot_id"])) == {".jvsignore", "Assets", "Assets/a"}

@@ -227,8 +227,10 @@ class JuiceFSEngine:
                 if stat.S_ISLNK(est.st_mode):
                     os.symlink(os.readlink(s), d)
                     copy_metadata(est, str(s), str(d), degraded)
-                else:
+                elif stat.S_ISDIR(est.st_mode) or stat.S_ISREG(est.st_mode):
                     running.append((name, self._start_clone(s, d)))
+                # FIFOs, sockets, devices: never payload (the snapshot records them as
+                # skipped from its own scan), and `juicefs clone` of one alone may fail.
 
         try:
             start_more()
