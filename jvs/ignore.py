@@ -27,7 +27,6 @@ _TEMPLATES = Path(__file__).with_name("templates")
 
 @dataclass(frozen=True)
 class _Rule:
-    pattern: str  # the line as written, for messages
     regex: re.Pattern[str]
     negate: bool
     dir_only: bool
@@ -38,7 +37,8 @@ class IgnoreRules:
 
     def __init__(self, text: str = "") -> None:
         self.text = text
-        self._rules = tuple(r for r in map(_parse_line, text.splitlines()) if r is not None)
+        # Lines end at "\n" only, as in Git (str.splitlines would also split on \f, \v...).
+        self._rules = tuple(r for r in map(_parse_line, text.split("\n")) if r is not None)
         if not any(r.negate for r in self._rules):
             # Without negations the order does not matter: one regex per kind of rule.
             self._any = _union([r for r in self._rules if not r.dir_only])
@@ -123,7 +123,7 @@ def template_names() -> list[str]:
 
 
 def template_text(name: str) -> str:
-    """The text of template *name*, or of the file at path *name*, checked to parse."""
+    """The text of template *name*, or of the file at path *name*."""
     path = _TEMPLATES / f"{name}.jvsignore" if name in template_names() else Path(name)
     try:
         data = path.read_bytes()
@@ -143,7 +143,6 @@ def _union(rules: list[_Rule]) -> re.Pattern[str] | None:
 
 
 def _parse_line(line: str) -> _Rule | None:
-    written = line
     line = line.rstrip("\r")  # a file saved with CRLF (a name cannot end in CR anyway)
     if not line or line.startswith("#"):
         return None
@@ -168,7 +167,7 @@ def _parse_line(line: str) -> _Rule | None:
     if body is None:
         return None  # an invalid pattern (a trailing backslash) matches nothing, as in Git
     prefix = "" if anchored else "(?:.*/)?"
-    return _Rule(written, re.compile(f"{prefix}{body}\\Z", re.DOTALL), negate, dir_only)
+    return _Rule(re.compile(f"{prefix}{body}\\Z", re.DOTALL), negate, dir_only)
 
 
 def _escaped_backslash_end(text: str) -> bool:
