@@ -47,7 +47,7 @@ def seeding_lock(repo: Repo, worktree: str) -> int | None:
     empty and read every restored file again (minutes for tens of GB)."""
     import fcntl
 
-    path = repo.cache_dir / socket.gethostname() / f"seed-{worktree}.lock"
+    path = _seeding_lock_path(repo, worktree)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -59,6 +59,10 @@ def seeding_lock(repo: Repo, worktree: str) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _seeding_lock_path(repo: Repo, worktree: str) -> Path:
+    return repo.cache_dir / socket.gethostname() / f"seed-{worktree}.lock"
 
 
 def release_seeding_lock(fd: int) -> None:
@@ -115,9 +119,9 @@ class StatCache:
     def load(cls, repo: Repo, worktree: str, algo: str, *, wait: bool = True) -> StatCache:
         """The cache of *worktree* on this host; first, unless not to *wait*, for a
         seeding that a restore left running in the background (see seeding_lock)."""
-        path = repo.cache_dir / socket.gethostname() / f"stat-{worktree}.json"
         if wait:
-            _wait_for_seeding(path.with_name(f"seed-{worktree}.lock"))
+            _wait_for_seeding(_seeding_lock_path(repo, worktree))
+        path = repo.cache_dir / socket.gethostname() / f"stat-{worktree}.json"
         try:
             obj = json.loads(path.read_bytes())
             if obj.get("version") == _VERSION and obj.get("algo") == algo:
