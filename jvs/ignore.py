@@ -96,13 +96,14 @@ class IgnoreRules:
     def ignored(self, rel: str, is_dir: bool) -> bool:
         """Whether *rel* is ignored, by its own patterns or because a directory above it
         is."""
+        return self.match(rel, is_dir) or self.parent_ignored(rel)
+
+    def parent_ignored(self, rel: str) -> bool:
+        """Whether a directory above *rel* is ignored."""
         if not self._rules:
             return False
         parts = rel.split("/")
-        for depth in range(1, len(parts)):
-            if self.match("/".join(parts[:depth]), True):
-                return True
-        return self.match(rel, is_dir)
+        return any(self.match("/".join(parts[:depth]), True) for depth in range(1, len(parts)))
 
 
 class _Below:

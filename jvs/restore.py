@@ -394,8 +394,6 @@ def stage_target(repo: Repo, target: Descriptor, staged: Path,
         os.unlink(marker)
     if not ignore:
         return []
-    from jvs.snapshot import drop_ignored
-
     left_out = ignored_in_snapshot(repo, target, ignore)
     # An engine may clone some of them anyway (juicefs-clone leaves out only top-level
     # ones): those go to the trash.
@@ -412,15 +410,9 @@ def ignored_in_snapshot(repo: Repo, target: Descriptor, ignore: IgnoreRules) -> 
     if entries is None:
         return scan(repo.payload_dir(target.snapshot_id), payload_root=True,
                     ignore=ignore).ignored
-    kinds = {e.relpath: e.kind for e in entries}
-    out = []
-    for rel in sorted(kinds):
-        parts = rel.split("/")
-        above = ("/".join(parts[:d]) for d in range(1, len(parts)))
-        if not any(ignore.match(p, True) for p in above) \
-                and ignore.match(rel, kinds[rel] == "dir"):
-            out.append(rel)
-    return out
+    return sorted(e.relpath for e in entries
+                  if ignore.match(e.relpath, e.kind == "dir")
+                  and not ignore.parent_ignored(e.relpath))
 
 
 def check_ignored_fit(staged: Path, ignored: list[str]) -> None:
@@ -511,7 +503,10 @@ def hold_ignored(payload: Path, held: Path, ignore: IgnoreRules,
                  units: tuple[str, ...]) -> None:
     """Move the ignored paths that lie inside entries about to move out (or inside the
     overlaid *units*) into *held*, so that they stay out of the rescue and can be put
-    back. Ignored top-level entries (and ignored units) simply stay where they are."""
+    back. Ignored top-level entries (and ignored units) simply stay where they are.
+    The worktree is scanned again here, not taken from the unsaved-work check: an ignored
+    file created while the target was staged would otherwise move out with its parent
+    (and be deleted with it under --discard-unsaved)."""
     for rel in scan(payload, ignore=ignore).ignored:
         if "/" not in rel or (units and not any(rel.startswith(u + "/") for u in units)):
             continue
@@ -534,7 +529,7 @@ def put_back_ignored(held: Path, payload: Path, ignore: IgnoreRules,
             is_dir = os.path.isdir(held / rel) and not os.path.islink(held / rel)
             if ignore.match(rel, is_dir) or not is_dir:
                 _move_into_place(held, payload, rel, conflicts)
-            elif is_dir:
+            else:
                 visit(rel)
 
     if held.exists():
@@ -761,6 +756,17 @@ def trash_dir(repo: Repo) -> Path:
     """Replaced content waiting to be deleted. '@' cannot occur in a worktree name, so
     this never collides with a restore work dir."""
     return repo.jvs_dir / "restore" / "@trash"
+
+
+def drop_ignored(repo: Repo, tree: Path, paths: list[str], label: str) -> None:
+    """Move *paths* (ignored entries an engine cloned anyway) out of the staged *tree*
+    into the trash: one rename each now, the deletion later (``empty_trash``)."""
+    if not paths:
+        return
+    bin_ = trash_dir(repo) / f"{label}-{secrets.token_hex(4)}"
+    bin_.mkdir(parents=True)
+    for n, rel in enumerate(paths):
+        os.rename(tree / rel, bin_ / str(n))
 
 
 def empty_trash(repo: Repo) -> None:

@@ -285,7 +285,10 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     profile_step("snapshot:scanned_staged")
     for rel in staged_scan.skipped_special:
         os.unlink(staged / rel)
-    drop_ignored(repo, staged, staged_scan.ignored, f"snapshot-{snapshot_id}")
+    if staged_scan.ignored:
+        from jvs.restore import drop_ignored
+
+        drop_ignored(repo, staged, staged_scan.ignored, f"snapshot-{snapshot_id}")
     entries = entries_of(staged, staged_scan, algo, stats, known)
     profile_step("snapshot:hashed")
     staged_files = staged_scan.files()
@@ -298,19 +301,6 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     # Made durable by fsync_payload's syncfs, which follows on the same filesystem.
     fsio.write_bytes_atomic(repo.manifest_path(snapshot_id), manifest, durable=False)
     return manifest, stats
-
-
-def drop_ignored(repo: Repo, tree: Path, paths: list[str], label: str) -> None:
-    """Move *paths* (ignored entries an engine cloned anyway) out of the staged *tree*
-    into the trash: one rename each now, the deletion later (``restore.empty_trash``)."""
-    if not paths:
-        return
-    from jvs.restore import trash_dir
-
-    bin_ = trash_dir(repo) / f"{label}-{os.urandom(4).hex()}"
-    bin_.mkdir(parents=True)
-    for n, rel in enumerate(paths):
-        os.rename(tree / rel, bin_ / str(n))
 
 
 _libc = None
