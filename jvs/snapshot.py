@@ -21,9 +21,14 @@ from typing import TypeVar
 from jvs import fsio
 from jvs.audit import append_audit
 from jvs.crashpoints import crashpoint, profile_step
-from jvs.descriptor import Descriptor, publish_descriptor, write_descriptor_tmp
+from jvs.descriptor import (
+    Descriptor,
+    publish_descriptor,
+    read_descriptor,
+    write_descriptor_tmp,
+)
 from jvs.engines import CloneResult, Engine, choose_engine
-from jvs.engines.copy import HashingCopy
+from jvs.engines.copy import HashingCopy, PreviousPayload
 from jvs.errors import JvsError
 from jvs.ids import new_snapshot_id, rfc3339_utc
 from jvs.ignore import IGNORE_FILE, IgnoreRules
@@ -33,6 +38,7 @@ from jvs.integrity import (
     ScanResult,
     entries_of,
     manifest_bytes,
+    read_trusted_manifest,
     root_hash,
     scan,
 )
@@ -131,7 +137,7 @@ def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
         staged = repo.snapshots_dir / f"{snapshot_id}.tmp"
         if progress:
             progress(f"materialising with {engine.name}")
-        hashing = hashing_copy(engine, config.payload_hash_algo, cache, partial)
+        hashing = hashing_copy(repo, wt, engine, config.payload_hash_algo, cache, partial)
         clone = materialise(engine, source, staged, partial, hashing, ignore)
         crashpoint("snapshot:after_materialise")
 
@@ -195,13 +201,36 @@ def _in_partial(rel: str, partial: tuple[str, ...]) -> bool:
     return not partial or any(rel == p or rel.startswith(p + "/") for p in partial)
 
 
-def hashing_copy(engine: Engine, algo: str, cache: StatCache,
+def hashing_copy(repo: Repo, wt: WorktreeConfig, engine: Engine, algo: str, cache: StatCache,
                  partial: tuple[str, ...]) -> HashingCopy | None:
     """For an engine that reads every byte anyway (the copy engine), hash the files the
-    stat cache cannot vouch for while copying them, so each byte is read once."""
+    stat cache cannot vouch for while copying them, so each byte is read once, and link
+    the files it vouches for from the head snapshot instead of copying them."""
     if partial or not hasattr(engine, "clone_hashing"):
         return None
-    return HashingCopy(algo, lambda rel, st: cache.lookup(rel, st) is None)
+    return HashingCopy(algo, lambda rel, st: cache.lookup(rel, st) is None,
+                       previous_payload(repo, wt, algo, cache))
+
+
+def previous_payload(repo: Repo, wt: WorktreeConfig, algo: str,
+                     cache: StatCache) -> PreviousPayload | None:
+    """The worktree's head snapshot as a source of unchanged files, when its descriptor
+    checks out and its manifest is trusted (its hash is the descriptor's root hash)."""
+    if not wt.head_snapshot_id:
+        return None
+    try:
+        head = read_descriptor(repo, wt.head_snapshot_id)
+    except JvsError:
+        return None
+    payload = repo.payload_dir(head.snapshot_id)
+    if head.payload_hash_algo != algo or not payload.is_dir():
+        return None
+    entries = read_trusted_manifest(repo.manifest_path(head.snapshot_id),
+                                    head.payload_root_hash)
+    if entries is None:
+        return None
+    return PreviousPayload(payload, {e.relpath: (e.mode, e.size, e.hash)
+                                     for e in entries if e.kind == "file"}, cache.lookup)
 
 
 def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, ...],

@@ -503,3 +503,88 @@ def test_fifo_is_left_out_and_named(engine_repo):
     assert (snap / "pipes" / "real.txt").read_text() == "kept"
     assert "special-file:pipes/control" in out["degraded"]
     assert out["engine"] == engine
+
+
+# ---- copy engine: unchanged files are linked from the head snapshot --------------------
+
+def _ino(path: Path) -> int:
+    return os.lstat(path).st_ino
+
+
+def test_copy_snapshot_links_only_files_that_are_the_same_as_in_the_head(repo):
+    """A file the stat cache vouches for and whose metadata equals the head's copy is a
+    hard link to it; anything different in content, mode, mtime or xattrs is copied, and
+    the new payload is exactly the worktree either way."""
+    wt = repo / "main"
+    names = ["same", "content", "mode", "mtime", "xattr", "pair-a"]
+    for name in names:
+        (wt / name).write_bytes(os.urandom(4096))
+    os.link(wt / "pair-a", wt / "pair-b")
+    (wt / "dir").mkdir()
+    (wt / "dir" / "deep").write_text("deep and unchanged\n")
+    time.sleep(0.3)  # out of the stat cache's racily-clean window
+    first = snapshot(repo, "first")
+    time.sleep(0.3)
+    second = snapshot(repo, "second (all cached)")
+    old, new = payload(repo, first["snapshot_id"]), payload(repo, second["snapshot_id"])
+    assert _ino(new / "same") == _ino(old / "same")
+    assert _ino(new / "dir" / "deep") == _ino(old / "dir" / "deep")
+    assert _ino(new / "pair-a") != _ino(old / "pair-a")  # worktree hardlinks: copied
+    assert "hardlinks" in second["degraded"]
+
+    (wt / "content").write_bytes(os.urandom(4096))
+    os.chmod(wt / "mode", 0o600)
+    st = os.lstat(wt / "mtime")
+    os.utime(wt / "mtime", ns=(st.st_atime_ns, st.st_mtime_ns - 10**9))
+    os.setxattr(wt / "xattr", "user.jvs-test", b"1")
+    time.sleep(0.3)
+    third = snapshot(repo, "third")
+
+    prev, snap = new, payload(repo, third["snapshot_id"])
+    assert _ino(snap / "same") == _ino(prev / "same")
+    for name in ("content", "mode", "mtime", "xattr"):
+        assert _ino(snap / name) != _ino(prev / name), name
+    assert os.getxattr(snap / "xattr", "user.jvs-test") == b"1"
+    assert not os.listxattr(prev / "xattr")  # the head's copy was not touched
+    assert tree(snap) == tree(wt)
+    assert tree(prev)["mode"][2] == 0o644  # sharing never changes an older snapshot
+    run_jvs("verify", "--all", cwd=wt)
+
+
+def test_copy_snapshot_crash_after_linking_leaves_the_head_whole(repo):
+    wt = repo / "main"
+    (wt / "model.bin").write_bytes(os.urandom(1 << 20))
+    time.sleep(0.3)
+    first = snapshot(repo, "first")
+    time.sleep(0.3)
+    res = run_jvs("snapshot", "crashing", cwd=wt, check=False,
+                  env={"JVS_CRASH_AT": "snapshot:after_hash"})
+    assert res.returncode == -9
+    run_jvs("doctor", "--repair-runtime", cwd=wt, check=False)
+
+    head_file = payload(repo, first["snapshot_id"]) / "model.bin"
+    assert os.lstat(head_file).st_nlink == 1  # the staged link was removed with the rest
+    assert head_file.read_bytes() == (wt / "model.bin").read_bytes()
+    run_jvs("verify", "--all", cwd=wt)
+
+
+def test_copy_snapshot_over_a_tampered_head_is_caught_by_verify(repo):
+    """Linking trusts the head's payload file (it never changes once published). One
+    changed behind jvs's back, keeping its mtime, is carried into the next snapshot,
+    and verify names both; the worktree itself is untouched."""
+    wt = repo / "main"
+    (wt / "data.bin").write_bytes(b"a" * 4096)
+    time.sleep(0.3)
+    first = snapshot(repo, "first")
+    head_file = payload(repo, first["snapshot_id"]) / "data.bin"
+    st = os.lstat(head_file)
+    head_file.write_bytes(b"b" * 4096)
+    os.utime(head_file, ns=(st.st_atime_ns, st.st_mtime_ns))
+    time.sleep(0.3)
+    second = snapshot(repo, "second")
+
+    res = run_jvs("verify", "--all", "--json", cwd=wt, check=False)
+    assert res.returncode != 0
+    bad = {r["snapshot_id"] for r in res.json["snapshots"] if r["tamper_detected"]}
+    assert bad == {first["snapshot_id"], second["snapshot_id"]}
+    assert (wt / "data.bin").read_bytes() == b"a" * 4096

@@ -73,8 +73,73 @@ class HashingCopy:
 
     algo: str
     wants: Callable[[str, os.stat_result], bool]
+    previous: PreviousPayload | None = None
     digests: dict[str, str] = field(default_factory=dict)
     bytes_hashed: int = 0
+
+
+class PreviousPayload:
+    """The worktree's head snapshot, as a source of files that need not be copied again.
+
+    A snapshot's payload never changes after it is published, so a worktree file the stat
+    cache vouches for (unchanged since it was hashed), whose hash, mode and size are the
+    ones the head's trusted manifest records and whose inode metadata (type and mode,
+    size, mtime, owner, xattrs) equals the head's copy, would be copied to the same bytes
+    and metadata: the new payload gets a hard link to the head's file instead. A snapshot
+    of a big, mostly unchanged worktree then writes only what changed (rsync's
+    ``--link-dest``). Files with several links in the worktree are always copied, so the
+    engine still reports worktree hardlinks it cannot keep.
+
+    What a link trusts is the head's payload file: a payload changed behind jvs's back
+    (tampering, bit rot) is carried into the new snapshot, where ``verify`` reports it as
+    it does in the head."""
+
+    def __init__(self, payload: Path, saved: dict[str, tuple[int, int, str]],
+                 known: Callable[[str, os.stat_result], str | None]) -> None:
+        self.payload = os.fsencode(payload)
+        self.saved = saved  # relpath -> (mode, size, hash) of the head's files
+        self.known = known
+        self.files_linked = 0
+
+    def link(self, rel: str, st: os.stat_result, src: bytes, dst: bytes) -> bool:
+        """Hard-link the head's copy of *rel* at *dst* if it is the same file as *src*
+        (with lstat *st*); False when it must be copied."""
+        saved = self.saved.get(rel)
+        if saved is None or st.st_nlink != 1 \
+                or saved != (stat.S_IMODE(st.st_mode), st.st_size, self.known(rel, st)):
+            return False
+        twin = os.path.join(self.payload, os.fsencode(rel))
+        try:
+            tst = os.lstat(twin)
+        except OSError:
+            return False
+        if (tst.st_mode, tst.st_size, tst.st_mtime_ns, tst.st_uid, tst.st_gid) != \
+                (st.st_mode, st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid) \
+                or not same_xattrs(src, twin):
+            return False
+        try:
+            os.link(twin, dst, follow_symlinks=False)
+        except OSError as exc:
+            # EMLINK: the file has as many links as the filesystem allows (ext4: 65,000).
+            if exc.errno in (errno.EMLINK, errno.EXDEV, errno.EPERM, errno.EACCES,
+                             errno.ENOTSUP, errno.EOPNOTSUPP):
+                return False
+            raise
+        self.files_linked += 1
+        return True
+
+
+def same_xattrs(a: bytes, b: bytes) -> bool:
+    try:
+        names = os.listxattr(a, follow_symlinks=False)
+        if sorted(names) != sorted(os.listxattr(b, follow_symlinks=False)):
+            return False
+        return all(os.getxattr(a, n, follow_symlinks=False)
+                   == os.getxattr(b, n, follow_symlinks=False) for n in names)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return True  # neither can hold any
+        return False
 
 
 class CopyEngine:
@@ -124,6 +189,9 @@ class CopyEngine:
             # Small files are hashed on their way through (one open instead of two); big
             # ones are copied by the kernel with early writeback and hashed afterwards
             # from the page cache, while the disk is already busy writing them.
+            if hashing is not None and hashing.previous is not None \
+                    and hashing.previous.link(rel, st, src, dst):
+                return
             if hashing is not None and st.st_size < _WRITEBACK_STEP and hashing.wants(rel, st):
                 digest, n = copy_file(st, src, dst, degraded, hashing.algo)
                 hashing.digests[rel] = digest
