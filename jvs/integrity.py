@@ -139,11 +139,7 @@ def scan(root: Path, *, payload_root: bool = False,
                 result.ignored.append(prefix + name)
                 continue
             if "\n" in name or "\r" in name:
-                raise JvsError(
-                    "E_NAME_INVALID",
-                    f"file name with a line break cannot be recorded: {prefix}{name!r}",
-                    hint="rename the file",
-                )
+                refuse_name(prefix, name)
             rel = prefix + name
             if payload_root and not prefix and name == READY_MARKER:
                 continue
@@ -167,6 +163,13 @@ def scan(root: Path, *, payload_root: bool = False,
 
     walk(os.fsencode(root), "")
     return result
+
+
+def refuse_name(prefix: str, name: str) -> None:
+    """A name with a line break cannot be a manifest record."""
+    raise JvsError("E_NAME_INVALID",
+                   f"file name with a line break cannot be recorded: {prefix}{name!r}",
+                   hint="rename the file")
 
 
 KnownHash = Callable[[ScannedEntry], "str | None"]

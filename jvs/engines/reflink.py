@@ -17,7 +17,15 @@ import os
 from pathlib import Path
 
 from jvs.engines.base import CloneResult
-from jvs.engines.copy import CopyEngine, _Degraded, copy_fd_data, copy_metadata
+from jvs.engines.copy import (
+    Copied,
+    CopyEngine,
+    HashingCopy,
+    Listing,
+    _Degraded,
+    copy_fd_data,
+    copy_metadata,
+)
 from jvs.errors import JvsError
 from jvs.ignore import IgnoreRules
 
@@ -93,8 +101,8 @@ class _ReflinkWalk(CopyEngine):
     def __init__(self) -> None:
         self.reflink_ok = True
 
-    def copy_regular(self, st: os.stat_result, src: bytes, dst: bytes,
-                     degraded: _Degraded) -> None:
+    def copy_regular(self, st: os.stat_result, src: bytes, dst: bytes, degraded: _Degraded,
+                     copied: Copied | None = None) -> None:
         sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -103,6 +111,8 @@ class _ReflinkWalk(CopyEngine):
                     degraded.add(FALLBACK)
                     copy_fd_data(sfd, dfd, st.st_size)
                 copy_metadata(st, sfd, dfd, degraded)
+                if copied is not None:
+                    copied(sfd, dfd)
             finally:
                 os.close(dfd)
         finally:
@@ -144,3 +154,10 @@ class ReflinkEngine:
 
     def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
         return _ReflinkWalk().clone_hashing(src, dst, None, ignore)
+
+    def clone_hashing(self, src: Path, dst: Path, hashing: HashingCopy | None,
+                      ignore: IgnoreRules | None = None,
+                      listing: Listing | None = None) -> CloneResult:
+        """``clone`` that lists both trees in *listing* (see ``copy.Listing``). Nothing
+        is hashed on the way: that would read the data a reflink only shares."""
+        return _ReflinkWalk().clone_hashing(src, dst, None, ignore, listing)
