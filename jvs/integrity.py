@@ -180,20 +180,21 @@ def entries_of(root: Path, scanned: ScanResult, algo: str, stats: HashStats,
     """Hash records for a scanned tree; *known* may supply a file's content hash (from the
     stat cache) so the file is not read."""
     out: list[Entry] = []
+    append = out.append  # thousands of entries: the loop stays lean
     for e in scanned.entries:
-        mode = stat.S_IMODE(e.st.st_mode)
-        path = os.path.join(root, e.relpath)
-        if e.kind == "dir":
-            digest = hash_bytes(algo, os.fsencode(e.relpath.rpartition("/")[2]))
-            out.append(Entry("dir", e.relpath, mode, 0, digest))
-        elif e.kind == "symlink":
-            digest = hash_bytes(algo, os.fsencode(os.readlink(path)))
-            out.append(Entry("symlink", e.relpath, mode, 0, digest))
-        else:
+        kind, rel, st = e.kind, e.relpath, e.st
+        mode = stat.S_IMODE(st.st_mode)
+        if kind == "file":
             digest = known(e) if known else None
             if digest is None:
-                digest = hash_file(path, algo, stats)
-            out.append(Entry("file", e.relpath, mode, e.st.st_size, digest))
+                digest = hash_file(os.path.join(root, rel), algo, stats)
+            append(Entry("file", rel, mode, st.st_size, digest))
+        elif kind == "dir":
+            digest = hash_bytes(algo, os.fsencode(rel.rpartition("/")[2]))
+            append(Entry("dir", rel, mode, 0, digest))
+        else:
+            digest = hash_bytes(algo, os.fsencode(os.readlink(os.path.join(root, rel))))
+            append(Entry("symlink", rel, mode, 0, digest))
     return out
 
 

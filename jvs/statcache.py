@@ -131,7 +131,8 @@ class StatCache:
 
     def lookup(self, relpath: str, st: os.stat_result) -> str | None:
         row = self._entries.get(relpath)
-        if row is not None and tuple(row[:4]) == stat_key(st):
+        if row is not None and row[0] == st.st_size and row[1] == st.st_mtime_ns \
+                and row[2] == st.st_ctime_ns and row[3] == st.st_ino:  # == stat_key(st)
             return row[4]
         return None
 
