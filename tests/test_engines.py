@@ -573,3 +573,6 @@ def test_a_name_with_a_line_break_stops_the_walk_and_the_snapshot(walk_dir):
     res = run_jvs("snapshot", "s", cwd=root / "main", check=False, env=env)
     assert res.returncode == 1 and "E_NAME_INVALID" in res.stderr
     assert run_jvs("history", "--json", cwd=root / "main").json["snapshots"] == []
+    os.rename(root / "main" / "bad\nname", root / "main" / "good-name")
+    out = run_jvs("snapshot", "s", "--json", cwd=root / "main", env=env).json
+    assert sorted(os.listdir(payload(root, out["snapshot_id"]))) == ["good-name", "ok.txt"]
