@@ -89,6 +89,42 @@ def cli(ctx: click.Context, directory, no_color, no_progress, as_json) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _run(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    _leave(code)
+
+
+def _leave(code: int | str | None) -> None:
+    """Exit with *code* the way ``sys.exit`` would, minus the interpreter's teardown:
+    freeing every module and object a command built (the manifest, scans, stat cache)
+    took 8-18 ms of each command. What teardown does that matters is done here: atexit
+    handlers run and the output is flushed. Only when no other thread is alive (the
+    interpreter would wait for it); otherwise the normal way."""
+    import threading
+
+    if threading.active_count() > 1:
+        sys.exit(code)
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a closed pipe: the output is lost, say so
+        code = code or 1
+    os._exit(code)
+
+
+def _run(argv: list[str] | None = None) -> None:
     from jvs.errors import JvsError
 
     ui = Ui()
