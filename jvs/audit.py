@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ def actor() -> str:
         user = getpass.getuser()
     except Exception:  # no passwd entry in some containers
         user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+    return f"{user}@{os.uname().nodename}"
 
 
 def record_hash(record: dict) -> str:

@@ -11,8 +11,6 @@ import ctypes
 import errno
 import json
 import os
-import secrets
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -46,7 +44,7 @@ def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o644,
 
     With ``durable=False`` nothing is fsynced: for caches, and for files a later
     ``syncfs`` of the same filesystem makes durable anyway."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         view = memoryview(data)
@@ -211,6 +209,8 @@ def remove_tree(path: Path) -> None:
         if os.path.isdir(p) and not os.path.islink(p):
             os.chmod(p, 0o700)
         func(p)
+
+    import shutil
 
     if sys.version_info >= (3, 12):
         shutil.rmtree(path, onexc=retry_writable)

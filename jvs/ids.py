@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from datetime import UTC, datetime
 
@@ -12,7 +12,7 @@ from jvs.names import SNAPSHOT_ID_RE
 def new_snapshot_id(now_ns: int | None = None) -> str:
     """``<unix-ms zero-padded to 13>-<8 lowercase hex from a CSPRNG>``."""
     ns = time.time_ns() if now_ns is None else now_ns
-    return f"{ns // 1_000_000:013d}-{secrets.token_hex(4)}"
+    return f"{ns // 1_000_000:013d}-{os.urandom(4).hex()}"
 
 
 def is_snapshot_id(text: str) -> bool:

@@ -4,7 +4,6 @@ when it ends, so that ``doctor`` can tell a crashed operation from a running one
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ class Intent:
 
 
 def write_intent(repo: Repo, operation: str, key: str, **fields: object) -> Intent:
-    record = {"operation": operation, "pid": os.getpid(), "host": socket.gethostname(),
+    record = {"operation": operation, "pid": os.getpid(), "host": os.uname().nodename,
               "started_at": rfc3339_utc(), **fields}
     repo.intents_dir.mkdir(parents=True, exist_ok=True)
     path = repo.intents_dir / f"{operation}-{key}.json"
@@ -61,7 +60,7 @@ def intent_is_live(intent: Intent) -> bool:
     """True if the process that wrote the intent may still be running (same host and its
     pid exists). Intents of other hosts are treated as live: we cannot see their processes."""
     rec = intent.record
-    if rec.get("host") != socket.gethostname():
+    if rec.get("host") != os.uname().nodename:
         return True
     pid = rec.get("pid")
     if not isinstance(pid, int):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,7 +70,7 @@ def repo_lock(repo: Repo, operation: str, *, wait: float | None = None) -> Itera
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
-        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+        record = json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
                              "since": rfc3339_utc(), "operation": operation})
         os.ftruncate(fd, 0)
         os.pwrite(fd, record.encode() + b"\n", 0)
@@ -99,7 +98,7 @@ def assert_lock_still_held(repo: Repo, operation: str) -> None:
     cannot close it without fencing in the storage layer.
     """
     holder = read_holder(repo) or {}
-    if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+    if holder.get("pid") == os.getpid() and holder.get("host") == os.uname().nodename:
         return
     raise JvsError(
         "E_BUSY",

@@ -21,8 +21,6 @@ Why this shape:
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import stat
 import time
 from collections.abc import Callable
@@ -742,11 +740,13 @@ def clean_up(repo: Repo, worktree: str, intent: Intent) -> Path | None:
         # kept: moved to a visible place in the worktree rather than deleted.
         payload = repo.worktree_dir(worktree)
         keep = _free_name(payload / "jvs-restore-conflicts")
+        import shutil
+
         shutil.move(str(conflicts), str(keep))
     trash = None
     if os.path.lexists(wdir):
         trash_dir(repo).mkdir(parents=True, exist_ok=True)
-        trash = trash_dir(repo) / f"{worktree}-{secrets.token_hex(4)}"
+        trash = trash_dir(repo) / f"{worktree}-{os.urandom(4).hex()}"
         os.rename(wdir, trash)
     drop_intent(intent)
     return trash
@@ -763,7 +763,7 @@ def drop_ignored(repo: Repo, tree: Path, paths: list[str], label: str) -> None:
     into the trash: one rename each now, the deletion later (``empty_trash``)."""
     if not paths:
         return
-    bin_ = trash_dir(repo) / f"{label}-{secrets.token_hex(4)}"
+    bin_ = trash_dir(repo) / f"{label}-{os.urandom(4).hex()}"
     bin_.mkdir(parents=True)
     for n, rel in enumerate(paths):
         os.rename(tree / rel, bin_ / str(n))

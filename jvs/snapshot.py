@@ -28,7 +28,7 @@ from jvs.descriptor import (
     write_descriptor_tmp,
 )
 from jvs.engines import CloneResult, Engine, choose_engine
-from jvs.engines.copy import HashingCopy, PreviousPayload
+from jvs.engines.copy import HashingCopy, Listing, PreviousPayload
 from jvs.errors import JvsError
 from jvs.ids import new_snapshot_id, rfc3339_utc
 from jvs.ignore import IGNORE_FILE, IgnoreRules
@@ -138,19 +138,27 @@ def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
         if progress:
             progress(f"materialising with {engine.name}")
         hashing = hashing_copy(repo, wt, engine, config.payload_hash_algo, cache, partial)
-        clone = materialise(engine, source, staged, partial, hashing, ignore)
+        # An engine that walks the tree itself (copy, reflink-copy) lists both trees on
+        # the way, with the worktree's stats taken after each file's copy: the scans
+        # below then have nothing left to find (see copy.Listing).
+        listing = Listing() if hashing is not None else None
+        clone = materialise(engine, source, staged, partial, hashing, ignore, listing)
         crashpoint("snapshot:after_materialise")
 
         if progress:
             progress("hashing")
-        # The staged copy is scanned meanwhile: on FUSE both scans mostly wait for
-        # replies (lstat releases the GIL), so with a core free they overlap.
-        staged_scan = in_thread(lambda: scan(staged, ignore=ignore))
-        after = scan(source, ignore=ignore)
+        if listing is not None:
+            after, staged_listed = listing.source, listing.staged
+        else:
+            # The staged copy is scanned meanwhile: on FUSE both scans mostly wait for
+            # replies (lstat releases the GIL), so with a core free they overlap.
+            staged_scan = in_thread(lambda: scan(staged, ignore=ignore))
+            after = scan(source, ignore=ignore)
+            staged_listed = staged_scan()
         profile_step("snapshot:scanned_worktree")
         manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after,
                                        config.payload_hash_algo, hashing,
-                                       staged_scan(), ignore)
+                                       staged_listed, ignore)
         crashpoint("snapshot:after_hash")
 
         fsync_payload(staged)
@@ -205,11 +213,13 @@ def hashing_copy(repo: Repo, wt: WorktreeConfig, engine: Engine, algo: str, cach
                  partial: tuple[str, ...]) -> HashingCopy | None:
     """For an engine that reads every byte anyway (the copy engine), hash the files the
     stat cache cannot vouch for while copying them, so each byte is read once, and link
-    the files it vouches for from the head snapshot instead of copying them."""
+    the files it vouches for from the head snapshot instead of copying them. (The
+    reflink-copy engine takes it too, and neither hashes nor links on the way: its
+    copies share extents already.)"""
     if partial or not hasattr(engine, "clone_hashing"):
         return None
-    return HashingCopy(algo, lambda rel, st: cache.lookup(rel, st) is None,
-                       previous_payload(repo, wt, algo, cache))
+    previous = previous_payload(repo, wt, algo, cache) if engine.name == "copy" else None
+    return HashingCopy(algo, lambda rel, st: cache.lookup(rel, st) is None, previous)
 
 
 def previous_payload(repo: Repo, wt: WorktreeConfig, algo: str,
@@ -235,16 +245,17 @@ def previous_payload(repo: Repo, wt: WorktreeConfig, algo: str,
 
 def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, ...],
                 hashing: HashingCopy | None = None,
-                ignore: IgnoreRules | None = None) -> CloneResult:
+                ignore: IgnoreRules | None = None,
+                listing: Listing | None = None) -> CloneResult:
     """Clone the worktree (or only its *partial* paths) into the staging directory,
     leaving out what *ignore* matches as far as the engine can (hash_payload drops the
-    rest)."""
+    rest). An engine given *hashing* lists both trees in *listing*."""
     if os.path.lexists(staged):
         fsio.remove_tree(staged)  # a leftover of a crashed run with the same ID
     ignore = ignore or None
     try:
         if hashing is not None:
-            return engine.clone_hashing(source, staged, hashing, ignore)
+            return engine.clone_hashing(source, staged, hashing, ignore, listing)
         if not partial:
             return engine.clone(source, staged, ignore)
         from jvs.engines.copy import _Degraded, copy_metadata

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -62,7 +61,7 @@ def seeding_lock(repo: Repo, worktree: str) -> int | None:
 
 
 def _seeding_lock_path(repo: Repo, worktree: str) -> Path:
-    return repo.cache_dir / socket.gethostname() / f"seed-{worktree}.lock"
+    return repo.cache_dir / os.uname().nodename / f"seed-{worktree}.lock"
 
 
 def release_seeding_lock(fd: int) -> None:
@@ -121,7 +120,7 @@ class StatCache:
         seeding that a restore left running in the background (see seeding_lock)."""
         if wait:
             _wait_for_seeding(_seeding_lock_path(repo, worktree))
-        path = repo.cache_dir / socket.gethostname() / f"stat-{worktree}.json"
+        path = repo.cache_dir / os.uname().nodename / f"stat-{worktree}.json"
         try:
             obj = json.loads(path.read_bytes())
             if obj.get("version") == _VERSION and obj.get("algo") == algo:
@@ -132,7 +131,8 @@ class StatCache:
 
     def lookup(self, relpath: str, st: os.stat_result) -> str | None:
         row = self._entries.get(relpath)
-        if row is not None and tuple(row[:4]) == stat_key(st):
+        if row is not None and row[0] == st.st_size and row[1] == st.st_mtime_ns \
+                and row[2] == st.st_ctime_ns and row[3] == st.st_ino:  # == stat_key(st)
             return row[4]
         return None
 

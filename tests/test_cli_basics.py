@@ -79,3 +79,19 @@ def test_usage_error_exits_2(repo):
 def test_mistyped_command_suggests(repo):
     res = run_jvs("snapshto", cwd=repo / "main", check=False)
     assert res.returncode == 2 and "Did you mean 'snapshot'" in res.stderr
+
+
+def test_leaving_without_teardown_keeps_output_exit_codes_and_atexit(repo):
+    """jvs exits with os._exit after its own flush and atexit handlers (cli.main._leave):
+    long output arrives whole, exit codes are those sys.exit gives, and the profile's
+    last line (an atexit handler) is still printed."""
+    main = repo / "main"
+    for i in range(30):
+        (main / f"f{i}.txt").write_text(str(i))
+        run_jvs("snapshot", f"note {i} " + "x" * 200, cwd=main)
+    listed = json.loads(run_jvs("history", "--json", cwd=main).stdout)
+    assert len(listed["snapshots"]) == 30
+    assert run_jvs("restore", "no-such-ref", cwd=main, check=False).returncode == 1
+    assert run_jvs("no-such-command", cwd=main, check=False).returncode == 2
+    profiled = run_jvs("snapshot", "last", cwd=main, env={"JVS_PROFILE_STEPS": "1"})
+    assert profiled.stderr.rstrip().endswith("exit")

@@ -588,3 +588,76 @@ def test_copy_snapshot_over_a_tampered_head_is_caught_by_verify(repo):
     bad = {r["snapshot_id"] for r in res.json["snapshots"] if r["tamper_detected"]}
     assert bad == {first["snapshot_id"], second["snapshot_id"]}
     assert (wt / "data.bin").read_bytes() == b"a" * 4096
+
+
+# ---- the walk lists both trees ---------------------------------------------------------
+
+@pytest.fixture(params=[
+    pytest.param("copy", id="copy"),
+    pytest.param("reflink-copy", id="reflink", marks=[pytest.mark.slow, pytest.mark.xfs]),
+])
+def walk_dir(request, tmp_path):
+    """``(directory, engine)``: a directory on the filesystem of a walking engine."""
+    if request.param == "copy":
+        return tmp_path, request.param
+    return request.getfixturevalue("xfs_dir"), request.param
+
+
+def _walk_engine(name: str, where: Path):
+    from jvs.engines import get_engine
+
+    (where / ".jvs").mkdir(exist_ok=True)  # where the reflink engine probes
+    return get_engine(name, where)
+
+
+def test_the_walk_lists_both_trees_as_the_scans_would(walk_dir):
+    """The snapshot takes its worktree and staged listings from the copy/reflink walk
+    instead of scanning both trees again: they must hold what the scans would find."""
+    from jvs.engines.copy import HashingCopy, Listing
+    from jvs.ignore import IGNORE_FILE, IgnoreRules
+    from jvs.integrity import scan
+
+    where, name = walk_dir
+    wt = where / "wt"
+    wt.mkdir()
+    build_tree(wt)
+    os.mkfifo(wt / "src" / "control")
+    os.link(wt / "run.sh", wt / "src" / "run-again.sh")
+    (wt / "build").mkdir()
+    (wt / "build" / "out.o").write_bytes(b"obj")
+    (wt / "notes.tmp").write_text("scratch")
+    (wt / IGNORE_FILE).write_text("build/\n*.tmp\n")
+    ignore = IgnoreRules.load(wt)
+    staged = where / "staged"
+
+    listing = Listing()
+    never = HashingCopy("xxh3-128", lambda rel, st: False)
+    _walk_engine(name, where).clone_hashing(wt, staged, never, ignore, listing)
+
+    def view(result, staged_side):
+        keep = ("st_mode", "st_size", "st_mtime_ns") if staged_side else \
+            ("st_mode", "st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_nlink")
+        rows = {(e.kind, e.relpath, *(getattr(e.st, k) for k in keep if e.kind == "file"
+                                      or k == "st_mode"))
+                for e in result.entries}
+        return rows, result.skipped_special, result.ignored, result.hardlinked
+
+    assert view(listing.source, False) == view(scan(wt, ignore=ignore), False)
+    assert view(listing.staged, True) == view(scan(staged, ignore=ignore), True)
+    assert listing.source.skipped_special == ["src/control"]
+    assert listing.source.ignored == ["build", "notes.tmp"]
+
+
+def test_a_name_with_a_line_break_stops_the_walk_and_the_snapshot(walk_dir):
+    where, name = walk_dir
+    env = {"JVS_SNAPSHOT_ENGINE": name}
+    run_jvs("init", "repo", cwd=where, env=env)
+    root = where / "repo"
+    (root / "main" / "ok.txt").write_text("fine")
+    (root / "main" / "bad\nname").write_text("cannot be a manifest record")
+    res = run_jvs("snapshot", "s", cwd=root / "main", check=False, env=env)
+    assert res.returncode == 1 and "E_NAME_INVALID" in res.stderr
+    assert run_jvs("history", "--json", cwd=root / "main").json["snapshots"] == []
+    os.rename(root / "main" / "bad\nname", root / "main" / "good-name")
+    out = run_jvs("snapshot", "s", "--json", cwd=root / "main", env=env).json
+    assert sorted(os.listdir(payload(root, out["snapshot_id"]))) == ["good-name", "ok.txt"]

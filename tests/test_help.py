@@ -23,6 +23,19 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
 COMMANDS = sorted(_commands(cli), key=lambda item: item[0])
 
 
+def test_the_lazy_command_table_matches_the_modules():
+    """jvs.cli.main imports a command's module on first use, from COMMAND_MODULES."""
+    import importlib
+
+    from jvs.cli.main import COMMAND_MODULES
+
+    found = {}
+    for module in set(COMMAND_MODULES.values()):
+        for command in importlib.import_module(f"jvs.cli.{module}").COMMANDS:
+            found[command.name] = module
+    assert found == COMMAND_MODULES
+
+
 def test_the_command_list_is_not_empty():
     names = {" ".join(path) for path, _cmd in COMMANDS}
     assert {"init", "snapshot", "restore", "history", "mount", "gc plan"} <= names

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from jvs.engines.base import CloneResult
 from jvs.ignore import IgnoreRules
+from jvs.integrity import ScannedEntry, ScanResult, refuse_name
 
 
 class _Degraded:
@@ -142,75 +143,146 @@ def same_xattrs(a: bytes, b: bytes) -> bool:
         return False
 
 
+class Listing:
+    """Both trees of a walk as :func:`jvs.integrity.scan` would list them, so a snapshot
+    need not scan them again after the clone.
+
+    ``source`` is the worktree: each regular file's stat is taken through the descriptor
+    that was copied, *after* its data was copied. That is what the snapshot's stat scan
+    after the clone is for: a cached hash is used only if this stat equals the cached
+    one, i.e. the file did not change from the moment it was hashed until its copy was
+    complete (ctime moves on any write). A write after that point is not in the
+    snapshot, so it need not be seen (the next snapshot sees it). ``staged`` is the copy,
+    each entry stat-ed after its metadata was applied. Names that cannot be recorded
+    stop the walk with the scan's error; ignored paths and special files are listed as
+    the scan lists them."""
+
+    def __init__(self) -> None:
+        self.source = ScanResult()
+        self.staged = ScanResult()
+        self._inodes: dict[tuple[int, int], None] = {}
+
+    def add(self, kind: str, rel: str, source_st: os.stat_result,
+            staged_st: os.stat_result) -> None:
+        self.source.entries.append(ScannedEntry(kind, rel, source_st))
+        self.staged.entries.append(ScannedEntry(kind, rel, staged_st))
+        if kind == "file" and source_st.st_nlink > 1:
+            key = (source_st.st_dev, source_st.st_ino)
+            if key in self._inodes:
+                self.source.hardlinked.append(rel)
+            self._inodes[key] = None
+
+    def add_file(self, rel: str, sfd: int, dfd: int) -> None:
+        self.add("file", rel, os.fstat(sfd), os.fstat(dfd))
+
+
 class CopyEngine:
     name = "copy"
     _ignore: IgnoreRules | None = None
+    _listing: Listing | None = None
 
     def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
         return self.clone_hashing(src, dst, None, ignore)
 
     def clone_hashing(self, src: Path, dst: Path, hashing: HashingCopy | None,
-                      ignore: IgnoreRules | None = None) -> CloneResult:
+                      ignore: IgnoreRules | None = None,
+                      listing: Listing | None = None) -> CloneResult:
         """Copy *src* to *dst* (which must not exist), leaving out what *ignore* matches
-        (paths relative to *src*)."""
+        (paths relative to *src*); with *listing*, list both trees there as it goes."""
         degraded = _Degraded()
         if os.path.lexists(dst):
             raise FileExistsError(errno.EEXIST, "clone destination exists", str(dst))
         seen: dict[tuple[int, int], None] = {}
         self._ignore = ignore or None
+        self._listing = listing
         self._copy_entry(os.fsencode(src), os.fsencode(dst), "", degraded, seen, hashing)
         return CloneResult(self.name, tuple(degraded.items))
+
+    def _children(self, src: bytes, prefix: str) -> list[bytes]:
+        """The names in directory *src* to copy: not ignored; with a listing, sorted as
+        the scan sorts them, ignored ones listed, names that cannot be recorded refused."""
+        ignore, listing = self._ignore, self._listing
+        with os.scandir(src) as it:
+            if listing is None:
+                return [e.name for e in it
+                        if ignore is None or not ignore.match(
+                            prefix + os.fsdecode(e.name), e.is_dir(follow_symlinks=False))]
+            items = sorted(it, key=lambda e: e.name)
+        names = []
+        for e in items:
+            name = os.fsdecode(e.name)
+            if ignore is not None and ignore.match(prefix + name,
+                                                   e.is_dir(follow_symlinks=False)):
+                listing.source.ignored.append(prefix + name)
+                continue
+            if "\n" in name or "\r" in name:
+                refuse_name(prefix, name)
+            names.append(e.name)
+        return names
 
     def _copy_entry(self, src: bytes, dst: bytes, rel: str, degraded: _Degraded, seen: dict,
                     hashing: HashingCopy | None) -> None:
         st = os.lstat(src)
         mode = st.st_mode
+        listing = self._listing
         if stat.S_ISDIR(mode):
             os.mkdir(dst, 0o700)
             prefix = rel + "/" if rel else ""
-            ignore = self._ignore
-            with os.scandir(src) as it:
-                children = [e.name for e in it
-                            if ignore is None or not ignore.match(
-                                prefix + os.fsdecode(e.name), e.is_dir(follow_symlinks=False))]
-            for name in children:
+            for name in self._children(src, prefix):
                 self._copy_entry(os.path.join(src, name), os.path.join(dst, name),
                                  prefix + os.fsdecode(name), degraded, seen, hashing)
             copy_metadata(st, src, dst, degraded)
+            if listing is not None and rel:
+                listing.add("dir", rel, st, os.lstat(dst))
         elif stat.S_ISLNK(mode):
             os.symlink(os.readlink(src), dst)
             copy_metadata(st, src, dst, degraded)
+            if listing is not None:
+                listing.add("symlink", rel, st, os.lstat(dst))
         elif stat.S_ISREG(mode):
             if st.st_nlink > 1:
                 key = (st.st_dev, st.st_ino)
                 if key in seen:
                     degraded.add("hardlinks")
                 seen[key] = None
+            copied = None if listing is None else \
+                (lambda sfd, dfd: listing.add_file(rel, sfd, dfd))
             # Small files are hashed on their way through (one open instead of two); big
             # ones are copied by the kernel with early writeback and hashed afterwards
             # from the page cache, while the disk is already busy writing them.
             if hashing is not None and hashing.previous is not None \
                     and hashing.previous.link(rel, st, src, dst):
+                if listing is not None:
+                    # The head's copy holds what the stat cache records for *st* (link()
+                    # checked both), so the walk's own stat is the one to list.
+                    listing.add("file", rel, st, os.lstat(dst))
                 return
             if hashing is not None and st.st_size < _WRITEBACK_STEP and hashing.wants(rel, st):
-                digest, n = copy_file(st, src, dst, degraded, hashing.algo)
+                digest, n = copy_file(st, src, dst, degraded, hashing.algo, copied)
                 hashing.digests[rel] = digest
                 hashing.bytes_hashed += n
             else:
-                self.copy_regular(st, src, dst, degraded)
+                self.copy_regular(st, src, dst, degraded, copied)
+        elif listing is not None:
+            listing.source.skipped_special.append(rel)
 
-    def copy_regular(self, st: os.stat_result, src: bytes, dst: bytes,
-                     degraded: _Degraded) -> None:
+    def copy_regular(self, st: os.stat_result, src: bytes, dst: bytes, degraded: _Degraded,
+                     copied: Copied | None = None) -> None:
         """One regular file's content and metadata (the reflink engine overrides this)."""
-        copy_file(st, src, dst, degraded)
+        copy_file(st, src, dst, degraded, None, copied)
+
+
+# Called with the source's and the copy's descriptors once a file's copy is complete.
+Copied = Callable[[int, int], None]
 
 
 def copy_file(st: os.stat_result, src: bytes | str, dst: bytes | str, degraded: _Degraded,
-              algo: str | None = None) -> tuple[str, int] | None:
+              algo: str | None = None, copied: Copied | None = None) -> tuple[str, int] | None:
     """Copy one regular file's content and metadata through two open descriptors, and
     metadata is applied to the descriptor (a path lookup saved per call on trees of many
     small files). Without *algo* the kernel copies the bytes (copy_file_range); with it
-    they pass through here once and (digest, bytes) is returned."""
+    they pass through here once and (digest, bytes) is returned. *copied* is called
+    with both descriptors at the end."""
     sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -221,6 +293,8 @@ def copy_file(st: os.stat_result, src: bytes | str, dst: bytes | str, degraded: 
             else:
                 result = copy_fd_hashing(sfd, dfd, algo)
             copy_metadata(st, sfd, dfd, degraded)
+            if copied is not None:
+                copied(sfd, dfd)
             return result
         finally:
             os.close(dfd)

@@ -14,11 +14,18 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import tempfile
 from pathlib import Path
 
 from jvs.engines.base import CloneResult
-from jvs.engines.copy import CopyEngine, _Degraded, copy_fd_data, copy_metadata
+from jvs.engines.copy import (
+    Copied,
+    CopyEngine,
+    HashingCopy,
+    Listing,
+    _Degraded,
+    copy_fd_data,
+    copy_metadata,
+)
 from jvs.errors import JvsError
 from jvs.ignore import IgnoreRules
 
@@ -38,7 +45,12 @@ def reflink_fd(src_fd: int, dst_fd: int) -> None:
 
 def probe(directory: Path | str) -> bool:
     """Whether the filesystem holding *directory* answers FICLONE. Cached per device; the
-    two probe files are created in *directory* and always removed."""
+    two probe files are created in *directory* and always removed.
+
+    The source is not fsynced first: FICLONE itself writes the source's dirty pages back
+    before sharing its extents (the kernel's remap preparation flushes both ranges), so
+    the answer is the same as after an fsync (checked on XFS and Btrfs), without forcing
+    the journal on every command (an fsync cost ~3 ms when other metadata was dirty)."""
     real = os.path.realpath(directory)
     dev = os.stat(real).st_dev
     if dev in _probed:
@@ -46,20 +58,22 @@ def probe(directory: Path | str) -> bool:
     ok = False
     names: list[str] = []
     try:
-        sfd, sname = tempfile.mkstemp(prefix=".jvs-reflink-probe-", dir=real)
-        names.append(sname)
-        dfd, dname = tempfile.mkstemp(prefix=".jvs-reflink-probe-", dir=real)
-        names.append(dname)
+        fds = []
         try:
-            os.write(sfd, b"jvs reflink probe\n")
-            os.fsync(sfd)
-            reflink_fd(sfd, dfd)
-            ok = True
-        except OSError:
-            ok = False
+            for _ in range(2):
+                name = os.path.join(real, f".jvs-reflink-probe-{os.urandom(6).hex()}")
+                fds.append(os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                   0o600))
+                names.append(name)
+            os.write(fds[0], b"jvs reflink probe\n")
+            try:
+                reflink_fd(fds[0], fds[1])
+                ok = True
+            except OSError:
+                ok = False
         finally:
-            os.close(sfd)
-            os.close(dfd)
+            for fd in fds:
+                os.close(fd)
     except OSError:
         return False  # cannot write here: say no, and do not cache a guess
     finally:
@@ -87,8 +101,8 @@ class _ReflinkWalk(CopyEngine):
     def __init__(self) -> None:
         self.reflink_ok = True
 
-    def copy_regular(self, st: os.stat_result, src: bytes, dst: bytes,
-                     degraded: _Degraded) -> None:
+    def copy_regular(self, st: os.stat_result, src: bytes, dst: bytes, degraded: _Degraded,
+                     copied: Copied | None = None) -> None:
         sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -97,6 +111,8 @@ class _ReflinkWalk(CopyEngine):
                     degraded.add(FALLBACK)
                     copy_fd_data(sfd, dfd, st.st_size)
                 copy_metadata(st, sfd, dfd, degraded)
+                if copied is not None:
+                    copied(sfd, dfd)
             finally:
                 os.close(dfd)
         finally:
@@ -138,3 +154,10 @@ class ReflinkEngine:
 
     def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
         return _ReflinkWalk().clone_hashing(src, dst, None, ignore)
+
+    def clone_hashing(self, src: Path, dst: Path, hashing: HashingCopy | None,
+                      ignore: IgnoreRules | None = None,
+                      listing: Listing | None = None) -> CloneResult:
+        """``clone`` that lists both trees in *listing* (see ``copy.Listing``). Nothing
+        is hashed on the way: that would read the data a reflink only shares."""
+        return _ReflinkWalk().clone_hashing(src, dst, None, ignore, listing)
