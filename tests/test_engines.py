@@ -503,3 +503,35 @@ def test_fifo_is_left_out_and_named(engine_repo):
     assert (snap / "pipes" / "real.txt").read_text() == "kept"
     assert "special-file:pipes/control" in out["degraded"]
     assert out["engine"] == engine
+
+
+@pytest.mark.slow
+@pytest.mark.juicefs
+@pytest.mark.parametrize("on_juicefs", [True, False])
+def test_trash_removal_takes_whole_trees_read_only_dirs_and_files(on_juicefs, juicefs_dir,
+                                                                  tmp_path, monkeypatch):
+    """``juicefs rmr`` empties the trash on a JuiceFS mount (one request instead of an
+    unlink per file); whatever it leaves, and any tree elsewhere, goes the ordinary way."""
+    from jvs.engines.juicefs import remove_tree
+
+    base = juicefs_dir if on_juicefs else tmp_path
+    tree = base / "trash-item"
+    (tree / "a" / "b").mkdir(parents=True)
+    for i in range(50):
+        (tree / "a" / f"f{i}").write_bytes(b"x" * i)
+    (tree / "a" / "b" / "g").write_text("g")
+    (tree / "link").symlink_to("a/missing")
+    (tree / "a" / "b").chmod(0o555)  # snapshots keep modes exactly
+    lone = base / "lone-file"
+    lone.write_text("f")
+    calls = []
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: calls.append(argv) or
+                        real_run(argv, **kw))
+
+    remove_tree(tree)
+    remove_tree(lone)
+    remove_tree(base / "never-there")
+
+    assert not os.path.lexists(tree) and not os.path.lexists(lone)
+    assert [argv[1] for argv in calls] == (["rmr"] if on_juicefs else [])

@@ -178,7 +178,13 @@ class JuiceFSEngine:
         inner = os.path.join(self.volume.mount_point, self.mount.root.lstrip("/"))
         return os.path.normpath(os.path.join(inner, rel))
 
-    def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
+    def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None, *,
+              report: bool = True) -> CloneResult:
+        """See ``Engine.clone``. Without *report*, what the clone cannot keep is not looked
+        for (``degraded`` stays empty): for a restore or a fork, whose source is a snapshot
+        payload and whose caller does not use the list, the walk of the source would only
+        load the mount (a round trip per directory and per file, competing with the clone
+        in the same JuiceFS client)."""
         if os.path.lexists(dst):
             raise FileExistsError(errno.EEXIST, "clone destination exists", str(dst))
         st = os.lstat(src)
@@ -193,12 +199,12 @@ class JuiceFSEngine:
                 names = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
             kept = sorted(name for name, is_dir in names if not ignore.match(name, is_dir))
             if len(kept) < len(names):
-                return self._clone_entries(src, dst, st, kept)
+                return self._clone_entries(src, dst, st, kept, report)
         # The clone runs in its own process; the walk that finds what it cannot keep
         # runs meanwhile, so it costs no extra wall time on a machine with two cores.
         proc = self._start_clone(src, dst)
         try:
-            hardlinks, foreign = _source_facts(src, st)
+            hardlinks, foreign = _source_facts(src, st) if report else (False, [])
         finally:
             stdout, stderr = proc.communicate()
         self._check_clone(proc.returncode, stdout + stderr, dst)
@@ -209,7 +215,7 @@ class JuiceFSEngine:
         return CloneResult(self.name, tuple(degraded.items))
 
     def _clone_entries(self, src: Path, dst: Path, st: os.stat_result,
-                       names: list[str]) -> CloneResult:
+                       names: list[str], report: bool = True) -> CloneResult:
         """Clone only the top-level entries *names* of directory *src*, a few ``juicefs
         clone`` processes at a time: an ignored top-level directory (a game engine's
         cache of 100,000 files) then costs nothing, where cloning it and deleting it
@@ -235,7 +241,7 @@ class JuiceFSEngine:
         try:
             start_more()
             hardlinks, foreign = False, []
-            for name in names:  # meanwhile, what the clones cannot keep
+            for name in names if report else ():  # meanwhile, what they cannot keep
                 links, theirs = _source_facts(src / name, os.lstat(src / name))
                 hardlinks = hardlinks or links
                 foreign += [f"{name}/{rel}" if rel else name for rel in theirs]
@@ -281,6 +287,35 @@ class JuiceFSEngine:
                        f"juicefs clone -p failed (exit {returncode}): {detail}",
                        hint="nothing was published; check the JuiceFS mount, or use "
                             "JVS_SNAPSHOT_ENGINE=copy")
+
+
+def remove_tree(path: Path) -> None:
+    """Delete the tree *path* (jvs's own trash, never a user's directory), with ``juicefs
+    rmr`` when it is a directory on a JuiceFS mount: the mount removes the whole tree in
+    its metadata engine, about 6 times faster than one unlink per file through FUSE
+    (2,048 files: 0.4 s against 2.4 s). The replaced content of a restore is deleted in
+    the background, and on a two-core machine seconds of unlinks there slowed the next
+    command. Whatever ``rmr`` did not remove (it is not there, it failed, a read-only
+    directory for a caller that is not root) is removed the ordinary way afterwards."""
+    from jvs.fsio import remove_tree as remove_slowly
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            engine = JuiceFSEngine.for_path(path)
+        except JvsError:
+            engine = None
+        if engine is not None:
+            try:
+                subprocess.run([engine.binary, "rmr", engine.volume_path(path)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, check=False)
+            except OSError:
+                pass
+    remove_slowly(path)
 
 
 def _source_facts(src: Path, st: os.stat_result) -> tuple[bool, list[str]]:
