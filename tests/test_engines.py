@@ -535,3 +535,60 @@ def test_trash_removal_takes_whole_trees_read_only_dirs_and_files(on_juicefs, ju
 
     assert not os.path.lexists(tree) and not os.path.lexists(lone)
     assert [argv[1] for argv in calls] == (["rmr"] if on_juicefs else [])
+
+
+@pytest.mark.slow
+@pytest.mark.juicefs
+@pytest.mark.parametrize("change", ["grow", "chmod", "delete", "create", "create top",
+                                    "delete top", "rename dir"])
+def test_juicefs_change_between_clone_and_scan_still_matches_the_payload(
+        change, juicefs_dir, monkeypatch):
+    """Whatever changes between the clone and the worktree scan (in a file, in a
+    directory's entries, at the top), the manifest describes the payload: it comes from
+    the staged copy's own walk. (Taking the worktree's scan for the copy's when every
+    ctime predates the clone is not safe on JuiceFS: --skip-dir-mtime leaves a
+    directory's times alone after a deletion when they changed shortly before.)"""
+    import json
+    import sys
+
+    from jvs.descriptor import read_descriptor
+    from jvs.integrity import compute_payload
+    from jvs.repo import Repo
+
+    monkeypatch.setenv("JVS_SNAPSHOT_ENGINE", "juicefs-clone")
+    run_jvs("init", "repo", cwd=juicefs_dir)
+    root = juicefs_dir / "repo"
+    main = root / "main"
+    (main / "d" / "e").mkdir(parents=True)
+    for rel in ("a.txt", "d/b.txt", "d/e/c.txt"):
+        (main / rel).write_text(rel)
+    time.sleep(0.25)
+    snapshot(root, "before")
+    env = {**os.environ, "NO_COLOR": "1", "JVS_TEST_PAUSE_AT": "snapshot:after_materialise",
+           "JVS_TEST_PAUSE_S": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "jvs", "snapshot", "racing", "--json"],
+                            cwd=main, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert "paused at snapshot:after_materialise" in proc.stderr.readline()
+    if change == "grow":
+        with open(main / "d" / "e" / "c.txt", "a") as f:
+            f.write("more")
+    elif change == "chmod":
+        (main / "d" / "b.txt").chmod(0o600)
+    elif change == "delete":
+        (main / "d" / "e" / "c.txt").unlink()
+    elif change == "create":
+        (main / "d" / "e" / "new.txt").write_text("new")
+    elif change == "create top":
+        (main / "top.txt").write_text("top")
+    elif change == "delete top":
+        (main / "a.txt").unlink()
+    else:
+        (main / "d" / "e").rename(main / "d" / "f")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    racing = json.loads(out)["snapshot_id"]
+    desc = read_descriptor(Repo(root), racing)
+    assert compute_payload(payload(root, racing), desc.payload_hash_algo)[1] == \
+        desc.payload_root_hash
+    assert run_jvs("verify", racing, cwd=main, check=False).returncode == 0

@@ -26,6 +26,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,6 +266,27 @@ class JuiceFSEngine:
             degraded.add("owners")
         return CloneResult(self.name, tuple(degraded.items))
 
+    def report_from_scan(self, result: CloneResult, src: Path, dst: Path,
+                         root_st: os.stat_result,
+                         stats: Iterable[tuple[str, os.stat_result]]) -> CloneResult:
+        """*result* of a ``clone(report=False)`` of directory *src* completed with what the
+        clone could not keep, found from a walk of *src* the caller made anyway after the
+        clone (a snapshot's scan of its worktree: *stats* are its relpaths and lstats,
+        *root_st* the lstat of *src*) instead of a second walk competing with the clone."""
+        degraded = _Degraded()
+        for item in result.degraded:
+            degraded.add(item)
+        visit, facts = _fact_finder()
+        visit("", root_st)
+        for rel, st in stats:
+            visit(rel, st)
+        hardlinks, foreign = facts()
+        if hardlinks:
+            degraded.add("hardlinks")
+        if _owners_lost(src, dst, foreign):
+            degraded.add("owners")
+        return CloneResult(self.name, tuple(degraded.items))
+
     def _start_clone(self, src: Path, dst: Path) -> subprocess.Popen:
         argv = [self.binary, "clone", "-p", self.volume_path(src), self.volume_path(dst)]
         try:
@@ -318,11 +340,11 @@ def remove_tree(path: Path) -> None:
     remove_slowly(path)
 
 
-def _source_facts(src: Path, st: os.stat_result) -> tuple[bool, list[str]]:
-    """From one walk of the source (attributes the kernel has cached from the snapshot's
-    own scan): whether any regular file has several links (``clone -p`` splits them), and,
-    for a caller that is not root, up to 64 entries owned by someone else (``clone -p``
-    can only keep those owners for root)."""
+def _fact_finder() -> tuple[Callable[[str, os.stat_result], None],
+                            Callable[[], tuple[bool, list[str]]]]:
+    """A visitor of (relpath, lstat) pairs and what it found: whether any regular file has
+    several links (``clone -p`` splits them), and, for a caller that is not root, up to 64
+    entries owned by someone else (``clone -p`` can only keep those owners for root)."""
     check_owners = os.geteuid() != 0
     me = (os.geteuid(), os.getegid())
     links = False
@@ -335,6 +357,13 @@ def _source_facts(src: Path, st: os.stat_result) -> tuple[bool, list[str]]:
         if check_owners and (entry_st.st_uid, entry_st.st_gid) != me and len(foreign) < 64:
             foreign.append(rel)
 
+    return visit, lambda: (links, foreign)
+
+
+def _source_facts(src: Path, st: os.stat_result) -> tuple[bool, list[str]]:
+    """From one walk of the source (attributes the kernel has cached from the snapshot's
+    own scan): see ``_fact_finder``."""
+    visit, facts = _fact_finder()
     visit("", st)
     if stat.S_ISDIR(st.st_mode):
         stack = [""]
@@ -347,13 +376,16 @@ def _source_facts(src: Path, st: os.stat_result) -> tuple[bool, list[str]]:
                     visit(sub, est)
                     if stat.S_ISDIR(est.st_mode):
                         stack.append(sub)
-    return links, foreign
+    return facts()
 
 
 def _owners_lost(src: Path, dst: Path, foreign: list[str]) -> bool:
     for rel in foreign:
-        s = os.lstat(os.path.join(src, rel) if rel else src)
-        d = os.lstat(os.path.join(dst, rel) if rel else dst)
+        try:
+            s = os.lstat(os.path.join(src, rel) if rel else src)
+            d = os.lstat(os.path.join(dst, rel) if rel else dst)
+        except FileNotFoundError:
+            continue  # created or deleted while the clone ran: not in both to compare
         if (s.st_uid, s.st_gid) != (d.st_uid, d.st_gid):
             return True
     return False
