@@ -562,7 +562,7 @@ def move_out(payload: Path, side: Path, units: tuple[str, ...],
         if ignore and ignore.ignored(rel, src.is_dir() and not src.is_symlink()):
             continue
         _make_parents(payload, side, rel)
-        _rename(src, _free_name(side / rel))
+        _rename_to_free_name(src, side / rel)
         moved += 1
         if moved == 1:
             crashpoint("restore:during_move_out")
@@ -593,6 +593,13 @@ def _move_into_place(src_root: Path, payload: Path, rel: str, conflicts: Path) -
     whatever is at that name already is moved into *conflicts*, never overwritten."""
     _make_parents(src_root, payload, rel)
     dst = payload / rel
+    try:
+        # The name is nearly always free: try first, rather than ask (on FUSE a lookup of
+        # a missing name is a round trip that no cache answers).
+        fsio.rename_noreplace(src_root / rel, dst)
+        return
+    except (FileExistsError, PermissionError):
+        pass  # taken (see below), or a read-only directory (see _rename)
     if os.path.lexists(dst):
         conflicts.mkdir(parents=True, exist_ok=True)
         _make_parents(payload, conflicts, rel)
@@ -899,6 +906,17 @@ def _make_parents(src_root: Path, dst_root: Path, rel: str) -> None:
             pass
         os.mkdir(dst_root / sub, 0o700)
         os.chmod(dst_root / sub, mode | 0o700)
+
+
+def _rename_to_free_name(src: Path, dst: Path) -> None:
+    """Rename *src* to *dst*, or to a free ``.conflict-N`` name next to it if *dst* is
+    taken. Tried first and asked after: a missing name costs a round trip on FUSE."""
+    try:
+        fsio.rename_noreplace(src, dst)
+        return
+    except (FileExistsError, PermissionError):
+        pass  # taken, or a read-only directory (see _rename): the careful way
+    _rename(src, _free_name(dst))
 
 
 def _free_name(path: Path) -> Path:
