@@ -592,3 +592,52 @@ def test_juicefs_change_between_clone_and_scan_still_matches_the_payload(
     assert compute_payload(payload(root, racing), desc.payload_hash_algo)[1] == \
         desc.payload_root_hash
     assert run_jvs("verify", racing, cwd=main, check=False).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.juicefs
+def test_juicefs_clone_through_the_control_file_keeps_everything(juicefs_dir, monkeypatch):
+    """On a mount whose clone message jvs knows (juicefs 1.4.2), a clone that reports
+    nothing is asked of the mount directly, without starting the binary, and keeps what
+    ``clone -p`` keeps. Otherwise (another version, JVS_JUICEFS_BIN set) the binary runs.
+    An error the mount answers is an engine error and leaves nothing behind."""
+    import jvs.engines.juicefs as jfs
+    from jvs.errors import JvsError
+
+    src = juicefs_dir / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_text("content")
+    (src / "link").symlink_to("d/missing")
+    os.chmod(src / "d", 0o750)
+    os.chmod(src / "d" / "f", 0o4755)
+    os.utime(src / "d" / "f", ns=(1_000_000_000, 1_234_567_890_123))
+    engine = jfs.JuiceFSEngine.for_path(juicefs_dir)
+    if engine._control_file() is None:
+        pytest.skip("this juicefs version is not one whose clone message jvs knows")
+    started = []
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **kw: started.append(a) or
+                        real_popen(*a, **kw))
+
+    engine.clone(src, juicefs_dir / "dst", report=False)
+
+    assert started == []
+    for rel in ("", "d", "d/f", "link"):
+        a, b = os.lstat(src / rel), os.lstat(juicefs_dir / "dst" / rel)
+        assert (a.st_mode, a.st_uid, a.st_gid) == (b.st_mode, b.st_uid, b.st_gid), rel
+        assert a.st_mtime_ns == b.st_mtime_ns and a.st_ino != b.st_ino, rel
+    assert (juicefs_dir / "dst" / "d" / "f").read_text() == "content"
+    assert os.readlink(juicefs_dir / "dst" / "link") == "d/missing"
+
+    (juicefs_dir / "plain").write_text("not a directory")
+    with pytest.raises(JvsError, match="juicefs clone -p failed"):
+        engine.clone(src, juicefs_dir / "plain" / "dst", report=False)
+    assert started == []
+
+    monkeypatch.setattr(jfs, "_CONTROL_VERSIONS", frozenset())
+    engine.clone(src, juicefs_dir / "dst2", report=False)
+    monkeypatch.setattr(jfs, "_CONTROL_VERSIONS", frozenset({"1.4.2"}))
+    monkeypatch.setenv("JVS_JUICEFS_BIN", juicefs_binary())
+    engine.clone(src, juicefs_dir / "dst3", report=False)
+    assert len(started) == 2
+    assert (juicefs_dir / "dst3" / "d" / "f").read_text() == "content"
