@@ -635,9 +635,9 @@ def test_juicefs_clone_through_the_control_file_keeps_everything(juicefs_dir, mo
     assert started == []
 
     monkeypatch.setattr(jfs, "_CONTROL_VERSIONS", frozenset())
-    engine.clone(src, juicefs_dir / "dst2", report=False)
+    jfs.JuiceFSEngine.for_path(juicefs_dir).clone(src, juicefs_dir / "dst2", report=False)
     monkeypatch.setattr(jfs, "_CONTROL_VERSIONS", frozenset({"1.4.2"}))
     monkeypatch.setenv("JVS_JUICEFS_BIN", juicefs_binary())
-    engine.clone(src, juicefs_dir / "dst3", report=False)
+    jfs.JuiceFSEngine.for_path(juicefs_dir).clone(src, juicefs_dir / "dst3", report=False)
     assert len(started) == 2
     assert (juicefs_dir / "dst3" / "d" / "f").read_text() == "content"

@@ -156,6 +156,7 @@ class JuiceFSEngine:
         self.binary = binary
         self.mount = mount  # the mount the repository is reached through
         self.volume = volume  # the volume's own mount, where `juicefs clone` works
+        self._control: str | None = None  # the control file to clone through; "": none
 
     @classmethod
     def detect(cls, root: Path) -> tuple[JuiceFSEngine, str] | None:
@@ -261,6 +262,8 @@ class JuiceFSEngine:
                     os.symlink(os.readlink(s), d)
                     copy_metadata(est, str(s), str(d), degraded)
                 elif stat.S_ISDIR(est.st_mode) or stat.S_ISREG(est.st_mode):
+                    if not report and self._clone_through_control(s, d, est):
+                        continue  # done, by the mount, without a process
                     running.append((name, self._start_clone(s, d)))
                 # FIFOs, sockets, devices: never payload (the snapshot records them as
                 # skipped from its own scan), and `juicefs clone` of one alone may fail.
@@ -351,6 +354,11 @@ class JuiceFSEngine:
     def _control_file(self) -> str | None:
         if os.environ.get("JVS_JUICEFS_BIN"):
             return None
+        if self._control is None:
+            self._control = self._find_control_file() or ""
+        return self._control or None
+
+    def _find_control_file(self) -> str | None:
         root = self.volume.mount_point
         try:
             with open(os.path.join(root, ".config"), "rb") as f:
