@@ -381,7 +381,7 @@ def stage_target(repo: Repo, target: Descriptor, staged: Path,
     staged.parent.mkdir(parents=True)
     engine = choose_engine(repo.root, repo.config().engine).engine
     try:
-        engine.clone(source, staged, ignore or None)
+        clone_snapshot(engine, source, staged, ignore or None)
     except JvsError:
         raise
     except OSError as exc:
@@ -398,6 +398,17 @@ def stage_target(repo: Repo, target: Descriptor, staged: Path,
     drop_ignored(repo, staged, [p for p in left_out if os.path.lexists(staged / p)],
                  "restore")
     return left_out
+
+
+def clone_snapshot(engine, source: Path, dst: Path, ignore: IgnoreRules | None = None) -> None:
+    """Clone a snapshot's payload for a restore or a fork. What the engine could not keep
+    is not asked for where that costs work (``juicefs-clone`` walks the source for it):
+    these callers have no ``degraded`` to record it in, and the snapshot's own descriptor
+    already names what its clone lost."""
+    if engine.name == "juicefs-clone":
+        engine.clone(source, dst, ignore, report=False)
+    else:
+        engine.clone(source, dst, ignore)
 
 
 def ignored_in_snapshot(repo: Repo, target: Descriptor, ignore: IgnoreRules) -> list[str]:
@@ -549,7 +560,7 @@ def move_out(payload: Path, side: Path, units: tuple[str, ...],
         if ignore and ignore.ignored(rel, src.is_dir() and not src.is_symlink()):
             continue
         _make_parents(payload, side, rel)
-        _rename(src, _free_name(side / rel))
+        _rename_to_free_name(src, side / rel)
         moved += 1
         if moved == 1:
             crashpoint("restore:during_move_out")
@@ -580,6 +591,13 @@ def _move_into_place(src_root: Path, payload: Path, rel: str, conflicts: Path) -
     whatever is at that name already is moved into *conflicts*, never overwritten."""
     _make_parents(src_root, payload, rel)
     dst = payload / rel
+    try:
+        # The name is nearly always free: try first, rather than ask (on FUSE a lookup of
+        # a missing name is a round trip that no cache answers).
+        fsio.rename_noreplace(src_root / rel, dst)
+        return
+    except (FileExistsError, PermissionError):
+        pass  # taken (see below), or a read-only directory (see _rename)
     if os.path.lexists(dst):
         conflicts.mkdir(parents=True, exist_ok=True)
         _make_parents(payload, conflicts, rel)
@@ -770,13 +788,20 @@ def drop_ignored(repo: Repo, tree: Path, paths: list[str], label: str) -> None:
 
 
 def empty_trash(repo: Repo) -> None:
-    """Delete everything in the trash (safe to run at any time, by several processes)."""
+    """Delete everything in the trash (safe to run at any time, by several processes).
+    On a JuiceFS mount with ``juicefs rmr``, much faster than one unlink per file."""
     try:
         items = sorted(os.listdir(trash_dir(repo)))
     except FileNotFoundError:
         return
+    if not items:
+        return
+    try:
+        from jvs.engines.juicefs import remove_tree
+    except ImportError:
+        remove_tree = fsio.remove_tree
     for name in items:
-        fsio.remove_tree(trash_dir(repo) / name)
+        remove_tree(trash_dir(repo) / name)
 
 
 def after_restore(repo: Repo, result: RestoreResult, seeding_lock: int | None = None) -> None:
@@ -881,6 +906,17 @@ def _make_parents(src_root: Path, dst_root: Path, rel: str) -> None:
             pass
         os.mkdir(dst_root / sub, 0o700)
         os.chmod(dst_root / sub, mode | 0o700)
+
+
+def _rename_to_free_name(src: Path, dst: Path) -> None:
+    """Rename *src* to *dst*, or to a free ``.conflict-N`` name next to it if *dst* is
+    taken. Tried first and asked after: a missing name costs a round trip on FUSE."""
+    try:
+        fsio.rename_noreplace(src, dst)
+        return
+    except (FileExistsError, PermissionError):
+        pass  # taken, or a read-only directory (see _rename): the careful way
+    _rename(src, _free_name(dst))
 
 
 def _free_name(path: Path) -> Path:

@@ -142,7 +142,12 @@ def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
         # the way, with the worktree's stats taken after each file's copy: the scans
         # below then have nothing left to find (see copy.Listing).
         listing = Listing() if hashing is not None else None
-        clone = materialise(engine, source, staged, partial, hashing, ignore, listing)
+        # juicefs-clone would walk the worktree during the clone to find what it cannot
+        # keep (hardlinks, owners), competing with the clone for the same JuiceFS client;
+        # it learns that from the scan below instead, taken anyway once the clone is done.
+        scan_reports = hasattr(engine, "report_from_scan") and not partial
+        clone = materialise(engine, source, staged, partial, hashing, ignore, listing,
+                            report=not scan_reports)
         crashpoint("snapshot:after_materialise")
 
         if progress:
@@ -152,10 +157,14 @@ def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
         else:
             # The staged copy is scanned meanwhile: on FUSE both scans mostly wait for
             # replies (lstat releases the GIL), so with a core free they overlap.
-            staged_scan = in_thread(lambda: scan(staged, ignore=ignore))
+            staged_thread = in_thread(lambda: scan(staged, ignore=ignore))
             after = scan(source, ignore=ignore)
-            staged_listed = staged_scan()
         profile_step("snapshot:scanned_worktree")
+        if scan_reports:
+            clone = engine.report_from_scan(clone, source, staged, os.lstat(source),
+                                            ((e.relpath, e.st) for e in after.entries))
+        if listing is None:
+            staged_listed = staged_thread()
         manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after,
                                        config.payload_hash_algo, hashing,
                                        staged_listed, ignore)
@@ -245,11 +254,13 @@ def previous_payload(repo: Repo, wt: WorktreeConfig, algo: str,
 
 def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, ...],
                 hashing: HashingCopy | None = None,
-                ignore: IgnoreRules | None = None,
-                listing: Listing | None = None) -> CloneResult:
+                ignore: IgnoreRules | None = None, listing: Listing | None = None,
+                report: bool = True) -> CloneResult:
     """Clone the worktree (or only its *partial* paths) into the staging directory,
     leaving out what *ignore* matches as far as the engine can (hash_payload drops the
-    rest). An engine given *hashing* lists both trees in *listing*."""
+    rest). An engine given *hashing* lists both trees in *listing*. Without *report*
+    (whole worktree, an engine with ``report_from_scan``) the caller finds what the
+    clone could not keep from its own scan."""
     if os.path.lexists(staged):
         fsio.remove_tree(staged)  # a leftover of a crashed run with the same ID
     ignore = ignore or None
@@ -257,6 +268,8 @@ def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, 
         if hashing is not None:
             return engine.clone_hashing(source, staged, hashing, ignore, listing)
         if not partial:
+            if not report:
+                return engine.clone(source, staged, ignore, report=False)
             return engine.clone(source, staged, ignore)
         from jvs.engines.copy import _Degraded, copy_metadata
 

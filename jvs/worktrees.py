@@ -126,7 +126,7 @@ def _create_locked(repo: Repo, name: str, source: Descriptor | None,
 
 
 def _stage(repo: Repo, source: Descriptor, name: str) -> Path:
-    from jvs.restore import checked_target_payload, work_dir
+    from jvs.restore import checked_target_payload, clone_snapshot, work_dir
     from jvs.snapshot import fsync_payload
 
     payload = checked_target_payload(repo, source)
@@ -137,7 +137,7 @@ def _stage(repo: Repo, source: Descriptor, name: str) -> Path:
     staged = work / "payload"
     engine = choose_engine(repo.root, repo.config().engine).engine
     try:
-        engine.clone(payload, staged)
+        clone_snapshot(engine, payload, staged)
     except OSError as exc:
         fsio.remove_tree(work)
         raise JvsError("E_ENGINE", f"{engine.name} could not clone {source.snapshot_id}: "

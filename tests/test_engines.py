@@ -661,3 +661,141 @@ def test_a_name_with_a_line_break_stops_the_walk_and_the_snapshot(walk_dir):
     os.rename(root / "main" / "bad\nname", root / "main" / "good-name")
     out = run_jvs("snapshot", "s", "--json", cwd=root / "main", env=env).json
     assert sorted(os.listdir(payload(root, out["snapshot_id"]))) == ["good-name", "ok.txt"]
+
+
+@pytest.mark.slow
+@pytest.mark.juicefs
+@pytest.mark.parametrize("on_juicefs", [True, False])
+def test_trash_removal_takes_whole_trees_read_only_dirs_and_files(on_juicefs, juicefs_dir,
+                                                                  tmp_path, monkeypatch):
+    """``juicefs rmr`` empties the trash on a JuiceFS mount (one request instead of an
+    unlink per file); whatever it leaves, and any tree elsewhere, goes the ordinary way."""
+    from jvs.engines.juicefs import remove_tree
+
+    base = juicefs_dir if on_juicefs else tmp_path
+    tree = base / "trash-item"
+    (tree / "a" / "b").mkdir(parents=True)
+    for i in range(50):
+        (tree / "a" / f"f{i}").write_bytes(b"x" * i)
+    (tree / "a" / "b" / "g").write_text("g")
+    (tree / "link").symlink_to("a/missing")
+    (tree / "a" / "b").chmod(0o555)  # snapshots keep modes exactly
+    lone = base / "lone-file"
+    lone.write_text("f")
+    calls = []
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: calls.append(argv) or
+                        real_run(argv, **kw))
+
+    remove_tree(tree)
+    remove_tree(lone)
+    remove_tree(base / "never-there")
+
+    assert not os.path.lexists(tree) and not os.path.lexists(lone)
+    assert [argv[1] for argv in calls] == (["rmr"] if on_juicefs else [])
+
+
+@pytest.mark.slow
+@pytest.mark.juicefs
+@pytest.mark.parametrize("change", ["grow", "chmod", "delete", "create", "create top",
+                                    "delete top", "rename dir"])
+def test_juicefs_change_between_clone_and_scan_still_matches_the_payload(
+        change, juicefs_dir, monkeypatch):
+    """Whatever changes between the clone and the worktree scan (in a file, in a
+    directory's entries, at the top), the manifest describes the payload: it comes from
+    the staged copy's own walk. (Taking the worktree's scan for the copy's when every
+    ctime predates the clone is not safe on JuiceFS: --skip-dir-mtime leaves a
+    directory's times alone after a deletion when they changed shortly before.)"""
+    import json
+    import sys
+
+    from jvs.descriptor import read_descriptor
+    from jvs.integrity import compute_payload
+    from jvs.repo import Repo
+
+    monkeypatch.setenv("JVS_SNAPSHOT_ENGINE", "juicefs-clone")
+    run_jvs("init", "repo", cwd=juicefs_dir)
+    root = juicefs_dir / "repo"
+    main = root / "main"
+    (main / "d" / "e").mkdir(parents=True)
+    for rel in ("a.txt", "d/b.txt", "d/e/c.txt"):
+        (main / rel).write_text(rel)
+    time.sleep(0.25)
+    snapshot(root, "before")
+    env = {**os.environ, "NO_COLOR": "1", "JVS_TEST_PAUSE_AT": "snapshot:after_materialise",
+           "JVS_TEST_PAUSE_S": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "jvs", "snapshot", "racing", "--json"],
+                            cwd=main, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert "paused at snapshot:after_materialise" in proc.stderr.readline()
+    if change == "grow":
+        with open(main / "d" / "e" / "c.txt", "a") as f:
+            f.write("more")
+    elif change == "chmod":
+        (main / "d" / "b.txt").chmod(0o600)
+    elif change == "delete":
+        (main / "d" / "e" / "c.txt").unlink()
+    elif change == "create":
+        (main / "d" / "e" / "new.txt").write_text("new")
+    elif change == "create top":
+        (main / "top.txt").write_text("top")
+    elif change == "delete top":
+        (main / "a.txt").unlink()
+    else:
+        (main / "d" / "e").rename(main / "d" / "f")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    racing = json.loads(out)["snapshot_id"]
+    desc = read_descriptor(Repo(root), racing)
+    assert compute_payload(payload(root, racing), desc.payload_hash_algo)[1] == \
+        desc.payload_root_hash
+    assert run_jvs("verify", racing, cwd=main, check=False).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.juicefs
+def test_juicefs_clone_through_the_control_file_keeps_everything(juicefs_dir, monkeypatch):
+    """On a mount whose clone message jvs knows (juicefs 1.4.2), a clone that reports
+    nothing is asked of the mount directly, without starting the binary, and keeps what
+    ``clone -p`` keeps. Otherwise (another version, JVS_JUICEFS_BIN set) the binary runs.
+    An error the mount answers is an engine error and leaves nothing behind."""
+    import jvs.engines.juicefs as jfs
+    from jvs.errors import JvsError
+
+    src = juicefs_dir / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_text("content")
+    (src / "link").symlink_to("d/missing")
+    os.chmod(src / "d", 0o750)
+    os.chmod(src / "d" / "f", 0o4755)
+    os.utime(src / "d" / "f", ns=(1_000_000_000, 1_234_567_890_123))
+    engine = jfs.JuiceFSEngine.for_path(juicefs_dir)
+    if engine._control_file() is None:
+        pytest.skip("this juicefs version is not one whose clone message jvs knows")
+    started = []
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **kw: started.append(a) or
+                        real_popen(*a, **kw))
+
+    engine.clone(src, juicefs_dir / "dst", report=False)
+
+    assert started == []
+    for rel in ("", "d", "d/f", "link"):
+        a, b = os.lstat(src / rel), os.lstat(juicefs_dir / "dst" / rel)
+        assert (a.st_mode, a.st_uid, a.st_gid) == (b.st_mode, b.st_uid, b.st_gid), rel
+        assert a.st_mtime_ns == b.st_mtime_ns and a.st_ino != b.st_ino, rel
+    assert (juicefs_dir / "dst" / "d" / "f").read_text() == "content"
+    assert os.readlink(juicefs_dir / "dst" / "link") == "d/missing"
+
+    (juicefs_dir / "plain").write_text("not a directory")
+    with pytest.raises(JvsError, match="juicefs clone -p failed"):
+        engine.clone(src, juicefs_dir / "plain" / "dst", report=False)
+    assert started == []
+
+    monkeypatch.setattr(jfs, "_CONTROL_VERSIONS", frozenset())
+    jfs.JuiceFSEngine.for_path(juicefs_dir).clone(src, juicefs_dir / "dst2", report=False)
+    monkeypatch.setattr(jfs, "_CONTROL_VERSIONS", frozenset({"1.4.2"}))
+    monkeypatch.setenv("JVS_JUICEFS_BIN", juicefs_binary())
+    jfs.JuiceFSEngine.for_path(juicefs_dir).clone(src, juicefs_dir / "dst3", report=False)
+    assert len(started) == 2
+    assert (juicefs_dir / "dst3" / "d" / "f").read_text() == "content"

@@ -517,3 +517,47 @@ def test_restored_files_are_not_read_again_by_the_next_snapshot(two):
     out = run_jvs("snapshot", "after restore", "--json", cwd=main).json
     top_level = [k for k in V1 if "/" not in k] + ["new.txt"]
     assert out["stats"]["files_hashed"] == len(top_level), out["stats"]
+
+
+def test_names_taken_after_a_crash_are_moved_aside_never_overwritten(two):
+    """Roll-forward after a crash mid-move: a file the user created meanwhile at a name the
+    restore is about to move in is kept in jvs-restore-conflicts, and an entry already in
+    the side dir under a name being moved out is kept too, the new one getting a
+    .conflict-N name (the renames are tried before the names are checked)."""
+    from jvs.intents import list_intents
+    from jvs.lock import repo_lock
+    from jvs.repo import Repo
+    from jvs.restore import finish_restore
+
+    main, v1, v2 = two
+    repo = main.parent
+    r = Repo(repo)
+
+    def finish():
+        (intent,) = [i for i in list_intents(r) if i.record.get("operation") == "restore"]
+        with repo_lock(r, "doctor"):
+            return finish_restore(r, intent)
+
+    res = run_jvs("restore", "v1", cwd=main, check=False,
+                  env={"JVS_CRASH_AT": "restore:during_move_in"})
+    assert res.returncode == -9
+    staged = repo / ".jvs" / "restore" / "main" / "target"
+    waiting = sorted(os.listdir(staged))
+    assert waiting
+    (main / waiting[0]).write_text("typed after the crash\n")
+    finish()
+    assert {k: v for k, v in tree(main).items() if v != "dir"
+            and not k.startswith("jvs-restore-conflicts")} == V1
+    assert (main / "jvs-restore-conflicts" / waiting[0]).read_text() == \
+        "typed after the crash\n"
+
+    (main / "jvs-restore-conflicts").rename(repo / "kept-aside")
+    res = run_jvs("restore", "v2", cwd=main, check=False,
+                  env={"JVS_CRASH_AT": "restore:during_move_out"})
+    assert res.returncode == -9
+    side = repo / ".jvs" / "restore" / "main" / "old"
+    left = sorted(os.listdir(main))
+    assert left
+    (side / left[0]).write_text("already in the side dir\n")
+    finish()
+    assert {k: v for k, v in tree(main).items() if v != "dir"} == V2
