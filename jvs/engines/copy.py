@@ -304,8 +304,13 @@ def copy_file(st: os.stat_result, src: bytes | str, dst: bytes | str, degraded: 
 
 # Big files are copied in steps, and the kernel is asked to start writing each step back
 # at once (sync_file_range, SYNC_FILE_RANGE_WRITE): the snapshot's final syncfs then
-# finds most of the data already on disk instead of flushing it all at the end.
+# finds most of the data already on disk instead of flushing it all at the end. Smaller
+# files are handed to writeback whole once copied (from 256 KiB: below that the request
+# costs more than it overlaps). On the plain disk, copying 2,048 files of 1 MiB and then
+# syncfs took 4.0-7.1 s without this and 3.3-4.4 s with it (in-process A/B, 3 runs
+# each): `worktree fork` and a cold snapshot, which flush, overlap the copy and the disk.
 _WRITEBACK_STEP = 16 << 20
+_WRITEBACK_WHOLE_FROM = 256 << 10
 _SYNC_FILE_RANGE_WRITE = 2
 _libc = None
 
@@ -329,6 +334,8 @@ def copy_fd_data(sfd: int, dfd: int, size_hint: int) -> None:
             if size_hint >= _WRITEBACK_STEP:
                 start_writeback(dfd, done, n)
             done += n
+        if _WRITEBACK_WHOLE_FROM <= done and size_hint < _WRITEBACK_STEP:
+            start_writeback(dfd, 0, 0)
         return
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
@@ -353,6 +360,8 @@ def copy_fd_hashing(sfd: int, dfd: int, algo: str) -> tuple[str, int]:
     while True:
         n = os.readv(sfd, [buf])
         if not n:
+            if total >= _WRITEBACK_WHOLE_FROM:
+                start_writeback(dfd, 0, 0)
             return h.hexdigest(), total
         h.update(mv[:n])
         total += n
