@@ -180,6 +180,7 @@ class CopyEngine:
     name = "copy"
     _ignore: IgnoreRules | None = None
     _listing: Listing | None = None
+    _flushed = False
 
     def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
         return self.clone_hashing(src, dst, None, ignore)
@@ -195,6 +196,9 @@ class CopyEngine:
         seen: dict[tuple[int, int], None] = {}
         self._ignore = ignore or None
         self._listing = listing
+        # Only a snapshot (the caller that hashes) flushes what it copied: only then is
+        # writing back early worth slowing the copy for (see _WRITEBACK_WHOLE_FROM).
+        self._flushed = hashing is not None
         self._copy_entry(os.fsencode(src), os.fsencode(dst), "", degraded, seen, hashing)
         return CloneResult(self.name, tuple(degraded.items))
 
@@ -269,7 +273,7 @@ class CopyEngine:
     def copy_regular(self, st: os.stat_result, src: bytes, dst: bytes, degraded: _Degraded,
                      copied: Copied | None = None) -> None:
         """One regular file's content and metadata (the reflink engine overrides this)."""
-        copy_file(st, src, dst, degraded, None, copied)
+        copy_file(st, src, dst, degraded, None, copied, writeback=self._flushed)
 
 
 # Called with the source's and the copy's descriptors once a file's copy is complete.
@@ -277,19 +281,21 @@ Copied = Callable[[int, int], None]
 
 
 def copy_file(st: os.stat_result, src: bytes | str, dst: bytes | str, degraded: _Degraded,
-              algo: str | None = None, copied: Copied | None = None) -> tuple[str, int] | None:
+              algo: str | None = None, copied: Copied | None = None, *,
+              writeback: bool = False) -> tuple[str, int] | None:
     """Copy one regular file's content and metadata through two open descriptors, and
     metadata is applied to the descriptor (a path lookup saved per call on trees of many
     small files). Without *algo* the kernel copies the bytes (copy_file_range); with it
     they pass through here once and (digest, bytes) is returned. *copied* is called
-    with both descriptors at the end."""
+    with both descriptors at the end. *writeback*: the caller flushes the copy, so start
+    writing it back at once."""
     sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             result = None
             if algo is None:
-                copy_fd_data(sfd, dfd, st.st_size)
+                copy_fd_data(sfd, dfd, st.st_size, writeback)
             else:
                 result = copy_fd_hashing(sfd, dfd, algo)
             copy_metadata(st, sfd, dfd, degraded)
@@ -306,9 +312,10 @@ def copy_file(st: os.stat_result, src: bytes | str, dst: bytes | str, degraded: 
 # at once (sync_file_range, SYNC_FILE_RANGE_WRITE): the snapshot's final syncfs then
 # finds most of the data already on disk instead of flushing it all at the end. Smaller
 # files are handed to writeback whole once copied (from 256 KiB: below that the request
-# costs more than it overlaps). On the plain disk, copying 2,048 files of 1 MiB and then
-# syncfs took 4.0-7.1 s without this and 3.3-4.4 s with it (in-process A/B, 3 runs
-# each): `worktree fork` and a cold snapshot, which flush, overlap the copy and the disk.
+# costs more than it overlaps) when the copy is flushed afterwards, i.e. for a snapshot.
+# On the plain disk, copying 2,048 files of 1 MiB and then syncfs took 4.0-7.1 s without
+# this and 3.3-4.4 s with it (in-process A/B, 3 runs each). A copy nobody flushes
+# (restore, fork) would only be slowed down to the disk's pace by it.
 _WRITEBACK_STEP = 16 << 20
 _WRITEBACK_WHOLE_FROM = 256 << 10
 _SYNC_FILE_RANGE_WRITE = 2
@@ -326,7 +333,7 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     _libc.sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory: ignore errors
 
 
-def copy_fd_data(sfd: int, dfd: int, size_hint: int) -> None:
+def copy_fd_data(sfd: int, dfd: int, size_hint: int, writeback: bool = False) -> None:
     step = size_hint if size_hint < _WRITEBACK_STEP else _WRITEBACK_STEP
     done = 0
     try:
@@ -334,7 +341,7 @@ def copy_fd_data(sfd: int, dfd: int, size_hint: int) -> None:
             if size_hint >= _WRITEBACK_STEP:
                 start_writeback(dfd, done, n)
             done += n
-        if _WRITEBACK_WHOLE_FROM <= done and size_hint < _WRITEBACK_STEP:
+        if writeback and _WRITEBACK_WHOLE_FROM <= done and size_hint < _WRITEBACK_STEP:
             start_writeback(dfd, 0, 0)
         return
     except OSError as exc:
