@@ -246,7 +246,7 @@ def bench_case(vol: Volume, label: str, files: int, size: int,
         run(["sync"])
         forks.append(jvs("worktree", "fork", "A", f"fork{i}"))
         run(["sync"])
-    rows.append(("worktree fork (paired baseline)", statistics.median(forks),
+    rows.append(("worktree fork (paired cp)", statistics.median(forks),
                  statistics.median(paired)))
     remove_tree(vol, work)
     run(["sync"])
