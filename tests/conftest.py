@@ -40,6 +40,18 @@ def run_jvs(*args: str, cwd: Path | str | None = None, input: str | None = None,
     return result
 
 
+def start_paused_jvs(*args: str, cwd: Path | str, step: str,
+                     seconds: float) -> subprocess.Popen:
+    """Start the real CLI with ``JVS_TEST_PAUSE_AT=step`` and return once it has reached
+    that step and sleeps there for *seconds*: the window a test acts in."""
+    env = {**os.environ, "NO_COLOR": "1", "JVS_TEST_PAUSE_AT": step,
+           "JVS_TEST_PAUSE_S": str(seconds)}
+    proc = subprocess.Popen([sys.executable, "-m", "jvs", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert f"paused at {step}" in proc.stderr.readline()
+    return proc
+
+
 @pytest.fixture
 def jvs():
     return run_jvs

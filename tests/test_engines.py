@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import juicefs_binary, run_jvs
+from conftest import juicefs_binary, run_jvs, start_paused_jvs
 from jvs.engines.juicefs import juicefs_mount_of, parse_mountinfo, volume_mount_for
 
 NS = 1_000_000_000
@@ -707,7 +707,6 @@ def test_juicefs_change_between_clone_and_scan_still_matches_the_payload(
     ctime predates the clone is not safe on JuiceFS: --skip-dir-mtime leaves a
     directory's times alone after a deletion when they changed shortly before.)"""
     import json
-    import sys
 
     from jvs.descriptor import read_descriptor
     from jvs.integrity import compute_payload
@@ -722,12 +721,8 @@ def test_juicefs_change_between_clone_and_scan_still_matches_the_payload(
         (main / rel).write_text(rel)
     time.sleep(0.25)
     snapshot(root, "before")
-    env = {**os.environ, "NO_COLOR": "1", "JVS_TEST_PAUSE_AT": "snapshot:after_materialise",
-           "JVS_TEST_PAUSE_S": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "jvs", "snapshot", "racing", "--json"],
-                            cwd=main, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    assert "paused at snapshot:after_materialise" in proc.stderr.readline()
+    proc = start_paused_jvs("snapshot", "racing", "--json", cwd=main,
+                            step="snapshot:after_materialise", seconds=1)
     if change == "grow":
         with open(main / "d" / "e" / "c.txt", "a") as f:
             f.write("more")

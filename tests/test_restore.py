@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import run_jvs
+from conftest import run_jvs, start_paused_jvs
 
 STEPS = ["after_intent", "after_stage", "during_move_out", "after_move_out", "after_rescue",
          "during_move_in", "after_move_in", "after_worktree_update", "after_audit"]
@@ -481,19 +481,13 @@ def test_restore_from_a_subdirectory_says_it_was_replaced(two):
 def test_restore_that_lost_the_lock_touches_nothing(repo):
     """A host whose JuiceFS session expired lost the lock to another host: the holder
     record names someone else. Restore must stop before moving anything."""
-    import subprocess
-    import sys
 
     main = repo / "main"
     (main / "a.txt").write_text("one")
     first = run_jvs("snapshot", "one", "--json", cwd=main).json["snapshot_id"]
     (main / "a.txt").write_text("two")
     run_jvs("snapshot", "two", cwd=main)
-    env = {**os.environ, "NO_COLOR": "1", "JVS_TEST_PAUSE_AT": "restore:after_stage",
-           "JVS_TEST_PAUSE_S": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "jvs", "restore", first], cwd=main,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert "paused at restore:after_stage" in proc.stderr.readline()
+    proc = start_paused_jvs("restore", first, cwd=main, step="restore:after_stage", seconds=2)
     (repo / ".jvs" / "locks" / "repo.lock").write_text(
         '{"pid": 1, "host": "other-host", "since": "now", "operation": "snapshot"}\n')
     _, err = proc.communicate(timeout=60)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_jvs
+from conftest import ROOT, run_jvs, start_paused_jvs
 
 STEPS = ["after_intent", "after_materialise", "after_hash", "after_fsync",
          "after_descriptor_tmp", "after_publish_payload", "after_commit",
@@ -325,12 +325,8 @@ def test_write_during_the_clone_is_never_cached_as_clean(repo):
     run_jvs("snapshot", "warm the cache", cwd=main)
     f.write_bytes(b"2" * 8192)
     time.sleep(0.25)
-    env = {**os.environ, "NO_COLOR": "1", "JVS_TEST_PAUSE_AT": "snapshot:after_materialise",
-           "JVS_TEST_PAUSE_S": "3"}
-    proc = subprocess.Popen([sys.executable, "-m", "jvs", "snapshot", "racing", "--json"],
-                            cwd=main, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    assert "paused at snapshot:after_materialise" in proc.stderr.readline()
+    proc = start_paused_jvs("snapshot", "racing", "--json", cwd=main,
+                            step="snapshot:after_materialise", seconds=3)
     f.write_bytes(b"3" * 8192)  # lands after the clone, before the stat scan
     out, _ = proc.communicate(timeout=60)
     racing = json.loads(out)["snapshot_id"]

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import run_jvs
+from conftest import run_jvs, start_paused_jvs
 
 
 def snap(cwd, note, *tags):
@@ -207,15 +207,9 @@ def test_worktrees_dir_symlinked_outside_is_refused(seeded, tmp_path):
 def test_fork_that_lost_the_lock_publishes_no_worktree(seeded, command):
     """A host whose JuiceFS session expired while it copied the snapshot has lost the lock
     to another host (the holder record names someone else): no worktree may appear."""
-    import subprocess
-    import sys
 
     repo, main, v10, fa = seeded
-    env = {**os.environ, "NO_COLOR": "1", "JVS_TEST_PAUSE_AT": "worktree:after_stage",
-           "JVS_TEST_PAUSE_S": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "jvs", *command], cwd=main, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert "paused at worktree:after_stage" in proc.stderr.readline()
+    proc = start_paused_jvs(*command, cwd=main, step="worktree:after_stage", seconds=2)
     (repo / ".jvs" / "locks" / "repo.lock").write_text(
         '{"pid": 1, "host": "other-host", "since": "now", "operation": "snapshot"}\n')
     _, err = proc.communicate(timeout=60)
