@@ -796,10 +796,8 @@ def empty_trash(repo: Repo) -> None:
         return
     if not items:
         return
-    try:
-        from jvs.engines.juicefs import remove_tree
-    except ImportError:
-        remove_tree = fsio.remove_tree
+    from jvs.engines.juicefs import remove_tree
+
     for name in items:
         remove_tree(trash_dir(repo) / name)
 
