@@ -152,22 +152,14 @@ def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
 
         if progress:
             progress("hashing")
-        if listing is not None:
-            after, staged_listed = listing.source, listing.staged
-        else:
-            # The staged copy is scanned meanwhile: on FUSE both scans mostly wait for
-            # replies (lstat releases the GIL), so with a core free they overlap.
-            staged_thread = in_thread(lambda: scan(staged, ignore=ignore))
-            after = scan(source, ignore=ignore)
+        after, staged_listed = listed_trees(source, staged, ignore, listing)
         profile_step("snapshot:scanned_worktree")
         if scan_reports:
             clone = engine.report_from_scan(clone, source, staged, os.lstat(source),
                                             ((e.relpath, e.st) for e in after.entries))
-        if listing is None:
-            staged_listed = staged_thread()
         manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after,
-                                       config.payload_hash_algo, hashing,
-                                       staged_listed, ignore)
+                                       staged_listed(), config.payload_hash_algo, hashing,
+                                       ignore)
         crashpoint("snapshot:after_hash")
 
         fsync_payload(staged)
@@ -304,9 +296,21 @@ def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, 
                        "'jvs doctor --repair-runtime'") from exc
 
 
+def listed_trees(source: Path, staged: Path, ignore: IgnoreRules | None,
+                 listing: Listing | None) -> tuple[ScanResult, Callable[[], ScanResult]]:
+    """The worktree after the clone, and a function that returns the staged copy: from
+    the engine's *listing* when it made one, else from scans. The staged copy is then
+    scanned in a thread meanwhile: on FUSE both scans mostly wait for replies (lstat
+    releases the GIL), so with a core free they overlap."""
+    if listing is not None:
+        return listing.source, lambda: listing.staged
+    staged_scan = in_thread(lambda: scan(staged, ignore=ignore))
+    return scan(source, ignore=ignore), staged_scan
+
+
 def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
-                 after: ScanResult, algo: str, hashing: HashingCopy | None = None,
-                 staged_scan: ScanResult | None = None,
+                 after: ScanResult, staged_scan: ScanResult, algo: str,
+                 hashing: HashingCopy | None = None,
                  ignore: IgnoreRules | None = None) -> tuple[bytes, HashStats]:
     """Hash the staged copy, reading only what the stat cache cannot vouch for.
 
@@ -318,7 +322,7 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     file did not change while it was being cloned. Special files and ignored paths an
     engine may have cloned are dropped, so the payload is exactly what the manifest
     records. Writes ``manifests/<id>``. *staged_scan* is the staged copy's scan (with
-    the *ignore* rules) if the caller took it."""
+    the *ignore* rules)."""
     post = after.files()
     stats = HashStats()
     if hashing is not None:
@@ -333,8 +337,6 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
             return None
         return cache.lookup(e.relpath, st)
 
-    if staged_scan is None:
-        staged_scan = scan(staged, ignore=ignore)
     profile_step("snapshot:scanned_staged")
     for rel in staged_scan.skipped_special:
         os.unlink(staged / rel)
