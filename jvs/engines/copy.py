@@ -100,7 +100,6 @@ class PreviousPayload:
         self.payload = os.fsencode(payload)
         self.saved = saved  # relpath -> (mode, size, hash) of the head's files
         self.known = known
-        self.files_linked = 0
 
     def link(self, rel: str, st: os.stat_result, src: bytes, dst: bytes) -> bool:
         """Hard-link the head's copy of *rel* at *dst* if it is the same file as *src*
@@ -126,7 +125,6 @@ class PreviousPayload:
                              errno.ENOTSUP, errno.EOPNOTSUPP):
                 return False
             raise
-        self.files_linked += 1
         return True
 
 
