@@ -88,6 +88,28 @@ def append_audit(repo: Repo, operation: str, target: str = "", reason: str = "",
     return record
 
 
+def recently_recorded(repo: Repo, operation: str, target: str) -> bool:
+    """Whether one of the last records of the log is *operation* on *target*: how a repair
+    finishing a crashed operation tells whether the crash came before or after its audit
+    append (that append is the operation's last write but one, so it is near the end)."""
+    try:
+        with open(repo.audit_log, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - _TAIL))
+            chunk = f.read()
+    except FileNotFoundError:
+        return False
+    for line in chunk.split(b"\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("operation") == operation \
+                and record.get("target") == target:
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class ChainProblem:
     line: int

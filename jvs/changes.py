@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jvs import fsio
 from jvs.descriptor import Descriptor
 from jvs.errors import JvsError
 from jvs.ignore import IgnoreRules
 from jvs.integrity import (
+    READY_MARKER,
     Entry,
     HashStats,
     compute_payload,
@@ -83,12 +85,27 @@ def snapshot_entries(repo: Repo, desc: Descriptor) -> list[Entry]:
     entries = read_trusted_manifest(repo.manifest_path(desc.snapshot_id), desc.payload_root_hash)
     if entries is not None:
         return entries
-    manifest, digest = compute_payload(repo.payload_dir(desc.snapshot_id), desc.payload_hash_algo)
+    manifest, digest = compute_payload(repo.payload_dir(desc.snapshot_id), desc.payload_hash_algo,
+                                       ready_marker=desc.has_ready_marker)
     if digest != desc.payload_root_hash:
         raise JvsError("E_PAYLOAD_HASH_MISMATCH",
                        f"payload of {desc.snapshot_id} does not match its descriptor",
                        hint=f"run 'jvs verify {desc.snapshot_id}'")
+    try:  # a cache of the payload (SPEC §1): the next reader need not hash it again
+        repo.manifests_dir.mkdir(exist_ok=True)
+        fsio.write_bytes_atomic(repo.manifest_path(desc.snapshot_id), manifest, durable=False)
+    except OSError:
+        pass
     return list(parse_manifest(manifest))
+
+
+def without_go_marker(entries: list[Entry], head: Descriptor | None) -> list[Entry]:
+    """A worktree's entries, compared with a *head* the Go implementation wrote: its fork
+    copies the snapshot's publish marker (a root ``.READY``) into the new worktree, where
+    it is no change of the user's. Against a head of ours it is a file like any other."""
+    if head is None or not head.has_ready_marker:
+        return entries
+    return [e for e in entries if not (e.relpath == READY_MARKER and e.kind == "file")]
 
 
 def worktree_entries(repo: Repo, worktree: str, payload: Path, algo: str,

@@ -53,6 +53,13 @@ class Descriptor:
     def is_partial(self) -> bool:
         return bool(self.partial_paths)
 
+    @property
+    def has_ready_marker(self) -> bool:
+        """Written by the Go implementation (no ``payload_hash_algo`` field): a root
+        ``.READY`` in its payload is its publish marker, not payload (SPEC §1). In a
+        snapshot of ours, a root ``.READY`` is a user's file like any other."""
+        return self.raw is not None and "payload_hash_algo" not in self.raw
+
     def to_json(self) -> dict:
         values = {
             "snapshot_id": self.snapshot_id,

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jvs.changes import Changes, compare, snapshot_entries, visible, worktree_entries
+from jvs.changes import (
+    Changes,
+    compare,
+    snapshot_entries,
+    visible,
+    without_go_marker,
+    worktree_entries,
+)
 from jvs.descriptor import Descriptor, read_descriptor
 from jvs.errors import JvsError
 from jvs.ignore import IgnoreRules
@@ -85,7 +92,8 @@ def diff(repo: Repo, worktree: str | None, a: str | None = None,
     else:
         algo = old.payload_hash_algo if old else repo.config().payload_hash_algo
         payload = worktree_payload(repo, worktree)
-        new_entries = worktree_entries(repo, worktree, payload, algo, stats, within)
+        new_entries = without_go_marker(
+            worktree_entries(repo, worktree, payload, algo, stats, within), old)
         # The worktree side leaves out ignored paths; so does the snapshot it is compared with.
         old_entries = visible(old_entries, IgnoreRules.load(payload))
     if within:

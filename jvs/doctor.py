@@ -27,15 +27,23 @@ from jvs import fsio
 from jvs.descriptor import Descriptor, parse_descriptor
 from jvs.errors import JvsError
 from jvs.ids import is_snapshot_id
-from jvs.intents import Intent, intent_is_live, list_intents
-from jvs.repo import CONTROL_DIRS, Repo
+from jvs.intents import (
+    Intent,
+    RestoreIntent,
+    SnapshotIntent,
+    WorktreeIntent,
+    intent_is_live,
+    list_intents,
+)
+from jvs.repo import CONTROL_DIRS, REQUIRED_CONTROL_DIRS, Repo
 
 REPAIRS = ("clean_tmp", "clean_intents", "advance_head", "rebuild_index", "audit_repair",
            "finish_restore")
 RUNTIME_REPAIRS = ("finish_restore", "advance_head", "clean_tmp", "clean_intents",
                    "rebuild_index")
-# The order repairs run in: those that need an intent before the intents are cleaned.
-_REPAIR_ORDER = ("finish_restore", "advance_head", "clean_tmp", "clean_intents",
+# The order repairs run in: operations are finished from their intents first, then what
+# no intent accounts for is cleaned.
+_REPAIR_ORDER = ("finish_restore", "advance_head", "clean_intents", "clean_tmp",
                  "rebuild_index", "audit_repair")
 _PART_FILE = re.compile(r"\..+\.[0-9a-f]{8}\.part")
 # Readers (status) refresh caches without the lock; their temp files are this young.
@@ -86,6 +94,7 @@ class State:
     live: list[Intent]
     live_ids: set[str]
     tombstones: set[str]
+    locked: bool = False  # read under the repository lock: no operation can be running
 
 
 def read_state(repo: Repo, *, locked: bool) -> State:
@@ -125,60 +134,95 @@ def read_state(repo: Repo, *, locked: bool) -> State:
     live = [] if locked else [i for i in intents if intent_is_live(i)]
     live_ids: set[str] = set()
     for intent in live:
-        live_ids.update(re.findall(r"\d{13}-[0-9a-f]{8}", json.dumps(intent.record)))
+        live_ids.update(re.findall(r"\d{13}-[0-9a-f]{8}", json.dumps(intent.raw)))
     return State(descriptors, unreadable, raw, intents, live, live_ids,
-                 set(list_tombstones(repo)))
+                 set(list_tombstones(repo)), locked)
+
+
+def _ids_in_intents(state: State) -> set[str]:
+    """Snapshot IDs that an intent accounts for (its repair handles them)."""
+    out: set[str] = set()
+    for intent in state.intents:
+        out.update(re.findall(r"\d{13}-[0-9a-f]{8}", json.dumps(intent.raw)))
+    return out
 
 
 # ------------------------------------------------------------------------------- checks
 
 def check_layout(repo: Repo) -> list[Finding]:
+    """Control directories a repository cannot do without (the others are made on first
+    use), and its identity. ``config.json`` is optional: a repository the Go
+    implementation wrote has none (its defaults apply)."""
     out = []
-    for sub in CONTROL_DIRS:
+    for sub in REQUIRED_CONTROL_DIRS:
         path = repo.jvs_dir / sub
         if not path.is_dir():
             out.append(Finding("missing_control_dir", "warning", "E_NOT_FOUND",
                                f"control directory .jvs/{sub} is missing", str(path),
                                "clean_tmp"))
-    for name in ("repo_id", "config.json"):
-        if not (repo.jvs_dir / name).is_file():
-            out.append(Finding("missing_control_file", "error", "E_NOT_FOUND",
-                               f".jvs/{name} is missing", str(repo.jvs_dir / name)))
+    if not (repo.jvs_dir / "repo_id").is_file():
+        out.append(Finding("missing_control_file", "error", "E_NOT_FOUND",
+                           ".jvs/repo_id is missing", str(repo.jvs_dir / "repo_id")))
+    known = {*CONTROL_DIRS, "format_version", "repo_id", "config.json", "restore",
+             "index.sqlite", "index.sqlite-journal", "index.sqlite-wal", "index.sqlite-shm"}
+    for name in sorted(os.listdir(repo.jvs_dir)):
+        if name not in known and not _PART_FILE.fullmatch(name):
+            out.append(Finding("unknown_entry", "info", "E_NOT_FOUND",
+                               f".jvs/{name} is not part of the format (left untouched)",
+                               str(repo.jvs_dir / name)))
     return out
 
 
 def check_intents(repo: Repo, state: State, report: Report) -> list[Finding]:
+    """Each crashed operation, with the repair that finishes it from its intent."""
     out = []
     live = {i.path for i in state.live}
     for intent in state.intents:
-        op = intent.record.get("operation", "?")
-        who = f"pid {intent.record.get('pid', '?')} on {intent.record.get('host', '?')}"
         if intent.path in live:
-            report.in_flight.append(f"{op} ({who}, since {intent.record.get('started_at')})")
+            report.in_flight.append(intent.describe())
             continue
-        if op == "restore":
+        rec = intent.record
+        where = str(intent.path)
+        if rec is None:
+            out.append(Finding("intent_unreadable", "error", "E_DESCRIPTOR_CORRUPT",
+                               f"{intent.describe()}: nothing acts on it", where))
+        elif isinstance(rec, RestoreIntent):
             out.append(Finding("unfinished_restore", "error", "E_UNSAVED",
-                               f"a restore of worktree {intent.record.get('worktree')!r} to "
-                               f"{intent.record.get('target_id')} crashed ({who})",
-                               str(intent.path), "finish_restore", str(intent.path)))
+                               f"a restore of worktree {rec.worktree!r} to {rec.target_id} "
+                               f"crashed ({intent.who})", where, "finish_restore", where))
+        elif isinstance(rec, SnapshotIntent) and repo.descriptor_path(rec.snapshot_id).exists():
+            out.append(Finding("unfinished_snapshot", "warning", "E_LINEAGE_BROKEN",
+                               f"snapshot {rec.snapshot_id} of {rec.worktree!r} was published, "
+                               f"then its command crashed ({intent.who}) before it moved the "
+                               "worktree", where, "advance_head", where))
         else:
+            what = (f"snapshot {rec.snapshot_id} of {rec.worktree!r}"
+                    if isinstance(rec, SnapshotIntent)
+                    else f"{rec.operation} of worktree {rec.name!r}"
+                    if isinstance(rec, WorktreeIntent) else intent.operation)
             out.append(Finding("abandoned_intent", "warning", "E_BUSY",
-                               f"the {op} of {who} was interrupted; its intent remains",
-                               str(intent.path), "clean_intents", str(intent.path)))
+                               f"the {what} crashed ({intent.who})", where,
+                               "clean_intents", where))
     return out
 
 
-def _leftover_files(repo: Repo) -> list[Path]:
+def _leftover_files(repo: Repo, locked: bool) -> list[Path]:
     """Temporary files of atomic writes (``.<name>.<hex>.part``) under ``.jvs/``, outside
-    snapshot payloads (which are user data, whatever their names)."""
+    snapshot payloads (which are user data, whatever their names). Only a writer holding
+    the lock makes them, except in ``cache/`` (readers refresh caches without it): with the
+    lock held, every one outside ``cache/`` is a leftover; otherwise only old ones are."""
     out = []
     for dirpath, dirs, files in os.walk(repo.jvs_dir):
         here = Path(dirpath)
         if here == repo.snapshots_dir or here.parent == repo.jvs_dir / "restore" \
                 or here == repo.jvs_dir / "restore":
             dirs[:] = []  # payloads and a restore's staged content are not ours to judge
+        in_cache = here == repo.cache_dir or repo.cache_dir in here.parents
         for name in files:
             if _PART_FILE.fullmatch(name):
+                if locked and not in_cache:
+                    out.append(here / name)
+                    continue
                 try:
                     age = time.time() - os.lstat(here / name).st_mtime
                 except FileNotFoundError:
@@ -202,42 +246,60 @@ def check_leftovers(repo: Repo, state: State) -> list[Finding]:
         snap_names = os.listdir(repo.snapshots_dir)
     except FileNotFoundError:
         snap_names = []
+    named = _ids_in_intents(state)
     for name in sorted(snap_names):
         if name in state.raw:
             continue  # published: the common case, tested first at 20,000 snapshots
         path = repo.snapshots_dir / name
-        if name.endswith(".tmp") and is_snapshot_id(name[:-4]):
-            if name[:-4] in state.live_ids:
+        if name.endswith(".tmp"):
+            # Staging of ours, whatever its name (the Go implementation's too); an
+            # operation whose intent names it is finished from that intent instead.
+            if name[:-4] in state.live_ids or name[:-4] in named:
                 continue
             out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
-                               f"staging directory of an unfinished snapshot {name[:-4]}",
-                               str(path), "clean_tmp", name[:-4]))
-        elif is_snapshot_id(name) and name not in state.raw:
+                               f"staging directory {name} of an unfinished snapshot",
+                               str(path), "clean_tmp", name))
+        elif is_snapshot_id(name):
             if name in state.tombstones:
                 out.append(Finding("gc_unfinished", "warning", "E_GC_PLAN_MISMATCH",
                                    f"gc unpublished {name} but did not delete its payload",
                                    str(path), "clean_tmp", name))
-            elif name not in state.live_ids:
-                out.append(Finding("orphan_payload", "warning", "E_PARTIAL_SNAPSHOT",
-                                   f"payload {name} has no descriptor (never published)",
-                                   str(path), "clean_tmp", name))
+            elif name not in state.live_ids and name not in named:
+                # No intent accounts for it: it may be the only copy of someone's work (a
+                # rescue whose descriptor was lost, say). Reported, never deleted.
+                out.append(Finding("orphan_payload", "error", "E_DESCRIPTOR_CORRUPT",
+                                   f"payload {name} has no descriptor and no operation "
+                                   "accounts for it; it may hold the only copy of data, so "
+                                   "doctor leaves it alone (look inside; remove it by hand if "
+                                   "it is not needed)", str(path)))
+        else:
+            out.append(Finding("unknown_entry", "info", "E_NOT_FOUND",
+                               f".jvs/snapshots/{name} is not part of the format (left "
+                               "untouched)", str(path)))
     try:
         desc_names = os.listdir(repo.descriptors_dir)
     except FileNotFoundError:
         desc_names = []
     for name in sorted(desc_names):
-        if name.endswith(".json.tmp") and is_snapshot_id(name[:-9]) \
-                and name[:-9] not in state.live_ids:
+        sid = name.split(".", 1)[0]
+        if name.endswith(".tmp"):
+            if sid in state.live_ids or sid in named:
+                continue
             out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
-                               f"temporary descriptor of an unfinished snapshot {name[:-9]}",
-                               str(repo.descriptors_dir / name), "clean_tmp", name[:-9]))
+                               f"temporary descriptor {name} of an unfinished snapshot",
+                               str(repo.descriptors_dir / name), "clean_tmp", name))
+        elif not (name.endswith(".json") and is_snapshot_id(sid)) \
+                and not _PART_FILE.fullmatch(name):
+            out.append(Finding("unknown_entry", "info", "E_NOT_FOUND",
+                               f".jvs/descriptors/{name} is not part of the format (left "
+                               "untouched)", str(repo.descriptors_dir / name)))
     try:
         manifest_names = os.listdir(repo.manifests_dir)
     except FileNotFoundError:
         manifest_names = []
     for name in sorted(manifest_names):
         if name not in state.raw and is_snapshot_id(name) and name not in state.live_ids \
-                and not os.path.lexists(repo.payload_dir(name)):
+                and name not in named and not os.path.lexists(repo.payload_dir(name)):
             out.append(Finding("orphan_manifest", "warning", "E_PARTIAL_SNAPSHOT",
                                f"manifest {name} has no snapshot", str(repo.manifests_dir / name),
                                "clean_tmp", name))
@@ -246,25 +308,29 @@ def check_leftovers(repo: Repo, state: State) -> list[Finding]:
             out.append(Finding("gc_unfinished", "warning", "E_GC_PLAN_MISMATCH",
                                f"gc tombstone of {sid} remains", None, "clean_tmp", sid))
     if not state.live:
-        for path in _leftover_files(repo):
+        for path in _leftover_files(repo, state.locked):
             out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
                                "temporary file of an interrupted write", str(path),
                                "clean_tmp", str(path)))
     restore_dir = repo.jvs_dir / "restore"
     if restore_dir.is_dir():
-        pending = {str(i.record.get("worktree")) for i in state.intents
-                   if i.record.get("operation") == "restore"}
+        pending = {i.record.worktree for i in state.intents
+                   if isinstance(i.record, RestoreIntent)}
         for name in sorted(os.listdir(restore_dir)):
             if name == "@trash":
-                # Emptied in the background after each restore; only old items are left over.
+                # Emptied by the command that filled it; what is left was cut short.
                 trash = restore_dir / name
-                old = [n for n in os.listdir(trash) if _older_than(trash / n, _PART_MIN_AGE_S)]
+                old = [n for n in os.listdir(trash)
+                       if state.locked or _older_than(trash / n, _PART_MIN_AGE_S)]
                 if old:
                     out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
                                        f"restore trash holds {len(old)} item(s) not yet "
                                        "deleted", str(trash), "clean_tmp", "trash"))
                 continue
-            if name not in pending:
+            if name not in pending and not any(
+                    isinstance(i.record, WorktreeIntent) and name in (i.record.name,
+                                                                      i.record.new_name)
+                    for i in state.intents):
                 out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
                                    f"leftover restore work directory of worktree {name!r}",
                                    str(restore_dir / name), "clean_tmp", f"restore:{name}"))
@@ -322,12 +388,6 @@ def check_worktrees(repo: Repo, state: State) -> list[Finding]:
                 out.append(Finding("head_missing", "error", "E_LINEAGE_BROKEN",
                                    f"worktree {name!r}: {label} {sid} is not a published "
                                    "snapshot", str(path)))
-        ahead = snapshot_after_latest(state, wt)
-        if ahead is not None:
-            out.append(Finding("head_behind", "warning", "E_LINEAGE_BROKEN",
-                               f"worktree {name!r}: snapshot {ahead} was published but the "
-                               "worktree was not moved to it (crash after the commit point)",
-                               str(path), "advance_head", f"{name}:{ahead}"))
     others = repo.root / "worktrees"
     if others.is_dir():
         for name in sorted(os.listdir(others)):
@@ -336,24 +396,6 @@ def check_worktrees(repo: Repo, state: State) -> list[Finding]:
                                    f"directory worktrees/{name} is not a registered worktree",
                                    str(others / name)))
     return out
-
-
-def snapshot_after_latest(state: State, wt) -> str | None:
-    """A published, non-rescue snapshot of *wt* whose parent is the worktree's head and
-    which is newer than its latest: the snapshot protocol committed it, then crashed
-    before moving the worktree."""
-    found = None
-    for sid, d in state.descriptors.items():
-        if d.worktree_name != wt.name or d.is_rescue or sid in state.live_ids \
-                or sid in state.unreadable:  # never move a worktree onto a bad snapshot
-            continue
-        if d.parent_id != wt.head_snapshot_id:
-            continue
-        if wt.latest_snapshot_id is not None and sid <= wt.latest_snapshot_id:
-            continue
-        if found is None or sid > found:
-            found = sid
-    return found
 
 
 def check_lineage(repo: Repo, state: State) -> list[Finding]:
@@ -497,6 +539,8 @@ def repair(repo: Repo, actions: list[str], *, strict: bool = False,
         for action in _REPAIR_ORDER:
             if action not in actions:
                 continue
+            if repaired:
+                before = findings_to_repair()  # earlier repairs changed things
             targets = [f for f in before if f.repair == action]
             if action == "rebuild_index" and not targets:
                 from jvs.index import index_path
@@ -505,11 +549,6 @@ def repair(repo: Repo, actions: list[str], *, strict: bool = False,
                     targets = [Finding("index_missing", "info", "", "no index")]
             if not targets:
                 continue
-            if repaired and action != "rebuild_index":
-                before = findings_to_repair()  # earlier repairs changed things
-                targets = [f for f in before if f.repair == action]
-                if not targets:
-                    continue
             done = _REPAIRERS[action](repo, targets, warnings)
             if done:
                 from jvs.audit import append_audit
@@ -523,28 +562,15 @@ def repair(repo: Repo, actions: list[str], *, strict: bool = False,
     return after
 
 
-def _repair_finish_restore(repo: Repo, targets: list[Finding], warnings: list[str]) -> list[str]:
-    from jvs.restore import finish_restore
+def _repair_finish(repo: Repo, targets: list[Finding], warnings: list[str]) -> list[str]:
+    """Finish (or roll back) each crashed operation from what its intent recorded."""
+    from jvs.recovery import finish
 
     done = []
     for f in targets:
         intent = next((i for i in list_intents(repo) if str(i.path) == f.subject), None)
-        if intent is None:
-            continue
-        result = finish_restore(repo, intent)
-        done.append(f"{intent.record.get('worktree')} -> {result.target.snapshot_id}")
-    return done
-
-
-def _repair_advance_head(repo: Repo, targets: list[Finding], warnings: list[str]) -> list[str]:
-    from jvs.worktree import load_worktree_config, save_worktree_config
-
-    done = []
-    for f in targets:
-        name, _, sid = (f.subject or "").partition(":")
-        wt = load_worktree_config(repo, name)
-        save_worktree_config(repo, wt.moved_to(sid, new_latest=True))
-        done.append(f"{name} -> {sid}")
+        if intent is not None and intent.record is not None:
+            done.append(finish(repo, intent))
     return done
 
 
@@ -574,22 +600,8 @@ def _repair_clean_tmp(repo: Repo, targets: list[Finding], warnings: list[str]) -
             if os.path.lexists(path):
                 fsio.remove_tree(path)
                 done.append(f"removed {path}")
-            if f.check == "orphan_payload":
-                repo.manifest_path(path.name).unlink(missing_ok=True)
     if any(f.check == "gc_unfinished" for f in targets):
         done += [f"finished gc of {sid}" for sid in finish_tombstones(repo)]
-    return done
-
-
-def _repair_clean_intents(repo: Repo, targets: list[Finding], warnings: list[str]) -> list[str]:
-    done = []
-    for f in targets:
-        path = Path(f.subject or "")
-        if path.parent == repo.intents_dir and path.exists():
-            path.unlink()
-            done.append(f"removed {path.name}")
-    if done:
-        fsio.fsync_dir(repo.intents_dir)
     return done
 
 
@@ -646,10 +658,10 @@ def _repair_audit(repo: Repo, targets: list[Finding], warnings: list[str]) -> li
 
 
 _REPAIRERS = {
-    "finish_restore": _repair_finish_restore,
-    "advance_head": _repair_advance_head,
+    "finish_restore": _repair_finish,
+    "advance_head": _repair_finish,
     "clean_tmp": _repair_clean_tmp,
-    "clean_intents": _repair_clean_intents,
+    "clean_intents": _repair_finish,
     "rebuild_index": _repair_rebuild_index,
     "audit_repair": _repair_audit,
 }

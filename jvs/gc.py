@@ -248,7 +248,7 @@ def ids_in_intents(repo: Repo) -> set[str]:
 
     out: set[str] = set()
     for intent in list_intents(repo):
-        out.update(_SNAPSHOT_ID_IN_TEXT.findall(json.dumps(intent.record)))
+        out.update(_SNAPSHOT_ID_IN_TEXT.findall(json.dumps(intent.raw)))
         out.update(_SNAPSHOT_ID_IN_TEXT.findall(intent.path.name))
     return out
 

@@ -119,13 +119,13 @@ def relpath_text(rel: bytes) -> str:
     return rel.decode("utf-8", "surrogateescape")
 
 
-def scan(root: Path, *, payload_root: bool = False,
+def scan(root: Path, *, ready_marker: bool = False,
          ignore: IgnoreRules | None = None) -> ScanResult:
     """Walk *root* without following symlinks. FIFOs, sockets and devices are never
     opened: they are listed in ``skipped_special`` (SPEC §5: jvs skips them and records
-    them in ``degraded``). With *payload_root*, a root ``.READY`` (the Go implementation's
-    publish marker) is not payload. Paths the *ignore* rules match are listed in
-    ``ignored`` and not entered."""
+    them in ``degraded``). With *ready_marker* (the payload of a snapshot the Go
+    implementation wrote), a root ``.READY`` is its publish marker, not payload. Paths
+    the *ignore* rules match are listed in ``ignored`` and not entered."""
     if ignore is not None and not ignore:
         ignore = None
     result = ScanResult()
@@ -143,7 +143,7 @@ def scan(root: Path, *, payload_root: bool = False,
             if "\n" in name or "\r" in name:
                 refuse_name(prefix, name)
             rel = prefix + name
-            if payload_root and not prefix and name == READY_MARKER:
+            if ready_marker and not prefix and name == READY_MARKER:
                 continue
             st = item.stat(follow_symlinks=False)
             mode = st.st_mode
@@ -215,10 +215,10 @@ def parse_manifest(data: bytes) -> Iterator[Entry]:
             yield Entry.parse(line.decode("utf-8", "surrogateescape"))
 
 
-def compute_payload(root: Path, algo: str, *, payload_root: bool = True,
+def compute_payload(root: Path, algo: str, *, ready_marker: bool = False,
                     stats: HashStats | None = None) -> tuple[bytes, str]:
     """Manifest bytes and root hash of a tree, reading every file."""
-    scanned = scan(root, payload_root=payload_root)
+    scanned = scan(root, ready_marker=ready_marker)
     manifest = manifest_bytes(entries_of(root, scanned, algo, stats or HashStats()))
     return manifest, root_hash(manifest)
 

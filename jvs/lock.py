@@ -76,6 +76,7 @@ def repo_lock(repo: Repo, operation: str, *, wait: float | None = None) -> Itera
         os.pwrite(fd, record.encode() + b"\n", 0)
         # Other hosts of a JuiceFS volume see written data only once it is flushed.
         os.fsync(fd)
+        repo.ensure_control_dirs()
         try:
             yield
         finally:

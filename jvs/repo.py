@@ -19,6 +19,9 @@ HASH_ALGOS = ("xxh3-128", "sha256")
 ENGINES = ("juicefs-clone", "reflink-copy", "copy")
 CONTROL_DIRS = ("worktrees", "snapshots", "descriptors", "manifests", "intents", "audit",
                 "gc", "gc/pins", "locks", "cache")
+# Without these a repository has no snapshots to speak of; the others are made on first use
+# (a repository the Go implementation wrote has no manifests/, locks/, cache/ or gc/pins/).
+REQUIRED_CONTROL_DIRS = ("worktrees", "snapshots", "descriptors")
 
 
 @dataclass(frozen=True)
@@ -106,10 +109,24 @@ class Repo:
         return self.root / "main" if name == "main" else self.root / "worktrees" / name
 
     def config(self) -> RepoConfig:
-        return RepoConfig.from_json(fsio.read_json(self.jvs_dir / "config.json"))
+        """The repository's settings. A repository the Go implementation wrote has no
+        ``config.json``: its settings are the defaults its format implies (sha256)."""
+        try:
+            obj = fsio.read_json(self.jvs_dir / "config.json")
+        except FileNotFoundError:
+            obj = {}
+        return RepoConfig.from_json(obj)
 
     def write_config(self, config: RepoConfig) -> None:
         fsio.write_json_atomic(self.jvs_dir / "config.json", config.to_json())
+
+    def ensure_control_dirs(self) -> None:
+        """Make the control directories a writer may need (a repository the Go
+        implementation wrote lacks some; an older one may too)."""
+        for sub in CONTROL_DIRS:
+            path = self.jvs_dir / sub
+            if not path.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
 
     def repo_id(self) -> str:
         return (self.jvs_dir / "repo_id").read_text().strip()

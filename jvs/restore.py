@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 
 from jvs import fsio
 from jvs.audit import append_audit
-from jvs.changes import Changes, compare, snapshot_entries, visible
+from jvs.changes import Changes, compare, snapshot_entries, visible, without_go_marker
 from jvs.crashpoints import crashpoint, profile_step
 from jvs.descriptor import Descriptor, publish_descriptor, read_descriptor, write_descriptor_tmp
 from jvs.engines import choose_engine
@@ -47,11 +47,11 @@ from jvs.integrity import (
     root_hash,
     scan,
 )
-from jvs.intents import Intent, drop_intent, list_intents, update_intent, write_intent
+from jvs.intents import Intent, RestoreIntent, drop_intent, intents_of, update_intent, write_intent
 from jvs.lock import assert_lock_still_held, repo_lock
 from jvs.names import validate_worktree_name
 from jvs.repo import Repo
-from jvs.statcache import StatCache, racy_window_ns, release_seeding_lock, seeding_lock
+from jvs.statcache import StatCache, racy_window_ns
 from jvs.worktree import (
     WorktreeConfig,
     load_worktree_config,
@@ -104,19 +104,20 @@ class Unsaved:
 # --------------------------------------------------------------------------- public API
 
 def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = False,
-            progress: Progress | None = None, defer_cleanup: bool = False) -> RestoreResult:
+            progress: Progress | None = None) -> RestoreResult:
     """Make *worktree* hold snapshot *ref* (``HEAD``: the worktree's latest snapshot).
 
-    Unsaved work first becomes a rescue snapshot unless *discard_unsaved*. The replaced
-    content is deleted before returning, or with *defer_cleanup* left in the trash for
-    the caller (the CLI deletes it in the background once the user has the answer:
-    unlinking thousands of files would otherwise double the time of a restore)."""
+    Unsaved work first becomes a rescue snapshot unless *discard_unsaved*. When this
+    returns, the replaced content is deleted and nothing of the command runs on."""
     from jvs.resolve import resolve
 
     worktree = validate_worktree_name(worktree)
     profile_step("restore:start")
     with repo_lock(repo, "restore"):
         profile_step("restore:locked")
+        from jvs.recovery import settle_worktree
+
+        settle_worktree(repo, worktree, "restore")
         finished = finish_pending_restore(repo, worktree)
         wt = load_worktree_config(repo, worktree)
         if ref.strip() == "HEAD":
@@ -130,8 +131,7 @@ def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = Fals
                                 progress=progress)
         if finished:
             result = replace(result, finished=tuple(finished))
-    if not defer_cleanup:
-        after_restore(repo, result)
+    after_restore(repo, result)
     return result
 
 
@@ -179,12 +179,11 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
             return RestoreResult(wt, target, wt.head_snapshot_id, unchanged=True)
 
     rescue_id = None if unsaved is None or unsaved.clean else new_snapshot_id()
-    intent = write_intent(repo, "restore", worktree, phase=PREPARE, worktree=worktree,
-                          target_id=target_id, rescue_id=rescue_id,
-                          previous_head=wt.head_snapshot_id, discard=discard_unsaved,
-                          paths=list(units) if units else None,
-                          unsaved=len(unsaved.changes.items) if unsaved else 0,
-                          ignore_rules=ignore.text if ignore else None)
+    intent = write_intent(repo, RestoreIntent(
+        worktree=worktree, target_id=target_id, phase=PREPARE, rescue_id=rescue_id,
+        previous_head=wt.head_snapshot_id, discard=discard_unsaved, paths=tuple(units),
+        unsaved=len(unsaved.changes.items) if unsaved else 0,
+        ignore_rules=ignore.text if ignore else None))
     crashpoint("restore:after_intent")
     if rescue_id:
         make_rescue_durable(payload)
@@ -214,23 +213,29 @@ def finish_restore(repo: Repo, intent: Intent) -> RestoreResult:
     The caller holds the repository lock (``jvs doctor --repair finish_restore`` does, and
     so does every jvs command that finishes a pending restore before its own work)."""
     rec = intent.record
-    worktree = validate_worktree_name(str(rec.get("worktree", "")))
-    if _phase_index(rec) < _ORDER.index(MOVING_OUT):
-        # The worktree was never touched: start over, re-checking for unsaved work (it
-        # may have changed since the crash) so the new run decides the rescue afresh.
-        remove_work_dir(repo, worktree)
-        drop_intent(intent)
-        return restore_locked(repo, worktree, str(rec["target_id"]),
-                              discard_unsaved=bool(rec.get("discard")))
+    if forget_untouched_restore(repo, intent):
+        # The worktree was never touched: the restore did not happen, and nothing of it
+        # remains (re-running it is the user's call: they may have worked since).
+        wt = load_worktree_config(repo, rec.worktree)
+        return RestoreResult(wt, read_descriptor(repo, rec.target_id, verify=False),
+                             wt.head_snapshot_id, unchanged=True)
     return roll_forward(repo, intent, unsaved=None, fresh=False)
 
 
+def forget_untouched_restore(repo: Repo, intent: Intent) -> bool:
+    """Drop a crashed restore that had not yet touched the worktree (and its staging);
+    False if it had: then only finishing it is safe."""
+    rec = intent.record
+    if _phase_index(rec) >= _ORDER.index(MOVING_OUT):
+        return False
+    remove_work_dir(repo, validate_worktree_name(rec.worktree))
+    drop_intent(intent)
+    return True
+
+
 def pending_restore(repo: Repo, worktree: str) -> Intent | None:
-    for intent in list_intents(repo):
-        if intent.path.name == f"restore-{worktree}.json" \
-                and intent.record.get("operation") == "restore":
-            return intent
-    return None
+    found = intents_of(repo, RestoreIntent, worktree=worktree)
+    return found[0] if found else None
 
 
 def finish_pending_restore(repo: Repo, worktree: str) -> list[str]:
@@ -357,6 +362,7 @@ def find_unsaved(repo: Repo, wt: WorktreeConfig, payload: Path,
     cache.save(keep=None if units else set(known))
     profile_step("restore:hashed_worktree")
     old = visible(saved_entries(repo, head), ignore) if head else []
+    new = without_go_marker(new, head)
     if not units:
         changes = compare(old, new)
     else:
@@ -388,7 +394,7 @@ def stage_target(repo: Repo, target: Descriptor, staged: Path,
         raise JvsError("E_ENGINE", f"{engine.name} could not stage the snapshot: {exc}",
                        hint="the worktree was not touched") from exc
     marker = staged / READY_MARKER  # the Go implementation's publish marker, not payload
-    if os.path.lexists(marker) and not os.path.isdir(marker):
+    if target.has_ready_marker and os.path.lexists(marker) and not os.path.isdir(marker):
         os.unlink(marker)
     if not ignore:
         return []
@@ -417,7 +423,7 @@ def ignored_in_snapshot(repo: Repo, target: Descriptor, ignore: IgnoreRules) -> 
     entries = read_trusted_manifest(repo.manifest_path(target.snapshot_id),
                                     target.payload_root_hash)
     if entries is None:
-        return scan(repo.payload_dir(target.snapshot_id), payload_root=True,
+        return scan(repo.payload_dir(target.snapshot_id), ready_marker=target.has_ready_marker,
                     ignore=ignore).ignored
     return sorted(e.relpath for e in entries
                   if ignore.match(e.relpath, e.kind == "dir")
@@ -448,15 +454,15 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
     worktree's entries are old content being moved out), MOVING_IN (they are new content
     being moved in), AUDITED (only clean-up is left)."""
     rec = intent.record
-    worktree = validate_worktree_name(str(rec["worktree"]))
-    target = read_descriptor(repo, str(rec["target_id"]), verify=True)
-    rescue_id = rec.get("rescue_id") or None
-    units = tuple(rec.get("paths") or ())
+    worktree = validate_worktree_name(rec.worktree)
+    target = read_descriptor(repo, rec.target_id, verify=True)
+    rescue_id = rec.rescue_id
+    units = tuple(rec.paths)
     wdir = work_dir(repo, worktree)
     staged, side = wdir / "target", wdir / ("rescue" if rescue_id else "old")
     held = wdir / "ignored"  # ignored paths from inside moving entries, until put back
     payload = checked_worktree_dir(repo, worktree)
-    ignore = IgnoreRules(str(rec.get("ignore_rules") or ""))
+    ignore = IgnoreRules(rec.ignore_rules or "")
     phase = _phase_index(rec)
     profile_step("restore:read_intent")
 
@@ -465,11 +471,16 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
         if phase < _ORDER.index(MOVING_OUT):
             # The first step that touches the worktree: never take it without the lock.
             assert_lock_still_held(repo, "restore")
-            intent = update_intent(intent, phase=MOVING_OUT)
-        if ignore:
+            intent = update_intent(intent, replace(rec, phase=MOVING_OUT))
+        # The rescue payload renamed into place means the move out was complete: moving
+        # out again would make a second, empty rescue (and lose nothing only by luck).
+        moved_out = bool(rescue_id) and os.path.isdir(repo.payload_dir(rescue_id)) \
+            and not os.path.lexists(side)
+        if ignore and not moved_out:
             hold_ignored(payload, held, ignore, units)
             crashpoint("restore:after_hold_ignored")
-        move_out(payload, side, units, ignore)
+        if not moved_out:
+            move_out(payload, side, units, ignore)
         crashpoint("restore:after_move_out")
         if rescue_id:
             rescue = publish_rescue(repo, rec, side, unsaved)
@@ -480,7 +491,7 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
     restored_at_ns = time.time_ns()  # nobody could write the restored files before this
     if phase <= _ORDER.index(MOVING_IN):
         if phase < _ORDER.index(MOVING_IN):
-            intent = update_intent(intent, phase=MOVING_IN)
+            intent = update_intent(intent, replace(rec, phase=MOVING_IN))
         move_in(staged, payload, units, wdir / "conflicts")
         crashpoint("restore:after_move_in")
         if ignore:
@@ -488,22 +499,22 @@ def roll_forward(repo: Repo, intent: Intent, *, unsaved: Unsaved | None,
             crashpoint("restore:after_put_back")
 
     wt = load_worktree_config(repo, worktree)
-    discarded = bool(rec.get("discard"))
+    discarded = rec.discard
     if phase < _ORDER.index(AUDITED):
         wt = update_worktree(repo, wt, target.snapshot_id)
         crashpoint("restore:after_worktree_update")
         append_audit(repo, "restore", target.snapshot_id, f"worktree {worktree}",
-                     worktree=worktree, previous_head=rec.get("previous_head"),
+                     worktree=worktree, previous_head=rec.previous_head,
                      rescue=rescue_id, discard_unsaved=discarded or None,
                      partial=list(units) or None,
                      finished_after_crash=None if fresh else True)
-        intent = update_intent(intent, phase=AUDITED)
+        intent = update_intent(intent, replace(rec, phase=AUDITED))
         crashpoint("restore:after_audit")
 
     trash = clean_up(repo, worktree, intent)
     profile_step("restore:cleaned_up")
-    return RestoreResult(wt, target, rec.get("previous_head"), rescue=rescue,
-                         discarded=discarded, unsaved=int(rec.get("unsaved") or 0),
+    return RestoreResult(wt, target, rec.previous_head, rescue=rescue,
+                         discarded=discarded, unsaved=rec.unsaved,
                          trash=trash, restored_at_ns=restored_at_ns if fresh else 0,
                          ignore_rules=ignore.text)
 
@@ -605,14 +616,15 @@ def _move_into_place(src_root: Path, payload: Path, rel: str, conflicts: Path) -
     _rename(src_root / rel, dst)
 
 
-def publish_rescue(repo: Repo, rec: dict, side: Path, unsaved: Unsaved | None) -> Descriptor:
+def publish_rescue(repo: Repo, rec: RestoreIntent, side: Path,
+                   unsaved: Unsaved | None) -> Descriptor:
     """Publish the moved-out content as a rescue snapshot (kind ``rescue``, parent = the
     head it diverged from) with the care of a snapshot: manifest, durable payload,
     descriptor with checksum, payload rename, descriptor rename as the commit point.
     Idempotent: a rescue already published is returned as it is."""
     from jvs.snapshot import publish_payload
 
-    rescue_id = str(rec["rescue_id"])
+    rescue_id = str(rec.rescue_id)
     if repo.descriptor_path(rescue_id).exists():
         return read_descriptor(repo, rescue_id, verify=False)
     published = repo.payload_dir(rescue_id)
@@ -630,12 +642,12 @@ def publish_rescue(repo: Repo, rec: dict, side: Path, unsaved: Unsaved | None) -
         for rel in rehashed:
             fsio.fsync_file(source / rel)
         fsio.fsync_dir(source)
-    units = tuple(rec.get("paths") or ())
-    target_id = str(rec["target_id"])
+    units = tuple(rec.paths)
+    target_id = rec.target_id
     descriptor = Descriptor(
         snapshot_id=rescue_id,
-        parent_id=rec.get("previous_head") or None,
-        worktree_name=str(rec["worktree"]),
+        parent_id=rec.previous_head,
+        worktree_name=rec.worktree,
         created_at=rfc3339_utc(),
         note=f"rescue: unsaved work before restore to {short_id(target_id)}",
         engine="move",
@@ -648,8 +660,8 @@ def publish_rescue(repo: Repo, rec: dict, side: Path, unsaved: Unsaved | None) -
     if source == side:
         publish_payload(repo, side, rescue_id)
     publish_descriptor(repo, tmp, rescue_id)  # the rescue's commit point
-    append_audit(repo, "rescue", rescue_id, f"unsaved work of worktree {rec['worktree']}",
-                 worktree=rec["worktree"], restore_target=target_id)
+    append_audit(repo, "rescue", rescue_id, f"unsaved work of worktree {rec.worktree}",
+                 worktree=rec.worktree, restore_target=target_id)
     return descriptor
 
 
@@ -724,7 +736,7 @@ def remember_restored(repo: Repo, worktree: str, target: Descriptor, units: tupl
     if entries is None:
         return  # rebuilding a manifest reads the whole payload: not worth it here
     manifest = {e.relpath: e for e in entries if e.kind == "file"}
-    cache = StatCache.load(repo, worktree, target.payload_hash_algo, wait=False)
+    cache = StatCache.load(repo, worktree, target.payload_hash_algo)
     payload = worktree_payload(repo, worktree)
     scanned = scan(payload, ignore=ignore)
     horizon = restored_at_ns - racy_window_ns(payload)
@@ -802,10 +814,9 @@ def empty_trash(repo: Repo) -> None:
         remove_tree(trash_dir(repo) / name)
 
 
-def after_restore(repo: Repo, result: RestoreResult, seeding_lock: int | None = None) -> None:
-    """What a restore leaves for after the answer: seed the stat cache with the restored
-    files, delete the replaced content. Neither changes what the worktree holds. A
-    *seeding_lock* (see ``statcache.seeding_lock``) is let go once the cache is seeded."""
+def after_restore(repo: Repo, result: RestoreResult) -> None:
+    """The end of a restore: seed the stat cache with the restored files, delete the
+    replaced content. Neither changes what the worktree holds."""
     try:
         if result.restored_at_ns and not result.unchanged:
             crashpoint("restore:seeding")
@@ -814,49 +825,7 @@ def after_restore(repo: Repo, result: RestoreResult, seeding_lock: int | None = 
                               IgnoreRules(result.ignore_rules))
     except (OSError, JvsError):
         pass  # the stat cache is only an optimisation
-    finally:
-        if seeding_lock is not None:
-            release_seeding_lock(seeding_lock)
     empty_trash(repo)
-
-
-def after_restore_in_background(repo: Repo, result: RestoreResult) -> None:
-    """Run :func:`after_restore` in a detached child, so the command returns at once (a
-    scan of thousands of files and their deletion would otherwise double a restore's
-    time). The seeding lock is taken here, before the fork, so a command run right after
-    this one waits for the seeding instead of reading every restored file again."""
-    lock = None
-    if result.restored_at_ns and not result.unchanged:
-        lock = seeding_lock(repo, result.worktree.name)
-    in_background(after_restore, repo, result, lock)
-    if lock is not None:
-        os.close(lock)  # the child holds the lock through its own descriptor
-
-
-def empty_trash_in_background(repo: Repo) -> None:
-    if os.path.isdir(trash_dir(repo)) and os.listdir(trash_dir(repo)):
-        in_background(empty_trash, repo)
-
-
-def in_background(work: Callable[..., None], *args) -> None:
-    """Run ``work(*args)`` in a detached child (or here, if forking fails). The child
-    lets go of stdin/stdout/stderr, so a caller reading our output is not held. For the
-    CLI only: a library must not fork behind its caller's back."""
-    try:
-        pid = os.fork()
-    except OSError:
-        work(*args)
-        return
-    if pid != 0:
-        return
-    try:
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        work(*args)
-    finally:
-        os._exit(0)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -868,15 +837,15 @@ def _wait_quietly(wait: Callable[[], object]) -> None:
         pass
 
 
-def _phase_index(rec: dict) -> int:
+def _phase_index(rec: RestoreIntent) -> int:
     try:
-        return _ORDER.index(rec.get("phase", PREPARE))
+        return _ORDER.index(rec.phase)
     except ValueError:
         return 0
 
 
-def _head_algo(repo: Repo, rec: dict) -> str:
-    head = rec.get("previous_head")
+def _head_algo(repo: Repo, rec: RestoreIntent) -> str:
+    head = rec.previous_head
     if head:
         try:
             return read_descriptor(repo, head, verify=False).payload_hash_algo

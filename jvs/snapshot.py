@@ -19,10 +19,11 @@ from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
 from jvs import fsio
-from jvs.audit import append_audit
+from jvs.audit import append_audit, recently_recorded
 from jvs.crashpoints import crashpoint, profile_step
 from jvs.descriptor import (
     Descriptor,
+    parse_descriptor,
     publish_descriptor,
     read_descriptor,
     write_descriptor_tmp,
@@ -42,7 +43,7 @@ from jvs.integrity import (
     root_hash,
     scan,
 )
-from jvs.intents import drop_intent, write_intent
+from jvs.intents import Intent, SnapshotIntent, drop_intent, write_intent
 from jvs.lock import assert_lock_still_held, repo_lock
 from jvs.names import validate_tag
 from jvs.repo import Repo
@@ -66,6 +67,7 @@ class SnapshotResult:
     stats: HashStats
     skipped_special: tuple[str, ...] = field(default=())
     ignored: tuple[str, ...] = field(default=())  # left out by .jvsignore (top-most paths)
+    audit_error: str | None = None  # published, but its audit record could not be written
 
 
 def normalise_paths(worktree_dir: Path, paths: list[str],
@@ -97,30 +99,18 @@ def normalise_paths(worktree_dir: Path, paths: list[str],
 
 
 def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str] = (),
-                    paths: list[str] = (), progress: Progress | None = None,
-                    defer_cleanup: bool = False) -> SnapshotResult:
-    """Snapshot *worktree*. Ignored paths that an engine cloned anyway are moved to the
-    trash and deleted before returning, or with *defer_cleanup* left for the caller
-    (see ``restore.empty_trash``)."""
-    result = _create_snapshot(repo, worktree, note=note, tags=tags, paths=paths,
-                              progress=progress)
-    if not defer_cleanup:
-        from jvs.restore import empty_trash
-
-        empty_trash(repo)
-    return result
-
-
-def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
-                     paths: list[str], progress: Progress | None) -> SnapshotResult:
+                    paths: list[str] = (), progress: Progress | None = None) -> SnapshotResult:
+    """Snapshot *worktree*. When this returns, the snapshot is published (or, on an error,
+    nothing of it is left) and nothing of the command runs on."""
     tags = tuple(dict.fromkeys(validate_tag(t) for t in tags))
     profile_step("snapshot:start")
     with repo_lock(repo, "snapshot"):
         profile_step("snapshot:locked")
-        from jvs.restore import finish_pending_restore
+        from jvs.recovery import settle_worktree
 
-        # A restore that crashed half-way must not be captured half-moved: finish it.
-        finish_pending_restore(repo, worktree)
+        # A crashed operation on this worktree is finished (or refused) first: a snapshot
+        # must never capture a restore half-moved.
+        settle_worktree(repo, worktree, "snapshot")
         wt = load_worktree_config(repo, worktree)
         source = worktree_payload(repo, worktree)
         ignore = IgnoreRules.load(source)
@@ -128,16 +118,59 @@ def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
         config = repo.config()
         engine = choose_engine(repo.root, config.engine).engine
         snapshot_id = new_snapshot_id()
-        intent = write_intent(repo, "snapshot", snapshot_id, snapshot_id=snapshot_id,
-                              worktree=worktree)
+        intent = write_intent(repo, SnapshotIntent(snapshot_id, worktree, wt.head_snapshot_id,
+                                                   wt.created_at))
         crashpoint("snapshot:after_intent")
+        try:
+            descriptor, cache, after, stats = _stage_and_commit(
+                repo, wt, source, ignore, partial, engine, config.payload_hash_algo,
+                snapshot_id, note, tags, progress)
+        except BaseException:
+            # A host that lost the lock (docs/cluster.md) may find its staging cleaned by
+            # whoever took the lock: say that, rather than the error it caused here.
+            assert_lock_still_held(repo, "snapshot")
+            roll_back_snapshot(repo, snapshot_id)
+            drop_intent(intent)
+            raise
+        crashpoint("snapshot:after_commit")
 
-        cache = StatCache.load(repo, worktree, config.payload_hash_algo)
-        profile_step("snapshot:loaded_stat_cache")
-        staged = repo.snapshots_dir / f"{snapshot_id}.tmp"
-        if progress:
-            progress(f"materialising with {engine.name}")
-        hashing = hashing_copy(repo, wt, engine, config.payload_hash_algo, cache, partial)
+        update_worktree(repo, wt, snapshot_id)
+        crashpoint("snapshot:after_worktree_update")
+
+        audit_error = None
+        try:
+            append_audit(repo, "snapshot", snapshot_id, note, worktree=worktree,
+                         tags=list(tags) or None, engine=descriptor.engine)
+        except OSError as exc:
+            # Published and HEAD already: say so rather than fail (doctor --strict finds
+            # the missing record and audit_repair appends it).
+            audit_error = str(exc)
+        crashpoint("snapshot:after_audit")
+
+        drop_intent(intent)
+        cache.save(keep=None if partial else set(after.files()))
+        profile_step("snapshot:saved_stat_cache")
+        from jvs.restore import empty_trash
+
+        empty_trash(repo)  # ignored paths an engine cloned anyway: O(what was ignored)
+        return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, stats,
+                              tuple(after.skipped_special),
+                              tuple(p for p in after.ignored if _in_partial(p, partial)),
+                              audit_error)
+
+
+def _stage_and_commit(repo: Repo, wt: WorktreeConfig, source: Path, ignore: IgnoreRules,
+                      partial: tuple[str, ...], engine: Engine, algo: str, snapshot_id: str,
+                      note: str, tags: tuple[str, ...], progress: Progress | None):
+    """The protocol up to its commit point: materialise, hash, fsync, descriptor, publish.
+    Raises before the commit point with nothing published (the caller rolls back)."""
+    cache = StatCache.load(repo, wt.name, algo)
+    profile_step("snapshot:loaded_stat_cache")
+    staged = repo.snapshots_dir / f"{snapshot_id}.tmp"
+    if progress:
+        progress(f"materialising with {engine.name}")
+    for attempt in range(3):
+        hashing = hashing_copy(repo, wt, engine, algo, cache, partial)
         # An engine that walks the tree itself (copy, reflink-copy) lists both trees on
         # the way, with the worktree's stats taken after each file's copy: the scans
         # below then have nothing left to find (see copy.Listing).
@@ -146,64 +179,117 @@ def _create_snapshot(repo: Repo, worktree: str, *, note: str, tags: list[str],
         # keep (hardlinks, owners), competing with the clone for the same JuiceFS client;
         # it learns that from the scan below instead, taken anyway once the clone is done.
         scan_reports = hasattr(engine, "report_from_scan") and not partial
-        clone = materialise(engine, source, staged, partial, hashing, ignore, listing,
-                            report=not scan_reports)
-        crashpoint("snapshot:after_materialise")
+        try:
+            clone = materialise(engine, source, staged, partial, hashing, ignore, listing,
+                                report=not scan_reports)
+            break
+        except VanishedDuringClone:
+            # A program replaced a file by rename (an editor's save) while the engine
+            # cloned the tree: start over; a file that is gone is simply not in it.
+            if attempt == 2:
+                raise
+    crashpoint("snapshot:after_materialise")
 
-        if progress:
-            progress("hashing")
-        after, staged_listed = listed_trees(source, staged, ignore, listing)
-        profile_step("snapshot:scanned_worktree")
-        if scan_reports:
-            clone = engine.report_from_scan(clone, source, staged, os.lstat(source),
-                                            ((e.relpath, e.st) for e in after.entries))
-        manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after,
-                                       staged_listed(), config.payload_hash_algo, hashing,
-                                       ignore)
-        crashpoint("snapshot:after_hash")
+    if progress:
+        progress("hashing")
+    after, staged_listed = listed_trees(source, staged, ignore, listing)
+    profile_step("snapshot:scanned_worktree")
+    if scan_reports:
+        clone = engine.report_from_scan(clone, source, staged, os.lstat(source),
+                                        ((e.relpath, e.st) for e in after.entries))
+    manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after, staged_listed(),
+                                   algo, hashing, ignore)
+    crashpoint("snapshot:after_hash")
 
-        fsync_payload(staged)
-        crashpoint("snapshot:after_fsync")
+    fsync_payload(staged)
+    crashpoint("snapshot:after_fsync")
 
-        degraded = list(clone.degraded)
-        degraded += [f"special-file:{p}" for p in after.skipped_special
-                     if _in_partial(p, partial)]
-        descriptor = Descriptor(
-            snapshot_id=snapshot_id,
-            parent_id=wt.head_snapshot_id,
-            worktree_name=worktree,
-            created_at=rfc3339_utc(),
-            note=note,
-            tags=tags,
-            engine=clone.engine,
-            payload_hash_algo=config.payload_hash_algo,
-            payload_root_hash=root_hash(manifest),
-            partial_paths=partial,
-            degraded=tuple(degraded),
-        ).sealed()
-        tmp_descriptor = write_descriptor_tmp(repo, descriptor)
-        crashpoint("snapshot:after_descriptor_tmp")
+    degraded = list(clone.degraded)
+    degraded += [f"special-file:{p}" for p in after.skipped_special if _in_partial(p, partial)]
+    descriptor = Descriptor(
+        snapshot_id=snapshot_id,
+        parent_id=wt.head_snapshot_id,
+        worktree_name=wt.name,
+        created_at=rfc3339_utc(),
+        note=note,
+        tags=tags,
+        engine=clone.engine,
+        payload_hash_algo=algo,
+        payload_root_hash=root_hash(manifest),
+        partial_paths=partial,
+        degraded=tuple(degraded),
+    ).sealed()
+    tmp_descriptor = write_descriptor_tmp(repo, descriptor)
+    crashpoint("snapshot:after_descriptor_tmp")
 
-        assert_lock_still_held(repo, "snapshot")
-        publish_payload(repo, staged, snapshot_id)
-        crashpoint("snapshot:after_publish_payload")
+    assert_lock_still_held(repo, "snapshot")
+    publish_payload(repo, staged, snapshot_id)
+    crashpoint("snapshot:after_publish_payload")
 
-        publish_descriptor(repo, tmp_descriptor, snapshot_id)  # the commit point
-        crashpoint("snapshot:after_commit")
+    publish_descriptor(repo, tmp_descriptor, snapshot_id)  # the commit point
+    return descriptor, cache, after, stats
 
-        update_worktree(repo, wt, snapshot_id)
-        crashpoint("snapshot:after_worktree_update")
 
-        append_audit(repo, "snapshot", snapshot_id, note, worktree=worktree,
-                     tags=list(tags) or None, engine=clone.engine)
-        crashpoint("snapshot:after_audit")
+class VanishedDuringClone(JvsError):
+    def __init__(self, path: str) -> None:
+        super().__init__("E_ENGINE", f"{path} vanished while the snapshot was being taken",
+                         hint="retry; a program is renaming files in the worktree")
 
+
+def roll_back_snapshot(repo: Repo, snapshot_id: str) -> None:
+    """Remove everything an unpublished snapshot *snapshot_id* wrote (staging, temporary
+    descriptor, manifest, payload renamed into place without its descriptor). A published
+    snapshot (its descriptor in place) is never touched."""
+    if repo.descriptor_path(snapshot_id).exists():
+        return
+    for path in (repo.snapshots_dir / f"{snapshot_id}.tmp", repo.payload_dir(snapshot_id),
+                 repo.descriptors_dir / f"{snapshot_id}.json.tmp",
+                 repo.manifest_path(snapshot_id)):
+        if os.path.lexists(path):
+            fsio.remove_tree(path)
+
+
+def finish_snapshot(repo: Repo, intent: Intent) -> str:
+    """Finish a snapshot that crashed (the caller holds the lock), from what its intent
+    recorded: published → move its worktree to it (if the worktree is still where the
+    snapshot started) and write its audit record; payload in place with a sound
+    temporary descriptor → publish it, then the same; otherwise → roll it back."""
+    rec: SnapshotIntent = intent.record
+    sid = rec.snapshot_id
+    if not repo.descriptor_path(sid).exists() and not _publishable(repo, sid):
+        roll_back_snapshot(repo, sid)
         drop_intent(intent)
-        cache.save(keep=None if partial else set(after.files()))
-        profile_step("snapshot:saved_stat_cache")
-        return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, stats,
-                              tuple(after.skipped_special),
-                              tuple(p for p in after.ignored if _in_partial(p, partial)))
+        return f"rolled back the unfinished snapshot {sid} of {rec.worktree}"
+    if not repo.descriptor_path(sid).exists():
+        publish_descriptor(repo, repo.descriptors_dir / f"{sid}.json.tmp", sid)
+    descriptor = read_descriptor(repo, sid, verify=False)
+    moved = ""
+    try:
+        wt = load_worktree_config(repo, rec.worktree)
+    except JvsError:
+        wt = None
+    if wt is not None and wt.created_at == (rec.worktree_created_at or wt.created_at):
+        if wt.head_snapshot_id == rec.parent_id and wt.latest_snapshot_id != sid:
+            update_worktree(repo, wt, sid)
+            moved = f"; moved worktree {rec.worktree} to it"
+    if not recently_recorded(repo, "snapshot", sid):
+        append_audit(repo, "snapshot", sid, descriptor.note, worktree=rec.worktree,
+                     tags=list(descriptor.tags) or None, engine=descriptor.engine,
+                     finished_after_crash=True)
+    drop_intent(intent)
+    return f"finished snapshot {sid}{moved}"
+
+
+def _publishable(repo: Repo, snapshot_id: str) -> bool:
+    """The payload was renamed into place (so it was complete and durable) and the
+    temporary descriptor, written and fsynced before that rename, is sound."""
+    if not repo.payload_dir(snapshot_id).is_dir():
+        return False
+    try:
+        desc = parse_descriptor((repo.descriptors_dir / f"{snapshot_id}.json.tmp").read_bytes())
+    except (OSError, JvsError):
+        return False
+    return desc.snapshot_id == snapshot_id and desc.checksum_valid()
 
 
 def _in_partial(rel: str, partial: tuple[str, ...]) -> bool:
@@ -290,10 +376,20 @@ def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, 
         return CloneResult(engine_name, tuple(degraded))
     except JvsError:
         raise
+    except FileNotFoundError as exc:
+        name = os.fsdecode(exc.filename or "")
+        if name and _is_under(name, source):
+            raise VanishedDuringClone(name) from exc
+        raise JvsError("E_ENGINE", f"{engine.name} could not materialise the snapshot: {exc}",
+                       hint="nothing was published") from exc
     except OSError as exc:
         raise JvsError("E_ENGINE", f"{engine.name} could not materialise the snapshot: {exc}",
-                       hint="nothing was published; the staging copy is removed by "
-                       "'jvs doctor --repair-runtime'") from exc
+                       hint="nothing was published") from exc
+
+
+def _is_under(path: str, root: Path) -> bool:
+    root_text = os.fspath(root)
+    return path == root_text or path.startswith(root_text.rstrip("/") + "/")
 
 
 def listed_trees(source: Path, staged: Path, ignore: IgnoreRules | None,

@@ -36,61 +36,6 @@ _VERSION = 1
 StatKey = tuple[int, int, int, int]
 
 
-SEEDING_WAIT_S = 60.0  # longer than any seeding should take; then go on without it
-
-
-def seeding_lock(repo: Repo, worktree: str) -> int | None:
-    """An exclusive flock, taken before a restore forks its background seeding of the
-    cache and released by it (``release_seeding_lock``) once the cache is written. Loads
-    wait for it: a snapshot started right after a restore would otherwise find the cache
-    empty and read every restored file again (minutes for tens of GB)."""
-    import fcntl
-
-    path = _seeding_lock_path(repo, worktree)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError:
-        return None  # no lock only costs time
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # an earlier seeding still runs: never make a restore wait for it
-        os.close(fd)
-        return None
-    return fd
-
-
-def _seeding_lock_path(repo: Repo, worktree: str) -> Path:
-    return repo.cache_dir / os.uname().nodename / f"seed-{worktree}.lock"
-
-
-def release_seeding_lock(fd: int) -> None:
-    import fcntl
-
-    fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-def _wait_for_seeding(path: Path) -> None:
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return  # no restore has seeded this cache here yet
-    try:
-        deadline = time.monotonic() + SEEDING_WAIT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return
-                time.sleep(0.02)
-    finally:
-        os.close(fd)
-
-
 def racy_window_ns(path: Path) -> int:
     """The racily-clean window for files under *path*: short on a local filesystem,
     ``RACY_WINDOW_NS`` on anything else (JuiceFS, NFS: several hosts' clocks)."""
@@ -115,11 +60,8 @@ class StatCache:
         self.started_ns = time.time_ns()
 
     @classmethod
-    def load(cls, repo: Repo, worktree: str, algo: str, *, wait: bool = True) -> StatCache:
-        """The cache of *worktree* on this host; first, unless not to *wait*, for a
-        seeding that a restore left running in the background (see seeding_lock)."""
-        if wait:
-            _wait_for_seeding(_seeding_lock_path(repo, worktree))
+    def load(cls, repo: Repo, worktree: str, algo: str) -> StatCache:
+        """The cache of *worktree* on this host (empty if missing or unreadable)."""
         path = repo.cache_dir / os.uname().nodename / f"stat-{worktree}.json"
         try:
             obj = json.loads(path.read_bytes())

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jvs.changes import Changes, compare, snapshot_entries, visible, worktree_entries
+from jvs.changes import (
+    Changes,
+    compare,
+    snapshot_entries,
+    visible,
+    without_go_marker,
+    worktree_entries,
+)
 from jvs.descriptor import read_descriptor
 from jvs.ignore import IgnoreRules
 from jvs.integrity import HashStats
@@ -30,5 +37,6 @@ def worktree_status(repo: Repo, worktree: str) -> Status:
     head = read_descriptor(repo, wt.head_snapshot_id)
     within = head.partial_paths
     old = visible(snapshot_entries(repo, head), IgnoreRules.load(payload))
-    new = worktree_entries(repo, worktree, payload, head.payload_hash_algo, stats, within)
+    new = without_go_marker(
+        worktree_entries(repo, worktree, payload, head.payload_hash_algo, stats, within), head)
     return Status(wt, compare(old, new), stats)

@@ -128,7 +128,7 @@ def check_payload(repo: Repo, desc: Descriptor, stats: HashStats
     if not payload.is_dir():
         return False, None, [], [f"payload directory {payload} is missing"]
     try:
-        scanned = scan(payload, payload_root=True)
+        scanned = scan(payload, ready_marker=desc.has_ready_marker)
         fresh = entries_of(payload, scanned, desc.payload_hash_algo, stats)
     except (OSError, JvsError) as exc:
         return False, None, [], [f"payload cannot be read: {exc}"]

@@ -9,21 +9,23 @@ a worktree dir replaced by a symlink to elsewhere is refused before anything is 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from jvs import fsio
-from jvs.audit import append_audit
+from jvs.audit import append_audit, recently_recorded
 from jvs.crashpoints import crashpoint
 from jvs.descriptor import Descriptor, read_descriptor
 from jvs.engines import choose_engine
 from jvs.errors import JvsError
 from jvs.ids import rfc3339_utc
 from jvs.integrity import READY_MARKER
+from jvs.intents import Intent, WorktreeIntent, drop_intent, write_intent
 from jvs.lock import assert_lock_still_held, repo_lock
 from jvs.names import validate_worktree_name
+from jvs.recovery import settle_worktree
 from jvs.repo import Repo
-from jvs.restore import checked_worktree_dir, find_unsaved, finish_pending_restore
+from jvs.restore import checked_worktree_dir, find_unsaved
 from jvs.worktree import (
     WorktreeConfig,
     list_worktree_names,
@@ -53,13 +55,14 @@ def create(repo: Repo, name: str, from_ref: str | None = None, *,
 
     name = validate_worktree_name(name)
     with repo_lock(repo, "worktree create"):
+        settle_worktree(repo, name, "worktree create")
         source = None
         if from_ref is not None:
             source = read_descriptor(repo, resolve(repo, from_ref, current).snapshot_id)
-        info = _create_locked(repo, name, source, "worktree create")
-        append_audit(repo, "worktree_create", name, f"from {from_ref}" if from_ref else "empty",
-                     snapshot=source.snapshot_id if source else None)
-        return info
+        return _create_locked(repo, WorktreeIntent(
+            "worktree_create", name, snapshot_id=source.snapshot_id if source else None,
+            created_at=rfc3339_utc(), reason=f"from {from_ref}" if from_ref else "empty"),
+            source)
 
 
 def fork(repo: Repo, ref: str | None, name: str, *, current: str | None) -> WorktreeInfo:
@@ -69,11 +72,11 @@ def fork(repo: Repo, ref: str | None, name: str, *, current: str | None) -> Work
 
     name = validate_worktree_name(name)
     with repo_lock(repo, "fork"):
+        settle_worktree(repo, name, "fork")
         if ref is None:
             if current is None:
                 raise JvsError("E_NOT_FOUND", "fork needs a snapshot reference outside a "
                                "worktree", hint="jvs fork REF NAME")
-            finish_pending_restore(repo, current)
             head = load_worktree_config(repo, current).head_snapshot_id
             if head is None:
                 raise JvsError("E_NOT_FOUND", f"worktree {current!r} has no snapshots to fork",
@@ -82,13 +85,17 @@ def fork(repo: Repo, ref: str | None, name: str, *, current: str | None) -> Work
         else:
             sid = resolve(repo, ref, current).snapshot_id
         source = read_descriptor(repo, sid)
-        info = _create_locked(repo, name, source, "fork")
-        append_audit(repo, "fork", name, f"from {sid}", snapshot=sid, source_worktree=current)
-        return info
+        return _create_locked(repo, WorktreeIntent(
+            "fork", name, snapshot_id=sid, created_at=rfc3339_utc(), source_worktree=current,
+            reason=f"from {sid}"), source)
 
 
-def _create_locked(repo: Repo, name: str, source: Descriptor | None,
-                   operation: str) -> WorktreeInfo:
+def _create_locked(repo: Repo, rec: WorktreeIntent, source: Descriptor | None) -> WorktreeInfo:
+    """intent → stage the payload (a clone of *source*, or an empty dir) → rename it into
+    place → config (the commit point: the config makes it a worktree) → audit → drop the
+    intent. A crash before the rename leaves only staging (rolled back); after it, the
+    worktree is finished from the intent (finish_worktree_operation)."""
+    name = rec.name
     if name == "main" or repo.worktree_config_path(name).exists():
         raise JvsError("E_NAME_INVALID", f"worktree {name!r} already exists",
                        hint="pick another name, or see 'jvs worktree list'")
@@ -98,56 +105,79 @@ def _create_locked(repo: Repo, name: str, source: Descriptor | None,
     if os.path.lexists(target):
         raise JvsError("E_NAME_INVALID", f"{target} already exists (not a worktree)",
                        hint="move it away or pick another name")
-    sid = source.snapshot_id if source else None
-    staged = None
-    if source is not None:
-        if source.is_partial:
-            raise JvsError("E_PARTIAL_SNAPSHOT",
-                           f"snapshot {sid} is partial ({', '.join(source.partial_paths)}); "
-                           "a worktree starts from a full snapshot",
-                           hint="fork from a full snapshot, then 'jvs restore' the partial one")
+    if source is not None and source.is_partial:
+        raise JvsError("E_PARTIAL_SNAPSHOT",
+                       f"snapshot {source.snapshot_id} is partial "
+                       f"({', '.join(source.partial_paths)}); a worktree starts from a full "
+                       "snapshot",
+                       hint="fork from a full snapshot, then 'jvs restore' the partial one")
+    intent = write_intent(repo, rec)
+    try:
         staged = _stage(repo, source, name)
         crashpoint("worktree:after_stage")
-    # Staging can take long enough for a JuiceFS session (and the lock) to expire; the
-    # staged copy is left for the next attempt to replace, the worktree is not published.
-    assert_lock_still_held(repo, operation)
-    # Config first, then the payload appears by one rename: a crash leaves either no
-    # worktree or a config whose payload dir is missing (recreated empty on next use).
-    save_worktree_config(repo, WorktreeConfig(
-        name=name, created_at=rfc3339_utc(), base_snapshot_id=sid, head_snapshot_id=sid,
-        latest_snapshot_id=sid))
-    if staged is not None:
+        # Staging can take long enough for a JuiceFS session (and the lock) to expire.
+        assert_lock_still_held(repo, rec.operation)
         fsio.rename_noreplace(staged, target)
-        fsio.remove_tree(staged.parent)
-    else:
-        target.mkdir()
+    except BaseException:
+        _remove_staging(repo, name)
+        drop_intent(intent)
+        raise
     fsio.fsync_dir(target.parent)
+    crashpoint("worktree:after_payload")
+    _finish_create(repo, rec)
+    drop_intent(intent)
     return WorktreeInfo(load_worktree_config(repo, name), target)
 
 
-def _stage(repo: Repo, source: Descriptor, name: str) -> Path:
+def _finish_create(repo: Repo, rec: WorktreeIntent) -> None:
+    """The steps after the payload is in place; each is skipped if already done."""
+    if not repo.worktree_config_path(rec.name).exists():
+        sid = rec.snapshot_id
+        save_worktree_config(repo, WorktreeConfig(
+            name=rec.name, created_at=rec.created_at or rfc3339_utc(), base_snapshot_id=sid,
+            head_snapshot_id=sid, latest_snapshot_id=sid))
+    _remove_staging(repo, rec.name)
+    operation = "fork" if rec.operation == "fork" else "worktree_create"
+    if not recently_recorded(repo, operation, rec.name):
+        append_audit(repo, operation, rec.name, rec.reason or "", snapshot=rec.snapshot_id,
+                     source_worktree=rec.source_worktree)
+
+
+def _stage(repo: Repo, source: Descriptor | None, name: str) -> Path:
+    """The new worktree's payload, made next to where it will be (same filesystem)."""
     from jvs.restore import checked_target_payload, clone_snapshot, work_dir
 
-    payload = checked_target_payload(repo, source)
     work = work_dir(repo, name)  # the worktree does not exist yet: no restore uses it
     if os.path.lexists(work):
         fsio.remove_tree(work)
     work.mkdir(parents=True)
     staged = work / "payload"
+    if source is None:
+        staged.mkdir()
+        return staged
+    payload = checked_target_payload(repo, source)
     engine = choose_engine(repo.root, repo.config().engine).engine
     try:
         clone_snapshot(engine, payload, staged)
     except OSError as exc:
-        fsio.remove_tree(work)
         raise JvsError("E_ENGINE", f"{engine.name} could not clone {source.snapshot_id}: "
                        f"{exc}") from exc
     marker = staged / READY_MARKER
-    if os.path.lexists(marker) and not os.path.isdir(marker):
+    if source.has_ready_marker and os.path.lexists(marker) and not os.path.isdir(marker):
         os.unlink(marker)
     # The new worktree's files are not flushed, as a restore's are not (docs/guarantees.md):
     # the snapshot it came from is durable, so a power loss costs at most a restore. On the
     # copy engine the flush was most of a fork (2 GiB: 2-4 s on top of the copy).
     return staged
+
+
+def _remove_staging(repo: Repo, name: str) -> None:
+    from jvs.restore import work_dir
+
+    work = work_dir(repo, name)
+    if os.path.lexists(work):
+        fsio.ensure_inside(repo.jvs_dir, work)
+        fsio.remove_tree(work)
 
 
 def rename(repo: Repo, old: str, new: str) -> WorktreeInfo:
@@ -158,21 +188,39 @@ def rename(repo: Repo, old: str, new: str) -> WorktreeInfo:
         raise JvsError("E_NAME_INVALID", "the main worktree cannot be renamed, nor can "
                        "another worktree take its name")
     with repo_lock(repo, "worktree rename"):
-        config = load_worktree_config(repo, old)
-        finish_pending_restore(repo, old)
-        src = checked_worktree_dir(repo, old)
+        settle_worktree(repo, old, "worktree rename")
+        settle_worktree(repo, new, "worktree rename")
+        load_worktree_config(repo, old)
+        checked_worktree_dir(repo, old)
         if repo.worktree_config_path(new).exists() or os.path.lexists(repo.worktree_dir(new)):
             raise JvsError("E_NAME_INVALID", f"worktree {new!r} already exists")
         assert_lock_still_held(repo, "worktree rename")
-        # New config, payload rename, old config: at every moment the payload dir has a
-        # config naming it (a crash in between leaves an extra config 'doctor' reports).
-        save_worktree_config(repo, WorktreeConfig(**{**config.__dict__, "name": new}))
-        fsio.rename_noreplace(src, repo.worktree_dir(new))
-        fsio.fsync_dir(src.parent)
-        fsio.remove_tree(repo.worktree_config_path(old).parent)
-        _drop_stat_cache(repo, old)
-        append_audit(repo, "worktree_rename", new, f"renamed from {old}", old_name=old)
+        rec = WorktreeIntent("worktree_rename", old, new_name=new,
+                             reason=f"renamed from {old}")
+        intent = write_intent(repo, rec)
+        _finish_rename(repo, rec)
+        drop_intent(intent)
         return WorktreeInfo(load_worktree_config(repo, new), repo.worktree_dir(new))
+
+
+def _finish_rename(repo: Repo, rec: WorktreeIntent) -> None:
+    """New config, payload rename, old config removed: at every moment the payload dir has
+    a config naming it. Every step is skipped if already done, so this also finishes a
+    rename that crashed anywhere."""
+    old, new = rec.name, rec.new_name
+    old_config = repo.worktree_config_path(old)
+    if not repo.worktree_config_path(new).exists():
+        config = load_worktree_config(repo, old)
+        save_worktree_config(repo, replace(config, name=new))
+    src, dst = repo.worktree_dir(old), repo.worktree_dir(new)
+    if os.path.lexists(src) and not os.path.lexists(dst):
+        fsio.rename_noreplace(src, dst)
+        fsio.fsync_dir(src.parent)
+    if os.path.lexists(old_config.parent):
+        fsio.remove_tree(old_config.parent)
+    _drop_stat_cache(repo, old)
+    if not recently_recorded(repo, "worktree_rename", new):
+        append_audit(repo, "worktree_rename", new, rec.reason or "", old_name=old)
 
 
 def remove(repo: Repo, name: str, *, force: bool = False) -> WorktreeConfig:
@@ -182,6 +230,7 @@ def remove(repo: Repo, name: str, *, force: bool = False) -> WorktreeConfig:
     if name == "main":
         raise JvsError("E_NAME_INVALID", "the main worktree cannot be removed")
     with repo_lock(repo, "worktree remove"):
+        settle_worktree(repo, name, "worktree remove")
         config = load_worktree_config(repo, name)
         payload = repo.worktree_dir(name)
         if os.path.lexists(payload):
@@ -189,7 +238,6 @@ def remove(repo: Repo, name: str, *, force: bool = False) -> WorktreeConfig:
             if os.path.islink(payload):
                 raise JvsError("E_PATH_ESCAPE", f"worktree directory {payload} is a symlink",
                                hint="remove the symlink by hand")
-            finish_pending_restore(repo, name)
             if not force:
                 unsaved = find_unsaved(repo, config, worktree_payload(repo, name))
                 if not unsaved.clean:
@@ -200,15 +248,63 @@ def remove(repo: Repo, name: str, *, force: bool = False) -> WorktreeConfig:
                                    "or use --force to throw them away")
             # Scanning for unsaved work can outlast a JuiceFS session: check before deleting.
             assert_lock_still_held(repo, "worktree remove")
-            # Payload first, config last: a crash in between leaves a config without
-            # payload (harmless, removable again), never a payload without config.
-            fsio.remove_tree(payload)
-            fsio.fsync_dir(payload.parent)
-        fsio.remove_tree(repo.worktree_config_path(name).parent)
-        _drop_stat_cache(repo, name)
-        append_audit(repo, "worktree_remove", name, "forced" if force else "clean",
-                     head=config.head_snapshot_id)
+        rec = WorktreeIntent("worktree_remove", name, snapshot_id=config.head_snapshot_id,
+                             reason="forced" if force else "clean")
+        intent = write_intent(repo, rec)
+        _finish_remove(repo, rec)
+        drop_intent(intent)
+        from jvs.restore import empty_trash
+
+        empty_trash(repo)
         return config
+
+
+def _finish_remove(repo: Repo, rec: WorktreeIntent) -> None:
+    """The payload goes to the trash by one rename (the worktree is there or gone, never
+    half-deleted), then the config. Every step is skipped if already done."""
+    from jvs.restore import trash_dir
+
+    payload = repo.worktree_dir(rec.name)
+    # The config goes last, so a payload with no config is not one this removal moves.
+    if os.path.lexists(payload) and repo.worktree_config_path(rec.name).exists():
+        trash_dir(repo).mkdir(parents=True, exist_ok=True)
+        fsio.rename_noreplace(payload, trash_dir(repo) / f"{rec.name}-{os.urandom(4).hex()}")
+        fsio.fsync_dir(payload.parent)
+    if os.path.lexists(repo.worktree_config_path(rec.name).parent):
+        fsio.remove_tree(repo.worktree_config_path(rec.name).parent)
+    _drop_stat_cache(repo, rec.name)
+    if not recently_recorded(repo, "worktree_remove", rec.name):
+        append_audit(repo, "worktree_remove", rec.name, rec.reason or "",
+                     head=rec.snapshot_id)
+
+
+def finish_worktree_operation(repo: Repo, intent: Intent) -> str:
+    """Finish a crashed create, fork, rename or remove from its intent (the caller holds
+    the lock). A create whose payload never reached its place is rolled back (only
+    staging existed); a remove whose payload is still in place is rolled back (nothing
+    was removed); everything else is finished."""
+    rec: WorktreeIntent = intent.record
+    if rec.operation in ("worktree_create", "fork"):
+        if os.path.lexists(repo.worktree_dir(rec.name)):
+            _finish_create(repo, rec)
+            done = f"finished creating worktree {rec.name}"
+        else:
+            _remove_staging(repo, rec.name)
+            done = f"rolled back the creation of worktree {rec.name}"
+    elif rec.operation == "worktree_rename":
+        _finish_rename(repo, rec)
+        done = f"finished renaming worktree {rec.name} to {rec.new_name}"
+    elif rec.operation == "worktree_remove":
+        if os.path.lexists(repo.worktree_dir(rec.name)) \
+                and repo.worktree_config_path(rec.name).exists():
+            done = f"rolled back the removal of worktree {rec.name} (nothing was removed)"
+        else:
+            _finish_remove(repo, rec)
+            done = f"finished removing worktree {rec.name}"
+    else:
+        raise JvsError("E_BUSY", f"unknown worktree operation {rec.operation!r}")
+    drop_intent(intent)
+    return done
 
 
 def list_worktrees(repo: Repo) -> list[WorktreeInfo]:

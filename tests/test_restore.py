@@ -316,7 +316,7 @@ def test_finish_restore_rolls_forward(two, step):
                   env={"JVS_CRASH_AT": f"restore:{step}"})
     assert res.returncode == -9
     r = Repo(main.parent)
-    (intent,) = [i for i in list_intents(r) if i.record.get("operation") == "restore"]
+    (intent,) = [i for i in list_intents(r) if i.operation == "restore"]
     with repo_lock(r, "doctor"):
         result = finish_restore(r, intent)
     assert result.target.snapshot_id == v1
@@ -346,20 +346,6 @@ def test_restore_and_fork_on_every_engine(engine_repo):
     assert {k: v for k, v in tree(side).items() if v != "dir"} == V2
     run_jvs("restore", out["rescue_id"], cwd=main)
     assert tree(main) == dirty
-
-
-def test_go_snapshot_ready_marker_is_not_restored(two):
-    """A snapshot written by the Go implementation holds a root .READY (its publish
-    marker, not payload): restore and fork must not bring it into a worktree."""
-    main, v1, v2 = two
-    payload = main.parent / ".jvs" / "snapshots" / v1
-    (payload / ".READY").write_text("")
-    run_jvs("restore", v1, cwd=main)
-    assert not (main / ".READY").exists()
-    assert {k: v for k, v in tree(main).items() if v != "dir"} == V1
-    run_jvs("fork", v1, "from-go", cwd=main)
-    assert not (main.parent / "worktrees" / "from-go" / ".READY").exists()
-    assert run_jvs("status", "--json", cwd=main).json["clean"]
 
 
 def test_failed_staging_leaves_worktree_and_no_pending_restore(two):
@@ -505,8 +491,7 @@ def test_restored_files_are_not_read_again_by_the_next_snapshot(two):
     run_jvs("restore", "v1", cwd=main,
             env={"JVS_TEST_PAUSE_AT": "restore:after_stage,restore:seeding",
                  "JVS_TEST_PAUSE_S": "0.5"})
-    # The seeding runs in the background (here slowed down); the snapshot, started at
-    # once, waits for it.
+    # The restore seeds the cache before it returns (here slowed down at that step).
     (main / "new.txt").write_text("new\n")
     out = run_jvs("snapshot", "after restore", "--json", cwd=main).json
     top_level = [k for k in V1 if "/" not in k] + ["new.txt"]
@@ -528,7 +513,7 @@ def test_names_taken_after_a_crash_are_moved_aside_never_overwritten(two):
     r = Repo(repo)
 
     def finish():
-        (intent,) = [i for i in list_intents(r) if i.record.get("operation") == "restore"]
+        (intent,) = [i for i in list_intents(r) if i.operation == "restore"]
         with repo_lock(r, "doctor"):
             return finish_restore(r, intent)
 

@@ -62,15 +62,17 @@ def test_crash_at_every_step_leaves_none_or_complete(repo, step):
         new = next(i for i in ids if i != first)
         assert (repo / ".jvs" / "snapshots" / new / "data" / "f0.txt").read_text() == "changed\n"
 
-    # The next snapshot succeeds, and lineage is a chain.
+    # The next snapshot first finishes the crashed one from its intent: a payload that
+    # was renamed into place (complete and durable) is published, anything earlier is
+    # rolled back. Then it succeeds, and lineage is a chain through what was published.
     after = run_jvs("snapshot", "next", "--json", cwd=main).json
-    assert after["parent_id"] in ids
-    if committed:
-        # a crash after the commit point but before the config update: the worktree config
-        # may still point at `first`; the snapshot is complete either way.
-        assert after["parent_id"] in (first, next(i for i in ids if i != first))
-    else:
-        assert after["parent_id"] == first
+    finished = snapshot_ids(repo)
+    kept = STEPS.index(step) >= STEPS.index("after_publish_payload")
+    assert len(finished) == (3 if kept else 2)
+    crashed = [i for i in finished if i not in (first, after["snapshot_id"])]
+    assert after["parent_id"] == (crashed[0] if kept else first)
+    assert not list((repo / ".jvs" / "intents").iterdir())
+    assert not list((repo / ".jvs" / "snapshots").glob("*.tmp"))
     assert (repo / ".jvs" / "snapshots" / after["snapshot_id"] / "data" / "f0.txt").read_text() \
         == "changed\n"
 
@@ -344,7 +346,11 @@ def test_write_during_the_clone_is_never_cached_as_clean(repo):
 
 
 @pytest.mark.parametrize("step", ["restore:after_move_out", "restore:during_move_in"])
-def test_snapshot_after_a_crashed_restore_finishes_it_first(repo, step):
+def test_snapshot_after_a_half_done_restore_refuses_and_moves_nothing(repo, step):
+    """A restore killed half-way: a snapshot must neither capture the half-moved worktree
+    nor finish the restore behind the user's back (which would move their work into a
+    rescue and record the old state under their new note). It refuses with E_UNSAVED and
+    names the command that finishes the restore; after that, it works."""
     main = repo / "main"
     (main / "a.txt").write_text("one")
     first = run_jvs("snapshot", "one", "--json", cwd=main).json["snapshot_id"]
@@ -353,9 +359,79 @@ def test_snapshot_after_a_crashed_restore_finishes_it_first(repo, step):
     run_jvs("snapshot", "two", cwd=main)
     res = run_jvs("restore", first, cwd=main, check=False, env={"JVS_CRASH_AT": step})
     assert res.returncode == -9
+    before = sorted(os.listdir(main))
+    refused = run_jvs("snapshot", "my new work", cwd=main, check=False)
+    assert refused.returncode == 1
+    assert "E_UNSAVED" in refused.stderr and "crashed half-way" in refused.stderr
+    assert f"jvs restore {first}" in refused.stderr
+    assert sorted(os.listdir(main)) == before
+    assert len(snapshot_ids(repo)) == 2
+    run_jvs("restore", first, cwd=main)
+    assert (main / "a.txt").read_text() == "one" and not (main / "b.txt").exists()
     out = run_jvs("snapshot", "after the crash", "--json", cwd=main).json
     assert out["parent_id"] == first
+
+
+def test_snapshot_after_a_restore_killed_before_it_touched_anything(repo):
+    """Killed right after its intent, a restore has changed nothing: the next snapshot
+    forgets it and records what the user has now (their work since the crash included)."""
+    main = repo / "main"
+    (main / "a.txt").write_text("one")
+    first = run_jvs("snapshot", "one", "--json", cwd=main).json["snapshot_id"]
+    (main / "a.txt").write_text("two")
+    second = run_jvs("snapshot", "two", "--json", cwd=main).json["snapshot_id"]
+    res = run_jvs("restore", first, cwd=main, check=False,
+                  env={"JVS_CRASH_AT": "restore:after_intent"})
+    assert res.returncode == -9
+    (main / "a.txt").write_text("my new work")
+    (main / "c.txt").write_text("created after the crash")
+    out = run_jvs("snapshot", "my new work", "--json", cwd=main).json
+    assert out["parent_id"] == second
     payload = repo / ".jvs" / "snapshots" / out["snapshot_id"]
-    assert sorted(os.listdir(payload)) == ["a.txt"]
-    assert (payload / "a.txt").read_text() == "one"
-    assert (main / "a.txt").read_text() == "one" and not (main / "b.txt").exists()
+    assert (payload / "a.txt").read_text() == "my new work"
+    assert (payload / "c.txt").read_text() == "created after the crash"
+    assert (main / "a.txt").read_text() == "my new work"
+    assert [e for e in history(main) if e.get("kind") == "rescue"] == []
+    assert not list((repo / ".jvs" / "intents").iterdir())
+
+
+def test_sparse_files_keep_their_holes(repo):
+    """4 KiB of data in a 50 MiB file: the copy engine copies the data, not 50 MiB of
+    zeros, into the snapshot, and a restore (a copy again) keeps the holes too."""
+    main = repo / "main"
+    path = main / "disk.img"
+    with open(path, "wb") as f:
+        f.truncate(50 << 20)
+        f.seek(20 << 20)
+        f.write(b"x" * 4096)
+    if os.stat(path).st_blocks * 512 >= 1 << 20:
+        pytest.fail("this filesystem does not make sparse files")
+    sid = run_jvs("snapshot", "sparse", "--json", cwd=main).json["snapshot_id"]
+    copy = repo / ".jvs" / "snapshots" / sid / "disk.img"
+    assert os.stat(copy).st_size == 50 << 20
+    assert os.stat(copy).st_blocks * 512 < 1 << 20
+    run_jvs("verify", sid, cwd=main)
+    path.unlink()
+    run_jvs("restore", sid, "--discard-unsaved", cwd=main)
+    assert os.stat(path).st_size == 50 << 20 and os.stat(path).st_blocks * 512 < 1 << 20
+    with open(path, "rb") as f:
+        f.seek(20 << 20)
+        assert f.read(4097) == b"x" * 4096 + b"\0"
+    assert run_jvs("status", "--json", cwd=main).json["clean"]
+
+
+def test_a_refused_snapshot_leaves_nothing(repo):
+    """A file name with a line break cannot be recorded: the snapshot is refused with
+    E_NAME_INVALID, and nothing of it remains (no staging, intent, manifest or trash)."""
+    main = repo / "main"
+    (main / "ok.txt").write_text("fine\n")
+    run_jvs("snapshot", "one", cwd=main)
+    before = sorted(str(p.relative_to(repo)) for p in (repo / ".jvs").rglob("*")
+                    if "cache" not in p.parts and p.name != "audit.jsonl")
+    (main / "bad\nname").write_text("x")
+    out = run_jvs("snapshot", "two", cwd=main, check=False)
+    assert out.returncode == 1 and "E_NAME_INVALID" in out.stderr
+    after = sorted(str(p.relative_to(repo)) for p in (repo / ".jvs").rglob("*")
+                   if "cache" not in p.parts and p.name != "audit.jsonl")
+    assert after == before
+    assert "Repository is healthy." in run_jvs("doctor", "--strict", cwd=main).stdout

@@ -108,7 +108,6 @@ def snapshot(ctx, note, tags, paths, note_file):
       echo "note" | jvs snapshot -
       jvs snapshot "assets only" --paths Assets --paths ProjectSettings
     """
-    from jvs.restore import empty_trash_in_background
     from jvs.snapshot import create_snapshot
 
     ui = ui_of(ctx)
@@ -116,7 +115,7 @@ def snapshot(ctx, note, tags, paths, note_file):
     text = _read_note(note, note_file)
     all_tags = list(tags) + [t for t in repo.config().default_tags if t not in tags]
     result = create_snapshot(repo, worktree, note=text, tags=all_tags, paths=list(paths),
-                             progress=ui.report, defer_cleanup=True)
+                             progress=ui.report)
     desc = result.descriptor
     if result.was_detached:
         ui.warn(f"worktree '{worktree}' was DETACHED: the new snapshot's parent is "
@@ -139,7 +138,10 @@ def snapshot(ctx, note, tags, paths, note_file):
     if result.ignored:
         lines.append(f"  ignored (.jvsignore): {some_of(result.ignored)}")
     ui.emit(data, "\n".join(lines))
-    empty_trash_in_background(repo)
+    if result.audit_error:
+        ui.warn(f"the snapshot is published and is HEAD, but its audit record could not be "
+                f"written ({result.audit_error}); 'jvs doctor --strict' reports it and "
+                "'jvs doctor --repair audit_repair' adds it")
 
 
 @click.command()

@@ -80,7 +80,6 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
       jvs restore -i exp
       jvs restore baseline --discard-unsaved
     """
-    from jvs.restore import after_restore_in_background
     from jvs.restore import restore as do_restore
 
     ui = ui_of(ctx)
@@ -99,7 +98,7 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
         raise click.UsageError("give a snapshot: REF, HEAD, --latest-tag TAG or -i")
     started = os.path.realpath(start_dir(ctx))
     result = do_restore(repo, worktree, ref, discard_unsaved=discard_unsaved,
-                        progress=ui.report, defer_cleanup=True)
+                        progress=ui.report)
     wt = result.worktree
     _warn_if_shell_dir_replaced(ctx, started, repo, worktree)
     for sid in result.finished:
@@ -136,7 +135,6 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
         "not_restored": list(result.not_restored),
     }
     ui.emit(data, "\n".join(lines))
-    after_restore_in_background(repo, result)
 
 
 def _warn_if_shell_dir_replaced(ctx, started: str, repo, worktree: str) -> None:
