@@ -184,9 +184,10 @@ class Repository:
     # ------------------------------------------------------------------ restore, worktrees
 
     def restore(self, ref: str | None = None, *, latest_tag: str | None = None,
-                discard_unsaved: bool = False) -> RestoreResult:
-        """``jvs restore REF`` (or ``--latest-tag T``). Unsaved work becomes a rescue
-        snapshot (``result.rescue``) unless *discard_unsaved*."""
+                discard_unsaved: bool = False, paths: tuple[str, ...] = ()) -> RestoreResult:
+        """``jvs restore REF [-- PATH...]`` (or ``--latest-tag T``); *paths* are relative
+        to the worktree's root. Unsaved work becomes a rescue snapshot
+        (``result.rescue``) unless *discard_unsaved*."""
         from jvs.restore import restore
 
         if (ref is None) == (latest_tag is None):
@@ -196,7 +197,8 @@ class Repository:
             from jvs.resolve import latest_with_tag
 
             ref = latest_with_tag(self._repo, latest_tag).snapshot_id
-        return restore(self._repo, self._current(), ref, discard_unsaved=discard_unsaved)
+        return restore(self._repo, self._current(), ref, discard_unsaved=discard_unsaved,
+                       paths=tuple(paths))
 
     def fork(self, name: str, *, ref: str | None = None) -> WorktreeInfo:
         """``jvs fork [REF] NAME``: a new worktree at REF (default: this worktree's head).

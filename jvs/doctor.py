@@ -585,7 +585,7 @@ def _repair_clean_tmp(repo: Repo, targets: list[Finding], warnings: list[str]) -
         elif f.check == "gc_unfinished":
             continue  # below, all at once
         elif f.subject == "trash":
-            from jvs.restore import empty_trash
+            from jvs.trash import empty_trash
 
             empty_trash(repo)
             done.append(f"emptied {f.path}")

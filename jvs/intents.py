@@ -103,7 +103,9 @@ class WorktreeIntent:
 
 @dataclass(frozen=True)
 class RestoreIntent:
-    """A restore of *worktree* to *target_id*, in *phase* (see ``jvs.restore``)."""
+    """A restore of *worktree* to *target_id*, in *phase* (``jvs.restore.Phase``), with
+    its plan: the *steps* from the worktree to the target and the *transfers* that make
+    the rescue (lists, as JSON holds them)."""
 
     OPERATION: ClassVar[str] = "restore"
     worktree: str
@@ -115,6 +117,9 @@ class RestoreIntent:
     paths: tuple[str, ...] = ()
     unsaved: int = 0
     ignore_rules: str | None = None
+    steps: tuple = ()  # jvs.plan.Step.to_json() of each step, in order
+    transfers: tuple = ()  # jvs.rescue.Transfer.to_json(): what goes into the rescue
+    rescue_base: str | None = None  # the snapshot the rescue is cloned from
 
     @property
     def key(self) -> str:

@@ -48,10 +48,9 @@ def finish(repo: Repo, intent: Intent) -> str:
 
         return finish_worktree_operation(repo, intent)
     if isinstance(rec, RestoreIntent):
-        from jvs.restore import after_restore, finish_restore
+        from jvs.restore import finish_restore
 
         result = finish_restore(repo, intent)
-        after_restore(repo, result)
         return f"finished the restore of {rec.worktree} to {result.target.snapshot_id}" + (
             f" (unsaved work kept as rescue {result.rescue.snapshot_id})" if result.rescue
             else "")

@@ -10,7 +10,6 @@ crash after it leaves a complete snapshot whose worktree config ``doctor`` advan
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 from collections.abc import Callable
@@ -46,8 +45,10 @@ from jvs.integrity import (
 from jvs.intents import Intent, SnapshotIntent, drop_intent, write_intent
 from jvs.lock import assert_lock_still_held, repo_lock
 from jvs.names import validate_tag
+from jvs.publish import fsync_payload, publish_payload, write_manifest
 from jvs.repo import Repo
 from jvs.statcache import StatCache
+from jvs.trash import drop_ignored, empty_trash
 from jvs.worktree import (
     WorktreeConfig,
     load_worktree_config,
@@ -150,8 +151,6 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         drop_intent(intent)
         cache.save(keep=None if partial else set(after.files()))
         profile_step("snapshot:saved_stat_cache")
-        from jvs.restore import empty_trash
-
         empty_trash(repo)  # ignored paths an engine cloned anyway: O(what was ignored)
         return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, stats,
                               tuple(after.skipped_special),
@@ -437,8 +436,6 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     for rel in staged_scan.skipped_special:
         os.unlink(staged / rel)
     if staged_scan.ignored:
-        from jvs.restore import drop_ignored
-
         drop_ignored(repo, staged, staged_scan.ignored, f"snapshot-{snapshot_id}")
     entries = entries_of(staged, staged_scan, algo, stats, known)
     profile_step("snapshot:hashed")
@@ -449,28 +446,8 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
                 and (st.st_mtime_ns, st.st_size) == (copied.st_mtime_ns, copied.st_size):
             cache.remember(entry.relpath, st, entry.hash)
     manifest = manifest_bytes(entries)
-    # Made durable by fsync_payload's syncfs, which follows on the same filesystem.
-    fsio.write_bytes_atomic(repo.manifest_path(snapshot_id), manifest, durable=False)
+    write_manifest(repo, snapshot_id, manifest)
     return manifest, stats
-
-
-_libc = None
-
-
-def fsync_payload(staged: Path) -> None:
-    """Make the staged payload (and the manifest written just before) durable. One
-    ``syncfs`` of their filesystem replaces an fsync per file (thousands of journal
-    commits on the copy engine) with a single flush."""
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(staged, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _libc.syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise JvsError("E_IO", f"syncfs failed: {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 def in_thread(func: Callable[..., T], *args) -> Callable[[], T]:
@@ -495,11 +472,6 @@ def in_thread(func: Callable[..., T], *args) -> Callable[[], T]:
         return value
 
     return wait
-
-
-def publish_payload(repo: Repo, staged: Path, snapshot_id: str) -> None:
-    fsio.rename_noreplace(staged, repo.payload_dir(snapshot_id))
-    fsio.fsync_dir(repo.snapshots_dir)
 
 
 def update_worktree(repo: Repo, wt: WorktreeConfig, snapshot_id: str) -> WorktreeConfig:

@@ -56,6 +56,7 @@ class StatCache:
         self.algo = algo
         self._entries: dict[str, list] = entries or {}
         self._fresh: dict[str, list] = {}
+        self._settled: set[str] = set()
         self._on_disk = entries is not None  # loaded from a valid cache file
         self.started_ns = time.time_ns()
 
@@ -78,20 +79,32 @@ class StatCache:
             return row[4]
         return None
 
-    def remember(self, relpath: str, st: os.stat_result, digest: str) -> None:
+    def remember(self, relpath: str, st: os.stat_result, digest: str, *,
+                 settled: bool = False) -> None:
+        """Record *digest* for the file whose stat is *st*. *settled*: the caller took
+        *st* at least the racily-clean window after the file's last change (a restore
+        waits for that before it records what it wrote), so the entry is safe to keep
+        however recent that change was."""
         self._fresh[relpath] = [*stat_key(st), digest]
+        if settled:
+            self._settled.add(relpath)
+        else:
+            self._settled.discard(relpath)
+
+    def forget(self, relpath: str) -> None:
+        self._entries.pop(relpath, None)
+        self._fresh.pop(relpath, None)
 
     def save(self, keep: set[str] | None = None, horizon_ns: int | None = None) -> None:
         """Write the cache: the entries seen in this run (old ones still valid plus fresh
         ones), minus those too young to trust: changed less than the racily-clean window
-        before this run started, or after *horizon_ns* if the caller knows better (the
-        seeding after a restore, see ``restore.remember_restored``)."""
+        before this run started (or *horizon_ns*), unless remembered as settled."""
         horizon = self.started_ns - RACY_WINDOW_NS if horizon_ns is None else horizon_ns
         merged = {**self._entries, **self._fresh}
         if keep is not None:
             merged = {k: v for k, v in merged.items() if k in keep}
         safe = {k: v for k, v in merged.items()
-                if max(v[1], v[2]) < horizon}
+                if max(v[1], v[2]) < horizon or k in self._settled}
         if safe == self._entries and self._on_disk:
             self._fresh = {}
             return  # the file already holds exactly this (a write is a round trip on FUSE)
@@ -104,4 +117,4 @@ class StatCache:
             pass  # a cache that cannot be written only costs time next run
         else:
             self._on_disk = True
-        self._entries, self._fresh = safe, {}
+        self._entries, self._fresh, self._settled = safe, {}, set()

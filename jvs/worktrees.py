@@ -25,7 +25,9 @@ from jvs.lock import assert_lock_still_held, repo_lock
 from jvs.names import validate_worktree_name
 from jvs.recovery import settle_worktree
 from jvs.repo import Repo
-from jvs.restore import checked_worktree_dir, find_unsaved
+from jvs.restore import checked_worktree_dir
+from jvs.trash import empty_trash, trash_dir
+from jvs.unsaved import find_unsaved
 from jvs.worktree import (
     WorktreeConfig,
     list_worktree_names,
@@ -253,8 +255,6 @@ def remove(repo: Repo, name: str, *, force: bool = False) -> WorktreeConfig:
         intent = write_intent(repo, rec)
         _finish_remove(repo, rec)
         drop_intent(intent)
-        from jvs.restore import empty_trash
-
         empty_trash(repo)
         return config
 
@@ -262,8 +262,6 @@ def remove(repo: Repo, name: str, *, force: bool = False) -> WorktreeConfig:
 def _finish_remove(repo: Repo, rec: WorktreeIntent) -> None:
     """The payload goes to the trash by one rename (the worktree is there or gone, never
     half-deleted), then the config. Every step is skipped if already done."""
-    from jvs.restore import trash_dir
-
     payload = repo.worktree_dir(rec.name)
     # The config goes last, so a payload with no config is not one this removal moves.
     if os.path.lexists(payload) and repo.worktree_config_path(rec.name).exists():

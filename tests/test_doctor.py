@@ -284,7 +284,7 @@ def test_unfinished_restore_is_rolled_forward(repo):
     (main / "f.txt").write_text("two\n")
     snapshot(main, "two")
     crashed = run_jvs("restore", "one", cwd=main, check=False,
-                      env={"JVS_CRASH_AT": "restore:after_move_out"})
+                      env={"JVS_CRASH_AT": "restore:during_swap"})
     assert crashed.returncode == -9
     out = doctor(main)
     assert "unfinished_restore" in out.stdout and "finish_restore" in out.stdout

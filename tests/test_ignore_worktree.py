@@ -136,9 +136,8 @@ def test_symlinked_ignore_file_is_refused(repo, tmp_path):
     assert res.returncode == 1 and "E_PATH_ESCAPE" in res.stderr
 
 
-RESTORE_STEPS = ["after_intent", "after_stage", "after_hold_ignored", "during_move_out",
-                 "after_move_out", "after_rescue", "during_move_in", "after_move_in",
-                 "after_put_back", "after_worktree_update", "after_audit"]
+RESTORE_STEPS = ["after_intent", "after_stage", "after_move_to_rescue", "after_rescue",
+                 "during_swap", "after_swap", "after_worktree_update", "after_audit"]
 
 
 @pytest.mark.parametrize("step", RESTORE_STEPS)

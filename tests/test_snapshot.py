@@ -345,7 +345,7 @@ def test_write_during_the_clone_is_never_cached_as_clean(repo):
         assert compute_payload(snaps / sid, desc.payload_hash_algo)[1] == desc.payload_root_hash
 
 
-@pytest.mark.parametrize("step", ["restore:after_move_out", "restore:during_move_in"])
+@pytest.mark.parametrize("step", ["restore:during_swap", "restore:after_swap"])
 def test_snapshot_after_a_half_done_restore_refuses_and_moves_nothing(repo, step):
     """A restore killed half-way: a snapshot must neither capture the half-moved worktree
     nor finish the restore behind the user's back (which would move their work into a

@@ -53,6 +53,7 @@ def _pick_interactively(ctx, repo, pattern: str | None) -> str:
 
 @click.command()
 @click.argument("ref", required=False, shell_complete=complete_snapshot_ref)
+@click.argument("paths", nargs=-1, metavar="[-- PATH...]")
 @click.option("--latest-tag", metavar="TAG", help="The newest snapshot carrying TAG.",
               shell_complete=complete_tag)
 @click.option("--discard-unsaved", is_flag=True,
@@ -61,14 +62,18 @@ def _pick_interactively(ctx, repo, pattern: str | None) -> str:
               help="Pick from a numbered list (REF, if given, filters it).")
 @json_option
 @click.pass_context
-def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
-    """Replace the worktree's contents with snapshot REF, in place.
+def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive):
+    """Replace the worktree's contents with snapshot REF, in place, or only PATHs.
 
     REF is HEAD (the worktree's latest snapshot), HEAD~N, a snapshot ID or a unique prefix
     of it or of its short form, a tag (newest snapshot carrying it), a note, or a unique
     note prefix. Unsaved changes first become a rescue snapshot, restorable by its ID,
     unless --discard-unsaved. Restoring an older snapshot leaves the worktree DETACHED;
     'jvs snapshot' continues from there and 'jvs restore HEAD' returns to the latest.
+    Only what differs is touched: unchanged files are never moved, copied or read.
+
+    With '-- PATH...', only those files or directories (relative to the current
+    directory) are made as they are in REF; the rest of the worktree and its HEAD stay.
 
     \b
     Examples:
@@ -79,6 +84,7 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
       jvs restore HEAD
       jvs restore -i exp
       jvs restore baseline --discard-unsaved
+      jvs restore v1 -- config.yaml data/labels
     """
     from jvs.restore import restore as do_restore
 
@@ -97,12 +103,14 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
     elif not ref:
         raise click.UsageError("give a snapshot: REF, HEAD, --latest-tag TAG or -i")
     started = os.path.realpath(start_dir(ctx))
+    was = os.stat(started)
     result = do_restore(repo, worktree, ref, discard_unsaved=discard_unsaved,
+                        paths=_worktree_paths(repo, worktree, started, paths),
                         progress=ui.report)
     wt = result.worktree
-    _warn_if_shell_dir_replaced(ctx, started, repo, worktree)
-    for sid in result.finished:
-        ui.warn(f"finished an interrupted restore (to {short(sid)}) first")
+    _warn_if_shell_dir_replaced(ui, started, was)
+    for what in result.finished:
+        ui.warn(what)
     lines = []
     if result.rescue is not None:
         rid = result.rescue.snapshot_id
@@ -110,9 +118,19 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
         lines.append(f"  get them back with: jvs restore {rid}")
     if result.discarded:
         ui.warn("--discard-unsaved: unsaved changes, if there were any, were discarded")
-    lines.append(f"Restored to snapshot {result.target.snapshot_id}")
+    if result.paths:
+        lines.append(f"Restored {', '.join(result.paths)} from snapshot "
+                     f"{result.target.snapshot_id}")
+    else:
+        lines.append(f"Restored to snapshot {result.target.snapshot_id}")
     if result.unchanged:
         lines.append("  (the worktree already matched it: nothing was moved)")
+    else:
+        lines.append(f"  {result.changed} entr{'y' if result.changed == 1 else 'ies'} "
+                     "changed, the rest left as it was")
+    if result.conflicts:
+        lines.append(f"  written during the restore, kept in jvs-restore-conflicts/: "
+                     f"{some_of(result.conflicts)}")
     if result.target.is_partial:
         lines.append(f"  partial: only {', '.join(result.target.partial_paths)} replaced")
     if result.not_restored:
@@ -133,17 +151,45 @@ def restore(ctx, ref, latest_tag, discard_unsaved, interactive):
         "unchanged": result.unchanged,
         "finished_interrupted": list(result.finished),
         "not_restored": list(result.not_restored),
+        "paths": list(result.paths),
+        "changed_entries": result.changed,
+        "conflicts": list(result.conflicts),
     }
     ui.emit(data, "\n".join(lines))
 
 
-def _warn_if_shell_dir_replaced(ctx, started: str, repo, worktree: str) -> None:
-    """The worktree dir keeps its inode, but a subdirectory the command was started in
-    was moved away with the old content: tell the user how to follow it."""
+def _worktree_paths(repo, worktree: str, started: str, paths: tuple[str, ...]
+                    ) -> tuple[str, ...]:
+    """PATHs as given (relative to the current directory when that is inside the worktree,
+    else to the worktree's root), as paths relative to the worktree's root."""
+    from jvs.errors import JvsError
+
     root = os.path.realpath(repo.worktree_dir(worktree))
-    if started != root and started.startswith(root + os.sep):
-        ui_of(ctx).warn(f"the directory you are in ({os.path.relpath(started, root)}) was "
-                        "replaced by the restore; run 'cd \"$PWD\"' to see the restored one")
+    base = started if started == root or started.startswith(root + os.sep) else root
+    out = []
+    for raw in paths:
+        full = os.path.normpath(os.path.join(base, raw))
+        if full != root and not full.startswith(root + os.sep):
+            raise JvsError("E_PATH_ESCAPE", f"{raw!r} is outside worktree {worktree!r}",
+                           hint=f"give paths inside {root}")
+        if full == root:
+            raise JvsError("E_USAGE", f"{raw!r} is the whole worktree",
+                           hint="leave out '-- PATH' to restore all of it")
+        out.append(os.path.relpath(full, root).replace(os.sep, "/"))
+    return tuple(out)
+
+
+def _warn_if_shell_dir_replaced(ui, started: str, was: os.stat_result) -> None:
+    """The worktree dir keeps its inode, and so does every directory the restore did not
+    change; but if the one the command was started in was replaced, say how to follow."""
+    try:
+        now = os.stat(started)
+    except FileNotFoundError:
+        ui.warn("the directory you are in is not in the restored snapshot; 'cd ..'")
+        return
+    if (now.st_dev, now.st_ino) != (was.st_dev, was.st_ino):
+        ui.warn("the directory you are in was replaced by the restore; run 'cd \"$PWD\"' "
+                "to see the restored one")
 
 
 def _created(ctx, info, how: str) -> None:

@@ -30,8 +30,14 @@ class Engine(Protocol):
 
         Paths *ignore* matches (relative to *src*) are left out where that is cheap; an
         engine may still clone some of them (``juicefs-clone`` clones whole top-level
-        entries), so the caller drops what remains (see ``snapshot.drop_ignored``).
+        entries), so the caller drops what remains (see ``trash.drop_ignored``).
         """
+        ...
+
+    def clone_payload(self, src: Path, dst: Path) -> None:
+        """Another immutable payload holding what the immutable payload *src* holds (a
+        rescue's base is its head's payload): as cheap as the engine can make it. The copy
+        engine hard-links the files, as it does between the snapshots it takes."""
         ...
 
 

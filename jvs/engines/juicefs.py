@@ -245,6 +245,9 @@ class JuiceFSEngine:
             degraded.add("owners")
         return CloneResult(self.name, tuple(degraded.items))
 
+    def clone_payload(self, src: Path, dst: Path) -> None:
+        self.clone(src, dst, report=False)
+
     def _clone_entries(self, src: Path, dst: Path, st: os.stat_result,
                        names: list[str], report: bool = True) -> CloneResult:
         """Clone only the top-level entries *names* of directory *src*, a few ``juicefs

@@ -155,6 +155,9 @@ class ReflinkEngine:
     def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
         return _ReflinkWalk().clone_hashing(src, dst, None, ignore)
 
+    def clone_payload(self, src: Path, dst: Path) -> None:
+        self.clone(src, dst)
+
     def clone_hashing(self, src: Path, dst: Path, hashing: HashingCopy | None,
                       ignore: IgnoreRules | None = None,
                       listing: Listing | None = None) -> CloneResult:

@@ -112,13 +112,13 @@ def prepare_agent_unsaved(runner: Runner, base: Path) -> None:
 
 
 def prepare_crashed_restore(runner: Runner, base: Path) -> None:
-    """A restore over unsaved work killed after it moved the worktree out: doctor's
-    finish_restore has the rescue and the move-in left to do."""
+    """A restore over unsaved work killed after it moved that work into the rescue's
+    base: doctor's finish_restore has the rescue's publish and the swap left to do."""
     wt = repo_v1_v2(runner, base)
     unsaved_edits(wt)
     files = [(rel, e[2]) for rel, e in (tree_state(wt) or {}).items() if e[0] == "file"]
     (base / "before.json").write_text(json.dumps(files))
-    run = runner.run("restore", "v1", cwd=wt, env={"JVS_CRASH_AT": "restore:after_move_out"})
+    run = runner.run("restore", "v1", cwd=wt, env={"JVS_CRASH_AT": "restore:after_move_to_rescue"})
     assert run.killed, run.stderr
 
 
