@@ -4,6 +4,7 @@ unsaved work, --discard-unsaved, partial overlays, and a SIGKILL at every step."
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 
@@ -350,6 +351,29 @@ def test_restore_and_fork_on_every_engine(engine_repo):
     assert {k: v for k, v in tree(side).items() if v != "dir"} == V2
     run_jvs("restore", out["rescue_id"], cwd=main)
     assert tree(main) == dirty
+
+
+def test_a_restore_where_most_entries_differ_on_every_engine(engine_repo):
+    """200 files, every one different between the snapshots, some in read-only
+    directories: on JuiceFS this takes the one-clone-of-the-whole-target path
+    (restore.WHOLE_TREE_SHARE), elsewhere a clone per entry. Either way the worktree ends
+    exactly as the snapshot, and the next snapshot reads nothing."""
+    root, engine = engine_repo
+    main = root / "main"
+    one = {f"d{i % 4}/f{i:03d}": f"one {i}\n".encode() for i in range(200)}
+    two = {f"d{i % 4}/f{i:03d}": f"two {i}\n".encode() for i in range(200)}
+    write(main, one)
+    os.chmod(main / "d0", 0o555)
+    v1 = snap(main, "one")
+    os.chmod(main / "d0", 0o755)
+    write(main, two)
+    snap(main, "two")
+    run_jvs("restore", v1, cwd=main)
+    assert {k: v for k, v in tree(main).items() if v != "dir"} == one
+    assert stat.S_IMODE(os.lstat(main / "d0").st_mode) == 0o555
+    assert run_jvs("status", "--json", cwd=main).json["clean"]
+    again = run_jvs("snapshot", "same", "--json", cwd=main).json
+    assert again["stats"]["files_hashed"] == 0, again["stats"]
 
 
 def test_failed_staging_leaves_worktree_and_no_pending_restore(two):
