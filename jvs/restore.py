@@ -589,7 +589,10 @@ def swap(payload: Path, wdir: Path, steps: list[Step], *, resuming: bool,
             continue
         if step.action in (ADD, REPLACE) and not os.path.lexists(here):
             continue  # moved in already
-        if step.moves_out and os.path.lexists(dst) and not os.path.lexists(old / str(n)):
+        # Fresh, something written at an added entry's path since the worktree was read
+        # goes aside too (keep_conflicts keeps it); after a crash, it stops the restore.
+        if (step.moves_out or not resuming) and os.path.lexists(dst) \
+                and not os.path.lexists(old / str(n)):
             if resuming and step.before \
                     and fingerprint_now(payload, step.path, moved) != step.before:
                 raise _changed_since_crash(step.path)
@@ -628,7 +631,7 @@ def keep_conflicts(payload: Path, wdir: Path, steps: list[Step],
     old = wdir / "old"
     for n, step in enumerate(steps):
         moved = old / str(n)
-        if not step.moves_out or not os.path.lexists(moved):
+        if step.action == MODE or not os.path.lexists(moved):
             continue
         found = [("", os.lstat(moved))]
         if stat.S_ISDIR(found[0][1].st_mode):

@@ -605,3 +605,34 @@ def test_a_file_added_after_a_crash_to_a_directory_being_removed_is_kept(repo, t
 
     run_jvs("restore", v1, cwd=copy / "main")
     assert tree(copy / "main") == {"a.txt": b"one\n"}
+
+
+def test_files_written_while_a_restore_stages_are_kept(repo):
+    """A program keeps writing while the restore stages its target (after the worktree
+    was read): into a directory the restore removes, at a path it adds, over a file it
+    replaces, and somewhere it does not touch. None of it is deleted: what is in the
+    restore's way is kept in jvs-restore-conflicts/ and listed, the rest stays put."""
+    main = repo / "main"
+    write(main, {"a.txt": b"one\n", "b.txt": b"one b\n", "keep/k.txt": b"k\n"})
+    v1 = snap(main, "one")
+    os.unlink(main / "b.txt")
+    write(main, {"a.txt": b"two\n", "zdir/x": b"x\n"})
+    snap(main, "two")
+    proc = start_paused_jvs("restore", v1, "--json", cwd=main, step="restore:after_stage",
+                            seconds=1.5)
+    write(main, {"zdir/late.txt": b"late in zdir\n", "b.txt": b"late b\n",
+                 "keep/late.txt": b"late elsewhere\n"})
+    (main / "a.txt").write_bytes(b"late edit of a\n")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    import json
+
+    conflicts = json.loads(out)["conflicts"]
+    assert sorted(conflicts) == ["a.txt", "b.txt", "zdir/late.txt"], conflicts
+    kept = main / "jvs-restore-conflicts"
+    assert (kept / "zdir" / "late.txt").read_bytes() == b"late in zdir\n"
+    assert (kept / "b.txt").read_bytes() == b"late b\n"
+    assert (kept / "a.txt").read_bytes() == b"late edit of a\n"
+    assert (main / "keep" / "late.txt").read_bytes() == b"late elsewhere\n"
+    assert (main / "a.txt").read_bytes() == b"one\n" and (main / "b.txt").read_bytes() == \
+        b"one b\n"
