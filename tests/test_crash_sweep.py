@@ -27,14 +27,15 @@ FULL = os.environ.get("JVS_CRASH_SWEEP") == "full"
 # (scenario, stride inside staging, every n-th call) per engine: what CI runs. The
 # variants of a protocol another scenario covers call by call are sampled more thinly.
 COPY = [*((name, 8, 1) for name in (
-    "snapshot", "restore-unsaved", "restore-partial", "fork", "worktree-create-from",
-    "worktree-rename", "worktree-remove", "worktree-remove-force", "gc-run",
-    "doctor-finish-restore", "doctor-finish-snapshot", "doctor-finish-fork")),
+    "snapshot", "fork", "worktree-create-from", "worktree-rename", "worktree-remove",
+    "worktree-remove-force", "gc-run", "doctor-finish-snapshot", "doctor-finish-fork")),
+    *((name, 8, 2) for name in ("restore-unsaved", "restore-partial",
+                                "doctor-finish-restore")),
     *((name, 8, 4) for name in (
         "first-snapshot", "restore-clean", "restore-discard", "worktree-create",
         "go-snapshot", "go-restore", "go-fork"))]
 XFS = [("snapshot", 8, 2), ("restore-unsaved", 8, 2)]
-JUICEFS = [("snapshot", 8, 3), ("restore-unsaved", 8, 3)]
+JUICEFS = [("snapshot", 8, 6), ("restore-unsaved", 8, 6)]
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None,
                                 reason="gcc is needed to build the kill shim")
