@@ -35,7 +35,7 @@ from jvs.intents import (
     intent_is_live,
     list_intents,
 )
-from jvs.repo import CONTROL_DIRS, REQUIRED_CONTROL_DIRS, Repo
+from jvs.repo import CONTROL_DIRS, REQUIRED_CONTROL_DIRS, Repo, check_control_plane
 
 REPAIRS = ("clean_tmp", "clean_intents", "advance_head", "rebuild_index", "audit_repair",
            "finish_restore")
@@ -163,6 +163,16 @@ def check_layout(repo: Repo) -> list[Finding]:
     if not (repo.jvs_dir / "repo_id").is_file():
         out.append(Finding("missing_control_file", "error", "E_NOT_FOUND",
                            ".jvs/repo_id is missing", str(repo.jvs_dir / "repo_id")))
+    try:
+        check_control_plane(repo.jvs_dir)
+    except JvsError as exc:
+        out.append(Finding("control_path_escape", "error", "E_PATH_ESCAPE", exc.message,
+                           None))
+    try:
+        repo.config()
+    except JvsError as exc:
+        out.append(Finding("config_corrupt", "error", exc.code, exc.message,
+                           str(repo.jvs_dir / "config.json")))
     known = {*CONTROL_DIRS, "format_version", "repo_id", "config.json", "restore",
              "index.sqlite", "index.sqlite-journal", "index.sqlite-wal", "index.sqlite-shm"}
     for name in sorted(os.listdir(repo.jvs_dir)):

@@ -21,16 +21,23 @@ from contextlib import contextmanager
 
 from jvs.errors import JvsError
 from jvs.ids import rfc3339_utc
-from jvs.repo import Repo
+from jvs.repo import Repo, check_control_plane
 
 DEFAULT_WAIT_S = 10.0
 
 
 def lock_wait_seconds() -> float:
-    try:
-        return float(os.environ.get("JVS_LOCK_TIMEOUT", DEFAULT_WAIT_S))
-    except ValueError:
+    raw = os.environ.get("JVS_LOCK_TIMEOUT")
+    if raw is None:
         return DEFAULT_WAIT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise JvsError("E_USAGE", f"JVS_LOCK_TIMEOUT={raw!r} is not a number of seconds",
+                       hint="e.g. JVS_LOCK_TIMEOUT=30 (0: do not wait)")
+    return value
 
 
 def read_holder(repo: Repo) -> dict | None:
@@ -43,7 +50,9 @@ def read_holder(repo: Repo) -> dict | None:
 
 @contextmanager
 def repo_lock(repo: Repo, operation: str, *, wait: float | None = None) -> Iterator[None]:
-    """Hold the exclusive repository lock; wait up to *wait* seconds, then E_BUSY."""
+    """Hold the exclusive repository lock; wait up to *wait* seconds, then E_BUSY. Every
+    writer comes through here: the control plane is checked first (no symlink in it)."""
+    check_control_plane(repo.jvs_dir)
     repo.locks_dir.mkdir(parents=True, exist_ok=True)
     path = repo.locks_dir / "repo.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

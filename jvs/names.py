@@ -9,6 +9,9 @@ from jvs.errors import JvsError
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 SNAPSHOT_ID_RE = re.compile(r"[0-9]{13}-[0-9a-f]{8}")
+# A worktree name becomes a file name with a suffix (``<name>.json``, ``restore-<name>``):
+# kept well under the 255 bytes a file name may have.
+MAX_NAME_BYTES = 200
 
 
 def _check(kind: str, raw: str) -> str:
@@ -21,6 +24,10 @@ def _check(kind: str, raw: str) -> str:
         raise JvsError("E_NAME_INVALID", f"{kind} name {name!r} contains a path separator")
     if ".." in name or name == ".":
         raise JvsError("E_NAME_INVALID", f"{kind} name {name!r} contains '..' or is '.'")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise JvsError("E_NAME_INVALID",
+                       f"{kind} name is {len(name.encode())} bytes long "
+                       f"(at most {MAX_NAME_BYTES})", hint="use a shorter name")
     if not _NAME_RE.fullmatch(name):
         raise JvsError(
             "E_NAME_INVALID",

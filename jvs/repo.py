@@ -111,11 +111,19 @@ class Repo:
     def config(self) -> RepoConfig:
         """The repository's settings. A repository the Go implementation wrote has no
         ``config.json``: its settings are the defaults its format implies (sha256)."""
+        path = self.jvs_dir / "config.json"
         try:
-            obj = fsio.read_json(self.jvs_dir / "config.json")
+            obj = fsio.read_json(path)
         except FileNotFoundError:
             obj = {}
-        return RepoConfig.from_json(obj)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _bad_config(path, f"is not valid JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise _bad_config(path, "is not a JSON object")
+        try:
+            return RepoConfig.from_json(obj)
+        except (TypeError, ValueError) as exc:
+            raise _bad_config(path, f"has a value of the wrong type ({exc})") from None
 
     def write_config(self, config: RepoConfig) -> None:
         fsio.write_json_atomic(self.jvs_dir / "config.json", config.to_json())
@@ -130,6 +138,31 @@ class Repo:
 
     def repo_id(self) -> str:
         return (self.jvs_dir / "repo_id").read_text().strip()
+
+
+def _bad_config(path: Path, what: str) -> JvsError:
+    return JvsError("E_DESCRIPTOR_CORRUPT", f"{path} {what}",
+                    hint="fix it by hand (docs/format.md lists its keys), or move it away "
+                         "to use the defaults; 'jvs doctor' reports it")
+
+
+def check_control_plane(jvs_dir: Path) -> None:
+    """Every control-plane path resolves inside the repository (SPEC §1): a symlink at
+    ``.jvs/<dir>``, ``.jvs/restore/<x>`` or ``.jvs/cache/<host>`` would make jvs write, or
+    delete, wherever it points. Refused with E_PATH_ESCAPE; a few lstat calls."""
+    for parent in (jvs_dir, jvs_dir / "restore", jvs_dir / "cache", jvs_dir / "gc"):
+        try:
+            names = os.listdir(parent)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for name in names:
+            path = parent / name
+            if os.path.islink(path):
+                raise JvsError("E_PATH_ESCAPE",
+                               f"{path} is a symlink (to {os.readlink(path)}): jvs keeps its "
+                               "control files inside the repository only",
+                               hint="remove the symlink (and move back what it pointed to, "
+                                    "if anything of the repository is there)")
 
 
 def check_format(jvs_dir: Path) -> None:
@@ -166,11 +199,22 @@ def discover(start: Path | str = ".") -> Location:
         raise JvsError("E_NOT_FOUND", f"{start_path} does not exist")
     # Prefer the logical path (as the user typed it) so a repo reached through a symlink
     # maps its worktrees correctly, then fall back to the real path.
+    first_problem = None
     for candidate in dict.fromkeys([start_path, Path(os.path.realpath(start_path))]):
         for d in [candidate, *candidate.parents]:
             if (d / ".jvs").is_dir() and not (d / ".jvs").is_symlink():
-                check_format(d / ".jvs")
+                try:
+                    check_format(d / ".jvs")
+                except JvsError as exc:
+                    # A `.jvs` without format_version may be user data (a worktree can
+                    # hold anything): look further up for the repository it is in.
+                    if exc.code != "E_NOT_A_REPO":
+                        raise
+                    first_problem = first_problem or exc
+                    continue
                 return Location(Repo(d), _worktree_of(d, candidate))
+    if first_problem is not None:
+        raise first_problem
     raise JvsError(
         "E_NOT_A_REPO",
         f"not inside a jvs repository: {start_path}",

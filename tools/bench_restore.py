@@ -85,8 +85,10 @@ def change(path: Path, size: int, n: int) -> int:
 
 
 def jvs_json(args: list[str], cwd: Path, env: dict) -> dict:
-    out = subprocess.run([*JVS, *args, "--json"], cwd=cwd, env=env, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run([*JVS, *args, "--json"], cwd=cwd, env=env, capture_output=True,
+                         text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"jvs {' '.join(args)} failed: {out.stderr}")
     return json.loads(out.stdout)
 
 

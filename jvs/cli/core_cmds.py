@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -67,24 +68,27 @@ def init(ctx, name, hash_algo, template):
 def _read_note(note: str | None, note_file: str | None) -> str:
     if note_file is not None and note not in (None,):
         raise click.UsageError("give the note as an argument or with -F, not both")
+    from jvs.errors import JvsError
+
     if note == "-" or note_file == "-":
-        text = sys.stdin.read()
+        raw = sys.stdin.buffer.read(MAX_NOTE_BYTES + 2)  # never more than the limit
     elif note_file is not None:
         try:
-            text = Path(note_file).read_text(encoding="utf-8")
+            with open(note_file, "rb") as f:
+                raw = f.read(MAX_NOTE_BYTES + 2)
         except OSError as exc:
-            from jvs.errors import JvsError
-
             raise JvsError("E_NOT_FOUND",
                            f"cannot read note file {note_file}: {exc.strerror}") from None
     else:
-        text = note or ""
-    text = text.rstrip("\n")
-    if len(text.encode("utf-8")) > MAX_NOTE_BYTES:
-        from jvs.errors import JvsError
-
+        raw = os.fsencode(note or "")  # argv: undecodable bytes come back as they were
+    raw = raw.rstrip(b"\n")
+    if len(raw) > MAX_NOTE_BYTES:
         raise JvsError("E_USAGE", f"note is longer than {MAX_NOTE_BYTES} bytes")
-    return text
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JvsError("E_USAGE", f"note is not valid UTF-8 (byte {exc.start})",
+                       hint="notes are text; check the file's encoding") from None
 
 
 @click.command()
@@ -145,7 +149,8 @@ def snapshot(ctx, note, tags, paths, note_file):
 
 
 @click.command()
-@click.option("-n", "--limit", type=int, default=None, help="Show at most N snapshots.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=None,
+              help="Show at most N snapshots.")
 @click.option("--grep", metavar="TEXT", help="Only snapshots whose note contains TEXT.")
 @click.option("--tag", metavar="TAG", help="Only snapshots with this tag (exact, glob, or prefix).",
               shell_complete=complete_tag)

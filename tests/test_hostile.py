@@ -1,0 +1,81 @@
+"""Hostile and unusual input (issue 21): nothing outside the repository is touched, bad
+values get a clear error with their class, and nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import run_jvs
+
+
+@pytest.fixture
+def main(repo):
+    main = repo / "main"
+    (main / "a.txt").write_text("a\n")
+    run_jvs("snapshot", "one", cwd=main)
+    return main
+
+
+@pytest.mark.parametrize("where", ["restore/@trash", "intents", "snapshots", "cache/host"])
+def test_a_symlinked_control_path_is_refused_and_reported(main, tmp_path, where):
+    """A symlink in the control plane would make jvs write (or, for the trash, delete)
+    wherever it points: every writer refuses with E_PATH_ESCAPE before touching it, and
+    doctor reports it."""
+    jvs_dir = main.parent / ".jvs"
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("not jvs's\n")
+    link = jvs_dir / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.exists():
+        os.rename(link, tmp_path / "moved-away")
+    os.symlink(victim, link)
+    (main / "b.txt").write_text("b\n")
+    for args in (["snapshot", "x"], ["restore", "HEAD"], ["fork", "side"]):
+        res = run_jvs(*args, cwd=main, check=False)
+        assert res.returncode == 1 and "E_PATH_ESCAPE" in res.stderr, (args, res.stderr)
+    assert sorted(os.listdir(victim)) == ["precious"]
+    doctor = run_jvs("doctor", cwd=main, check=False)
+    assert doctor.returncode == 1 and "control_path_escape" in doctor.stdout
+
+
+def test_a_corrupt_config_is_an_error_with_its_class_and_doctor_says_so(main):
+    (main.parent / ".jvs" / "config.json").write_text("{not json")
+    res = run_jvs("snapshot", "x", cwd=main, check=False)
+    assert res.returncode == 1 and "E_DESCRIPTOR_CORRUPT" in res.stderr
+    assert "Traceback" not in res.stderr
+    doctor = run_jvs("doctor", cwd=main, check=False)
+    assert doctor.returncode == 1 and "config_corrupt" in doctor.stdout
+
+
+def test_notes_that_are_not_text_or_too_long_are_refused_without_reading_on(main):
+    res = run_jvs("snapshot", os.fsdecode(b"bad \xff note"), cwd=main, check=False)
+    assert res.returncode == 1 and "E_USAGE" in res.stderr and "UTF-8" in res.stderr
+    # /dev/zero never ends: the note is read only up to its limit.
+    res = run_jvs("snapshot", "-F", "/dev/zero", cwd=main, check=False)
+    assert res.returncode == 1 and "E_USAGE" in res.stderr and "longer than" in res.stderr
+    assert len(run_jvs("history", "--json", cwd=main).json["snapshots"]) == 1
+
+
+def test_bad_numbers_and_names_are_usage_errors(main):
+    res = run_jvs("worktree", "create", "a" * 300, cwd=main, check=False)
+    assert res.returncode == 1 and "E_NAME_INVALID" in res.stderr
+    assert len(res.stderr) < 400  # not a 4 KB ENAMETOOLONG echo of the path
+    res = run_jvs("history", "--limit", "-1", cwd=main, check=False)
+    assert res.returncode == 2
+    res = run_jvs("snapshot", "x", cwd=main, check=False, env={"JVS_LOCK_TIMEOUT": "abc"})
+    assert res.returncode == 1 and "E_USAGE" in res.stderr and "JVS_LOCK_TIMEOUT" in res.stderr
+
+
+def test_a_dot_jvs_directory_inside_user_data_is_just_data(main):
+    """A worktree may hold anything, a `.jvs` folder of another program included: the
+    commands run inside it still find the repository it is in."""
+    (main / "sub" / ".jvs").mkdir(parents=True)
+    (main / "sub" / ".jvs" / "x").write_text("someone else's\n")
+    status = run_jvs("status", "--json", cwd=main / "sub")
+    assert status.json["worktree"] == "main"
+    out = run_jvs("snapshot", "with a .jvs folder", "--json", cwd=main / "sub").json
+    listed = run_jvs("diff", out["parent_id"], out["snapshot_id"], "--json", cwd=main).json
+    assert "sub/.jvs/x" in {c["path"] for c in listed["changes"]}
