@@ -212,7 +212,8 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     crashpoint("restore:after_stage")
     known = {r: (identity(state.stats[r]), e.hash) for r, e in state.entries.items()
              if e.kind == "file"} if transfers else None
-    result = roll_forward(repo, intent, fresh=True, known=known, cache=cache, state=state)
+    result = roll_forward(repo, intent, fresh=True, known=known, cache=cache, state=state,
+                          wanted=wanted)
     not_restored = ignored_in_snapshot(repo, target, ignore) if ignore else []
     return replace(result, not_restored=tuple(p for p in not_restored
                                               if not units or under(p, units)))
@@ -475,7 +476,8 @@ def ignored_in_snapshot(repo: Repo, target: Descriptor, ignore: IgnoreRules) -> 
 
 def roll_forward(repo: Repo, intent: Intent, *, fresh: bool,
                  known: dict | None = None, cache: StatCache | None = None,
-                 state: WorktreeState | None = None) -> RestoreResult:
+                 state: WorktreeState | None = None,
+                 wanted: dict[str, Entry] | None = None) -> RestoreResult:
     """Run the restore from its recorded phase to the end. Every step is skipped if done,
     so a crash anywhere in here is finished by running this again. A roll-forward after a
     crash (not *fresh*) refuses with E_UNSAVED where the worktree is not as the crash
@@ -507,7 +509,7 @@ def roll_forward(repo: Repo, intent: Intent, *, fresh: bool,
             intent = update_intent(intent, replace(rec, phase=Phase.SWAP.value))
         swap(payload, wdir, steps, resuming=not fresh,
              moved=moved_by(Transfer.from_json(t) for t in rec.transfers))
-        fix_parent_modes(repo, target, payload, steps)
+        fix_parent_modes(repo, target, payload, steps, wanted)
         crashpoint("restore:after_swap")
     conflicts = keep_conflicts(payload, wdir, steps, state) if fresh and state else []
 
@@ -528,7 +530,9 @@ def roll_forward(repo: Repo, intent: Intent, *, fresh: bool,
     clean_up(repo, worktree, intent)
     profile_step("restore:cleaned_up")
     if cache is not None and state is not None:
-        remember_restored(repo, cache, target, payload, steps, state, swapped_at)
+        remember_restored(cache, wanted or {e.relpath: e for e in
+                                            snapshot_entries(repo, target)},
+                          payload, steps, state, swapped_at)
         profile_step("restore:saved_stat_cache")
     return RestoreResult(wt, target, rec.previous_head, rescue=rescue, discarded=rec.discard,
                          unsaved=rec.unsaved, changed=len(steps), conflicts=tuple(conflicts),
@@ -608,13 +612,15 @@ def swap(payload: Path, wdir: Path, steps: list[Step], *, resuming: bool,
             crashpoint("restore:during_swap")
 
 
-def fix_parent_modes(repo: Repo, target: Descriptor, payload: Path, steps: list[Step]) -> None:
+def fix_parent_modes(repo: Repo, target: Descriptor, payload: Path, steps: list[Step],
+                     wanted: dict[str, Entry] | None = None) -> None:
     """The directories the swap went through get the target's modes back (one may have
     been made writable for a step, and a crash may have left it so)."""
     parents = {s.path.rpartition("/")[0] for s in steps} - {""}
     if not parents:
         return
-    modes = {e.relpath: e.mode for e in snapshot_entries(repo, target) if e.relpath in parents}
+    entries = wanted.values() if wanted is not None else snapshot_entries(repo, target)
+    modes = {e.relpath: e.mode for e in entries if e.relpath in parents}
     for rel in parents:
         path = payload / rel
         if rel in modes and os.path.isdir(path) and not os.path.islink(path) \
@@ -673,7 +679,7 @@ def clean_up(repo: Repo, worktree: str, intent: Intent) -> None:
     empty_trash(repo)
 
 
-def remember_restored(repo: Repo, cache: StatCache, target: Descriptor, payload: Path,
+def remember_restored(cache: StatCache, target_files: dict[str, Entry], payload: Path,
                       steps: list[Step], state: WorktreeState, swapped_at: int) -> None:
     """Keep the stat cache exact: entries the restore did not touch keep their records
     (read_worktree refreshed them); what it wrote is recorded with the target's hashes and
@@ -686,7 +692,6 @@ def remember_restored(repo: Repo, cache: StatCache, target: Descriptor, payload:
         cache.forget(rel)
     keep = set(state.stats) - set(gone)
     if written:
-        target_files = {e.relpath: e for e in snapshot_entries(repo, target)}
         target_keys = sorted(target_files)
         settle = swapped_at + racy_window_ns(payload) - time.time_ns()
         if settle > 0:
