@@ -36,6 +36,7 @@ from jvs.intents import (
     list_intents,
 )
 from jvs.repo import CONTROL_DIRS, REQUIRED_CONTROL_DIRS, Repo, check_control_plane
+from jvs.statcache import read_cache_file
 
 REPAIRS = ("clean_tmp", "clean_intents", "advance_head", "rebuild_index", "audit_repair",
            "finish_restore")
@@ -492,12 +493,7 @@ def check_caches(repo: Repo, state: State) -> list[Finding]:
                 if not (name.startswith("stat-") and name.endswith(".json")):
                     continue
                 path = hostdir / name
-                try:
-                    obj = json.loads(path.read_bytes())
-                    ok = isinstance(obj, dict) and isinstance(obj.get("entries"), dict)
-                except (OSError, ValueError):
-                    ok = False
-                if not ok:
+                if read_cache_file(path) is None:
                     out.append(Finding("stat_cache_corrupt", "info", "E_DESCRIPTOR_CORRUPT",
                                        "stat cache is unreadable (only costs time)",
                                        str(path), "rebuild_index", str(path)))

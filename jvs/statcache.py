@@ -13,6 +13,10 @@ Two guards keep it honest:
   (they are simply hashed again next time);
 - writes during a clone: callers pass the stat taken before and after the clone, and an
   entry is used or stored only when both agree.
+
+The file starts with a checksum of the rest (xxh3-128): a cache edited or damaged by
+anything but jvs is not trusted at all (it is an empty cache), so a forged record cannot
+make a snapshot record, or a restore overlook, content the file does not hold.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ RACY_WINDOW_NS = 100_000_000
 LOCAL_RACY_WINDOW_NS = 20_000_000
 LOCAL_FSTYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs", "zfs",
                            "bcachefs", "jfs", "reiserfs"})
-_VERSION = 1
+_VERSION = 2
 
 StatKey = tuple[int, int, int, int]
 
@@ -64,12 +68,9 @@ class StatCache:
     def load(cls, repo: Repo, worktree: str, algo: str) -> StatCache:
         """The cache of *worktree* on this host (empty if missing or unreadable)."""
         path = repo.cache_dir / os.uname().nodename / f"stat-{worktree}.json"
-        try:
-            obj = json.loads(path.read_bytes())
-            if obj.get("version") == _VERSION and obj.get("algo") == algo:
-                return cls(path, algo, obj.get("entries") or {})
-        except (OSError, ValueError, AttributeError):
-            pass  # a missing or unreadable cache is an empty one
+        obj = read_cache_file(path)  # a missing, unreadable or tampered cache: empty
+        if obj is not None and obj.get("version") == _VERSION and obj.get("algo") == algo:
+            return cls(path, algo, obj["entries"])
         return cls(path, algo)
 
     def lookup(self, relpath: str, st: os.stat_result) -> str | None:
@@ -109,8 +110,9 @@ class StatCache:
             self._fresh = {}
             return  # the file already holds exactly this (a write is a round trip on FUSE)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"version": _VERSION, "algo": self.algo, "entries": safe},
+        body = json.dumps({"version": _VERSION, "algo": self.algo, "entries": safe},
                           separators=(",", ":")).encode()
+        data = _checksum(body).encode() + b"\n" + body
         try:
             fsio.write_bytes_atomic(self.path, data, durable=False)
         except OSError:
@@ -118,3 +120,24 @@ class StatCache:
         else:
             self._on_disk = True
         self._entries, self._fresh, self._settled = safe, {}, set()
+
+
+def read_cache_file(path: Path) -> dict | None:
+    """A cache file's contents, or None if it is missing, unreadable, or fails its
+    checksum."""
+    try:
+        checksum, _, body = path.read_bytes().partition(b"\n")
+        if checksum.decode() != _checksum(body):
+            return None
+        obj = json.loads(body)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("entries"), dict):
+        return None
+    return obj
+
+
+def _checksum(body: bytes) -> str:
+    import xxhash
+
+    return xxhash.xxh3_128_hexdigest(body)

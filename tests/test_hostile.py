@@ -79,3 +79,30 @@ def test_a_dot_jvs_directory_inside_user_data_is_just_data(main):
     out = run_jvs("snapshot", "with a .jvs folder", "--json", cwd=main / "sub").json
     listed = run_jvs("diff", out["parent_id"], out["snapshot_id"], "--json", cwd=main).json
     assert "sub/.jvs/x" in {c["path"] for c in listed["changes"]}
+
+
+def test_a_forged_stat_cache_record_is_not_trusted(main):
+    """A record claiming that an edited file still has its saved hash would make restore
+    drop the edit without a rescue. The cache file carries a checksum: an edited cache is
+    an empty one, and the edit is rescued."""
+    import json
+
+    from jvs.repo import Repo
+    from jvs.statcache import StatCache
+
+    saved = run_jvs("status", "--json", cwd=main)  # the cache now holds a.txt
+    assert saved.json["clean"]
+    (main / "a.txt").write_text("an edit\n")
+    st = os.lstat(main / "a.txt")
+    (cache_file,) = (main.parent / ".jvs" / "cache").rglob("stat-main.json")
+    checksum, _, body = cache_file.read_bytes().partition(b"\n")
+    obj = json.loads(body)
+    head_hash = obj["entries"]["a.txt"][4]
+    obj["entries"]["a.txt"] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                               head_hash]
+    cache_file.write_bytes(checksum + b"\n" + json.dumps(obj).encode())
+    assert StatCache.load(Repo(main.parent), "main", obj["algo"]).lookup("a.txt", st) is None
+    res = run_jvs("restore", "HEAD", "--json", cwd=main).json
+    assert res["rescue_id"], res
+    run_jvs("restore", res["rescue_id"], cwd=main)
+    assert (main / "a.txt").read_text() == "an edit\n"

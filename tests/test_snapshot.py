@@ -268,8 +268,10 @@ def test_a_broken_stat_cache_is_rewritten_by_the_next_snapshot(repo):
     assert "stat_cache_corrupt" in run_jvs("doctor", cwd=main, check=False).stdout
     run_jvs("snapshot", "b", cwd=main)
     assert "stat_cache_corrupt" not in run_jvs("doctor", cwd=main, check=False).stdout
+    from jvs.statcache import read_cache_file
+
     for cache in caches:
-        assert json.loads(cache.read_text())["entries"] == {}
+        assert read_cache_file(cache)["entries"] == {}
 
 
 def test_status_reports_changes_and_clean(repo):
