@@ -16,7 +16,6 @@ and ``umount`` stay cheap.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 from jvs.errors import JvsError
+from jvs.mountinfo import fstype_at
 from jvs.repo import Repo
 
 FSTYPE = "fuse.jvs"
@@ -36,24 +36,8 @@ READY_TIMEOUT = 30.0
 # ------------------------------------------------------------------ mount table
 
 def mounted_fstype(mountpoint: Path | str) -> str | None:
-    """The fstype of the mount exactly at *mountpoint*, from /proc/self/mountinfo."""
-    target = os.path.realpath(mountpoint)
-    try:
-        with open("/proc/self/mountinfo") as f:
-            lines = f.readlines()
-    except OSError:
-        return None
-    found = None
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields = left.split()
-        if len(fields) > 4 and _unescape(fields[4]) == target:
-            found = right.split()[0]  # the last (topmost) mount wins
-    return found
-
-
-def _unescape(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+    """The fstype of the mount exactly at *mountpoint* (``jvs.mountinfo``)."""
+    return fstype_at(mountpoint)
 
 
 def _is_stale(mountpoint: Path) -> bool:
