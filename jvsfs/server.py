@@ -118,7 +118,7 @@ def mount(repo: Repo, mountpoint: Path, *, foreground: bool = False,
 
     from jvsfs.catalog import ViewCatalog
     from jvsfs.fuse import ViewOperations
-    from jvsfs.nodes import View
+    from jvsfs.view import View
 
     ops = ViewOperations(View(ViewCatalog(repo)), read_in_thread=reads_in_threads(repo),
                            xattrs=xattrs)
