@@ -176,7 +176,8 @@ class View:
 
     def snapshot_root(self, sid: str) -> Attributes:
         st = self.store.root_stat(sid) if self.catalog.served(sid) else None
-        if st is None:  # a descriptor without its payload is not served
+        if st is None:  # a descriptor without its payload is not served, nor its tags
+            self.catalog.recheck(sid)
             raise OSError(errno.ENOENT, "no such snapshot")
         key = snapshot_key(sid)
         node = self.inodes.claim(key, lambda ino: SnapshotRootNode(ino, key, sid, b"",
@@ -229,6 +230,9 @@ class View:
                           IMMUTABLE_TIMEOUT)
 
     def dir_attributes(self, ino: int, *, long_name: bool = False) -> Attributes:
+        # Read again each time (a 1 s attribute timeout): a chmod of the repository
+        # root shows without remounting.
+        self.uid, self.gid, self.top_mode = _owner(self.catalog.repo.root)
         st = Stat(stat.S_IFDIR | self.top_mode, mtime_ns=self.mounted_at_ns, nlink=2,
                   uid=self.uid, gid=self.gid)
         return Attributes(ino, st, IMMUTABLE_TIMEOUT if long_name else FRESH_TIMEOUT,
