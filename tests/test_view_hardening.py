@@ -52,9 +52,12 @@ def _mount(repo: Path, view: Path, *extra: str, **popen) -> None:
                    check=True, capture_output=True, **popen)
 
 
-def _umount(view: Path) -> None:
+def _umount(view) -> None:
+    for args in (["umount"], ["umount", "--lazy"]):
+        if mounted_fstype(view) is not None:
+            subprocess.run([sys.executable, "-m", "jvs", *args, view], capture_output=True)
     if mounted_fstype(view) is not None:
-        run_jvs("umount", "--lazy", str(view), check=False)
+        subprocess.run(["fusermount3", "-u", "-z", view])
 
 
 def _as_nobody(*argv: str) -> subprocess.CompletedProcess:
@@ -169,7 +172,7 @@ def test_a_descriptor_without_its_payload_is_not_served_nor_its_tag(mounted):
     assert _wait(lambda: orphan not in os.listdir(snaps))
     assert "orphan" not in os.listdir(snaps)
     for name in (orphan, "orphan", orphan[-8:]):
-        assert _wait(lambda: not os.path.lexists(snaps / name))  # kernel cache: 1 s
+        assert _wait(lambda name=name: not os.path.lexists(snaps / name))  # cached 1 s
         with pytest.raises(OSError) as exc:
             os.lstat(snaps / name)
         assert exc.value.errno == errno.ENOENT  # not a symlink looping to itself
@@ -264,9 +267,11 @@ def test_a_swapped_entry_never_leaks_a_root_file_to_another_user(shared_dir):
     view.mkdir()
     _mount(repo, view, "--allow-other")
     snap = view / "@snapshots" / sid
-    first = _as_nobody("cat", str(snap / "public.txt"), str(snap / "data" / "x.txt"))
+    # Their entries and attributes now sit in the kernel's cache (no contents read).
+    first = _as_nobody("stat", "-c", "%s %a", str(snap / "public.txt"),
+                       str(snap / "data" / "x.txt"))
     assert first.returncode == 0, first.stderr
-    assert first.stdout == "public\npublic in a dir\n"  # the kernel cached both entries
+    assert first.stdout == "7 644\n16 644\n"
     # Whoever can write the payload swaps a file, and a directory, for symlinks.
     stored = repo / ".jvs/snapshots" / sid
     (stored / "public.txt").unlink()
@@ -275,7 +280,7 @@ def test_a_swapped_entry_never_leaks_a_root_file_to_another_user(shared_dir):
     (stored / "data").symlink_to(secret / "data")
     for path in (snap / "public.txt", snap / "data" / "x.txt"):
         got = _as_nobody("cat", str(path))
-        assert "TOPSECRET" not in got.stdout
+        assert "TOPSEC" not in got.stdout  # (the kernel reads up to the cached size)
         assert got.returncode != 0
     run_jvs("umount", str(view))
 
@@ -333,36 +338,6 @@ def test_a_server_started_with_1024_open_files_serves_1500(tmp_path):
             f.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         run_jvs("umount", str(view))
-
-
-def test_mountinfo_with_a_non_utf8_mount_point_breaks_nothing(tmp_path):
-    run_jvs("init", "repo", cwd=tmp_path)
-    repo = tmp_path / "repo"
-    _snapshot(repo / "main", "one", "one")
-    odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9 view")  # Latin-1, not UTF-8
-    os.mkdir(odd)
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    jvs = [sys.executable, "-m", "jvs"]
-    try:
-        first = subprocess.run([*jvs, "mount", odd, "-C", str(repo)], capture_output=True)
-        assert first.returncode == 0, first.stderr
-        assert b"one" in os.listdir(os.path.join(odd, b"@snapshots"))
-        # Every other mount and umount reads the mount table that now holds it.
-        second = subprocess.run([*jvs, "mount", str(plain), "-C", str(repo)],
-                                capture_output=True)
-        assert second.returncode == 0, second.stderr
-        assert b"Traceback" not in second.stderr
-        busy = subprocess.run([*jvs, "mount", odd, "-C", str(repo)], capture_output=True)
-        assert busy.returncode == 1 and b"E_BUSY" in busy.stderr
-        for where in (plain, odd):
-            done = subprocess.run([*jvs, "umount", where], capture_output=True)
-            assert done.returncode == 0, done.stderr
-        assert mounted_fstype(plain) is None and mounted_fstype(odd) is None
-    finally:
-        for where in (plain, odd):
-            if mounted_fstype(where) is not None:
-                subprocess.run(["fusermount3", "-uz", where])
 
 
 # ------------------------------------------------------------------ friendly
@@ -431,3 +406,33 @@ def test_missing_dev_fuse_is_explained(repo, tmp_path):
         pytest.skip(f"cannot make a mount namespace here: {out.stderr.strip()}")
     assert out.returncode == 1 and "/dev/fuse is missing" in out.stderr
     assert "hint" in out.stderr and "modprobe fuse" in out.stderr
+
+
+# A mount the code before this fix could not unmount: last, so that it spoils no other test.
+def test_mountinfo_with_a_non_utf8_mount_point_breaks_nothing(tmp_path):
+    run_jvs("init", "repo", cwd=tmp_path)
+    repo = tmp_path / "repo"
+    _snapshot(repo / "main", "one", "one")
+    odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9 view")  # Latin-1, not UTF-8
+    os.mkdir(odd)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    jvs = [sys.executable, "-m", "jvs"]
+    try:
+        first = subprocess.run([*jvs, "mount", odd, "-C", str(repo)], capture_output=True)
+        assert first.returncode == 0, first.stderr
+        assert b"one" in os.listdir(os.path.join(odd, b"@snapshots"))
+        # Every other mount and umount reads the mount table that now holds it.
+        second = subprocess.run([*jvs, "mount", str(plain), "-C", str(repo)],
+                                capture_output=True)
+        assert second.returncode == 0, second.stderr
+        assert b"Traceback" not in second.stderr
+        busy = subprocess.run([*jvs, "mount", odd, "-C", str(repo)], capture_output=True)
+        assert busy.returncode == 1 and b"E_BUSY" in busy.stderr
+        for where in (plain, odd):
+            done = subprocess.run([*jvs, "umount", where], capture_output=True)
+            assert done.returncode == 0, done.stderr
+        assert mounted_fstype(plain) is None and mounted_fstype(odd) is None
+    finally:
+        for where in (plain, odd):
+            _umount(where)
