@@ -163,3 +163,42 @@ async def test_without_xattrs_the_kernel_is_told_to_stop_asking(ops):
         with pytest.raises(pyfuse3.FUSEError) as exc:
             await call
         assert exc.value.errno == errno.ENOSYS
+
+
+@pytest.mark.trio
+async def test_a_slow_catalog_refresh_stalls_only_the_lookup_that_waits_for_it(ops):
+    """The refresh runs in a worker thread: while it waits on slow metadata (held here
+    until the read is done), a read of an open file is answered."""
+    import threading
+
+    import trio
+
+    root = await ops.lookup(SNAPSHOTS_INO, ops.sid.encode())
+    weights = await ops.lookup(root.st_ino, b"weights.bin")
+    info = await ops.open(weights.st_ino, os.O_RDONLY, None)
+    catalog = ops.view.catalog
+    release, entered = threading.Event(), threading.Event()
+    real = catalog._refresh_snapshots
+
+    def slow(served):
+        entered.set()
+        release.wait(30)
+        return real(served)
+
+    catalog._refresh_snapshots = slow
+    catalog.min_interval = 0
+    done = []
+    try:
+        async with trio.open_nursery() as nursery:
+            async def listing() -> None:
+                done.append(await ops.lookup(SNAPSHOTS_INO, b"t1"))
+
+            nursery.start_soon(listing)
+            await trio.to_thread.run_sync(entered.wait, 30)
+            data = await ops.read(info.fh, 0, 4096)  # answered while the refresh waits
+            assert len(data) == 4096 and not done
+            release.set()
+    finally:
+        release.set()
+        await ops.release(info.fh)
+    assert await ops.readlink(done[0].st_ino, None) == ops.sid.encode()
