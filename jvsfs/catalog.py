@@ -26,12 +26,14 @@ event loop reads a consistent catalog while a worker thread builds the next one.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 
 from jvs.descriptor import Descriptor, list_snapshot_ids, parse_descriptor
 from jvs.errors import JvsError
+from jvs.fsio import ensure_inside
 from jvs.ids import parse_rfc3339
 from jvs.repo import Repo
 from jvs.resolve import resolve_among
@@ -43,6 +45,7 @@ from jvsfs.backing import SnapshotStore
 # the snapshot by name checks it at once).
 RECHECK_PER_REFRESH = 4096
 LATEST = "latest"
+_HEAD = re.compile(r"HEAD(?:~\d+)?")
 
 FileIdentity = tuple[int, int, int, int]
 
@@ -80,7 +83,9 @@ class ViewCatalog:
     def __init__(self, repo: Repo, min_interval: float = 0.5) -> None:
         self.repo = repo
         self.min_interval = min_interval
-        self.store = SnapshotStore(os.fspath(repo.snapshots_dir))
+        # The one path the view follows symlinks in, once, at mount: refused if it leads
+        # out of the repository (SPEC §1); everything under it is reached without.
+        self.store = SnapshotStore(os.fspath(ensure_inside(repo.root, repo.snapshots_dir)))
         self.state = CatalogState()
         self._identity: dict[str, FileIdentity] = {}  # served id -> its descriptor file
         self._bad: dict[str, FileIdentity] = {}  # id -> its file, not worth re-reading
@@ -153,6 +158,8 @@ class ViewCatalog:
 
     @staticmethod
     def _resolve(state: CatalogState, ref: str) -> str | None:
+        if _HEAD.fullmatch(ref):
+            return None  # the view belongs to no worktree: @worktrees/<name> is its HEAD
         if ref in state.snapshots:
             return ref
         if ref in state.tags:

@@ -289,39 +289,53 @@ def umount(mountpoint: Path, *, lazy: bool = False) -> str:
         raise JvsError("E_NOT_FOUND", f"{path} is not mounted")
     if fstype != FSTYPE:
         raise JvsError("E_USAGE", f"{path} is a {fstype} mount, not a jvs view")
-    if _unmount(path, lazy=False):
+    done, why = _unmount(path, lazy=False)
+    if done:
         return "unmounted"
     stale = _is_stale(path)
-    if (stale or lazy) and _unmount(path, lazy=True):
-        return "stale" if stale else "lazy"
     if stale or lazy:
-        raise JvsError("E_BUSY", f"cannot unmount {path}",
-                       hint="see 'fuser -vm MOUNTPOINT'; as root: umount -l MOUNTPOINT")
+        done, why = _unmount(path, lazy=True)
+        if done:
+            return "stale" if stale else "lazy"
+    if "busy" not in why.lower():
+        raise JvsError("E_IO", f"cannot unmount {path}: {why or 'unknown error'}",
+                       hint="a view mounted by another user is unmounted by that user "
+                            "or root")
+    if lazy:
+        raise JvsError("E_BUSY", f"cannot unmount {path}: {why}",
+                       hint=f"see 'fuser -vm {path}'")
     raise JvsError("E_BUSY", f"{path} is in use (an open file, or a shell's working "
                    "directory inside it)",
                    hint=f"see 'fuser -vm {path}' and close them, or detach it now with "
                         f"'jvs umount --lazy {path}' (it goes once the last user lets go)")
 
 
-def _unmount(path: Path, *, lazy: bool) -> bool:
-    """One unmount attempt (``fusermount3 -u``, else ``umount``); True once it is gone."""
+def _unmount(path: Path, *, lazy: bool) -> tuple[bool, str]:
+    """One unmount attempt (``fusermount3 -u``, else ``umount``): whether it is gone, and
+    the tools' complaint when not."""
     fusermount = shutil.which("fusermount3") or shutil.which("fusermount")
     attempts = []
     if fusermount:
-        attempts.append([fusermount, "-u", "-q", *(["-z"] if lazy else []), str(path)])
+        attempts.append([fusermount, "-u", *(["-z"] if lazy else []), str(path)])
     attempts.append(["umount", *(["-l"] if lazy else []), str(path)])
+    why = ""
     for argv in attempts:
         try:
-            subprocess.run(argv, capture_output=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
+            done = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                                  timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            why = why or str(exc)
             continue
         if mounted_fstype(path) != FSTYPE:
-            return True
-    return False
+            return True, ""
+        complaint = done.stderr.strip()
+        if complaint and not why:
+            why = complaint.splitlines()[-1]  # "failed to unmount X: Device or resource busy"
+    return False, why
 
 
 def _force_unmount(path: Path) -> None:
     """The server's own last resort as it exits (or a daemon that never came up): a
     plain unmount, else a lazy one; nobody is left to serve the mount anyway."""
-    if not _unmount(path, lazy=False):
+    if not _unmount(path, lazy=False)[0]:
         _unmount(path, lazy=True)

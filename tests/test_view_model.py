@@ -226,6 +226,7 @@ def test_references_resolve_to_snapshots(two_snapshots):
     assert catalog.resolve("second") == second
     assert catalog.resolve("latest") == second
     assert catalog.resolve("no-such-thing") is None
+    assert catalog.resolve("HEAD") is None and catalog.resolve("HEAD~1") is None
 
 
 def test_latest_is_taken_over_only_by_a_tag_or_note_named_latest(two_snapshots, main_wt):
