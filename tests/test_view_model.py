@@ -302,3 +302,16 @@ def test_a_large_directory_is_listed_by_index(repo, main_wt):
         assert view.listing_entry(listing, 2999) is not None
     finally:
         listing.close()
+
+
+def test_a_stored_symlinks_target_is_read_once(repo, main_wt):
+    (main_wt / "target.txt").write_text("t\n")
+    os.symlink("target.txt", main_wt / "link")
+    sid = _snapshot(main_wt, "with a link")
+    view = View(ViewCatalog(Repo(repo)))
+    ino = _walk(view, SNAPSHOTS_INO, sid.encode(), b"link")
+    calls = []
+    real = view.store.readlink
+    view.store.readlink = lambda *args: calls.append(args) or real(*args)
+    assert [view.readlink(ino) for _ in range(3)] == [b"target.txt"] * 3
+    assert len(calls) == 1  # snapshot contents never change
