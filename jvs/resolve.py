@@ -51,7 +51,18 @@ def resolve(repo: Repo, ref: str, worktree: str | None = None) -> Descriptor:
     if is_snapshot_id(ref) and repo.descriptor_path(ref).exists():
         return read_descriptor(repo, ref, verify=False)
 
-    snapshots = load_descriptors(repo)  # oldest first
+    return resolve_among(load_descriptors(repo), ref)
+
+
+def resolve_among(snapshots: list[Descriptor], ref: str) -> Descriptor:
+    """Steps 2-6 of the resolver over *snapshots* (oldest first): the view resolves over
+    the snapshots it serves, every command over every published one."""
+    ref = ref.strip()
+    if not ref:
+        raise JvsError("E_NOT_FOUND", "empty snapshot reference")
+    exact = [d for d in snapshots if d.snapshot_id == ref] if is_snapshot_id(ref) else []
+    if exact:
+        return exact[0]
     tagged = [d for d in snapshots if ref in d.tags]
     if tagged:
         return tagged[-1]

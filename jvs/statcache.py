@@ -43,7 +43,7 @@ StatKey = tuple[int, int, int, int]
 def racy_window_ns(path: Path) -> int:
     """The racily-clean window for files under *path*: short on a local filesystem,
     ``RACY_WINDOW_NS`` on anything else (JuiceFS, NFS: several hosts' clocks)."""
-    from jvs.engines.juicefs import mount_of, parse_mountinfo, read_mountinfo
+    from jvs.mountinfo import mount_of, parse_mountinfo, read_mountinfo
 
     mount = mount_of(os.path.realpath(path), parse_mountinfo(read_mountinfo()))
     return LOCAL_RACY_WINDOW_NS if mount and mount.fstype in LOCAL_FSTYPES \

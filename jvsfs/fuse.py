@@ -14,7 +14,7 @@ import os
 import pyfuse3
 import trio
 
-from jvsfs.nodes import Attributes, Listing, View
+from jvsfs.view import Attributes, Listing, View
 
 log = logging.getLogger(__name__)
 
@@ -84,24 +84,21 @@ class ViewOperations(pyfuse3.Operations):
         self._next_fh = 1
 
     # -- names and attributes
+    async def _before(self, inode, name=None) -> None:
+        """Run what the model says may wait on the disk (a catalog refresh, resolving a
+        reference) in a worker thread, so a slow metadata engine stalls only this
+        request, never the others."""
+        work = self.view.blocking_work(inode, name)
+        if work is not None:
+            await trio.to_thread.run_sync(work)
+
     @_answers
     async def lookup(self, parent_inode, name, ctx=None):
+        await self._before(parent_inode, name)
         view = self.view
-        try:
-            attrs = view.lookup(parent_inode, name)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT or parent_inode != 2:  # 2: @snapshots
-                raise _fuse_error(exc) from None
-            attrs = await self._lookup_reference(name)
+        attrs = view.lookup(parent_inode, name)
         view.inodes.remember(view.inodes.get(attrs.ino))
         return _entry(attrs)
-
-    async def _lookup_reference(self, name: bytes) -> Attributes:
-        ref = name.decode("utf-8", "surrogateescape")
-        sid = await trio.to_thread.run_sync(self.view.resolve_reference, ref)
-        if sid is None:
-            raise pyfuse3.FUSEError(errno.ENOENT)
-        return self.view.reference_link(ref, sid)
 
     @_answers
     async def forget(self, inode_list):
@@ -120,6 +117,7 @@ class ViewOperations(pyfuse3.Operations):
     # -- directories
     @_answers
     async def opendir(self, inode, ctx):
+        await self._before(inode)
         listing = self.view.opendir(inode)
         fh = self._next_fh
         self._next_fh += 1
@@ -138,9 +136,11 @@ class ViewOperations(pyfuse3.Operations):
             if attrs is None:
                 continue
             if not pyfuse3.readdir_reply(token, names[index], _entry(attrs), index + 1):
-                inodes.drop_if_unused(attrs.ino)
+                if attrs.counted:
+                    inodes.drop_if_unused(attrs.ino)
                 return
-            inodes.remember(inodes.get(attrs.ino))
+            if attrs.counted:
+                inodes.remember(inodes.get(attrs.ino))
 
     @_answers
     async def releasedir(self, fh):
@@ -168,12 +168,11 @@ class ViewOperations(pyfuse3.Operations):
 
     @_answers
     async def statfs(self, ctx):
-        st = os.statvfs(self.view.catalog.repo.root)
+        st = self.view.statfs()
         out = pyfuse3.StatvfsData()
-        for name in ("f_bsize", "f_frsize", "f_blocks", "f_files", "f_namemax"):
+        for name in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files",
+                     "f_ffree", "f_favail", "f_namemax"):
             setattr(out, name, getattr(st, name))
-        out.f_bfree = out.f_bavail = 0
-        out.f_ffree = out.f_favail = 0
         return out
 
     # -- xattrs

@@ -1,17 +1,22 @@
-"""The inode table: one Node per inode the kernel knows, counted and forgotten.
+"""The inode table: one node per inode the kernel knows, counted and forgotten.
 
-Inode numbers are stable and unique, so ``find``, ``du`` and ``tar`` work and numbers do not
-change from mount to mount (a common complaint about ``borg mount``)::
+Inode numbers are stable, unique and never reused, so ``find``, ``du``, ``tar`` and
+``rsync -H`` work, a shell whose working directory is in a collected snapshot never finds
+itself in another one, and numbers do not change from mount to mount (a common complaint
+about ``borg mount``)::
 
-    1, 2, 3               the root, @snapshots, @worktrees
-    16 .. 2**40           synthetic nodes (tag, worktree and reference symlinks), counted up
-    disc << 40 | ino      a file inside a snapshot: its backing ``st_ino`` combined with the
-                          snapshot's discriminator (a stable hash of its ID, see catalog.py),
-                          so hard links stay hard links and two snapshots never collide;
-    disc << 40            the snapshot root itself
+    1, 2, 3        the root, @snapshots, @worktrees
+    hash(key)      everything else: 2**62 plus 62 bits of BLAKE2b of what the node is —
+                   a snapshot root by its ID; a file inside a snapshot by the snapshot ID and
+                   its backing ``st_ino`` (so hard links stay hard links); a symlink by its
+                   name and target (so a moved tag or head is a new inode, and the kernel
+                   never serves an old target under the new number)
 
-A backing inode number of 2**40 or more (rare: huge XFS volumes) gets a synthetic number
-for the life of the mount instead.
+A snapshot ID is never made twice (a CSPRNG part), so a number, once given out, never names
+anything else: a 64-bit number per (snapshot, file) needs no table kept across mounts or
+across gc. Two keys meet on one number with probability about n²/2**63 for n numbers the
+kernel holds at once (~1e-5 for ten million); should it happen, the table notices (every
+node keeps its key) and the newcomer takes the next probe for the life of the mount.
 
 The kernel holds a lookup count on every inode it was told about (each lookup and each
 accepted readdirplus entry adds one) and gives them back with ``forget``; a node is dropped
@@ -21,85 +26,68 @@ bound.
 
 from __future__ import annotations
 
+import hashlib
+import struct
+
 ROOT_INO = 1
 SNAPSHOTS_INO = 2
 WORKTREES_INO = 3
-FIRST_SYNTHETIC_INO = 16
-BACKING_BITS = 40
-BACKING_LIMIT = 1 << BACKING_BITS
-
-# Node kinds.
-ROOT = "root"
-SNAPSHOTS = "snapshots"      # @snapshots
-WORKTREES = "worktrees"      # @worktrees
-SNAPSHOT_ROOT = "snapshot"   # @snapshots/<id>
-ENTRY = "entry"              # a file, directory or symlink inside a snapshot
-LINK = "link"                # a tag, worktree or reference symlink
+_HASHED = 1 << 62
+_HASH_MASK = _HASHED - 1
 
 
-class Node:
-    """What one inode number stands for. ``path`` is the backing path (bytes) of a snapshot
-    root or entry; ``target`` the text of a synthetic symlink; ``xattrs`` the names of the
-    backing file's own xattrs once asked (snapshot contents never change, so one
-    ``llistxattr`` per node answers every later question)."""
+def snapshot_key(snapshot_id: str) -> bytes:
+    return b"s\0" + snapshot_id.encode()
 
-    __slots__ = ("ino", "kind", "path", "snapshot_id", "disc", "target", "key", "lookups",
-                 "xattrs")
 
-    def __init__(self, ino: int, kind: str, *, path: bytes | None = None,
-                 snapshot_id: str | None = None, disc: int = 0, target: bytes = b"",
-                 key: tuple | None = None) -> None:
-        self.ino = ino
-        self.kind = kind
-        self.path = path
-        self.snapshot_id = snapshot_id
-        self.disc = disc
-        self.target = target
-        self.key = key
-        self.lookups = 0
-        self.xattrs: tuple[bytes, ...] | None = None
+def entry_key(snapshot_id: str, backing_ino: int) -> bytes:
+    return b"e\0" + snapshot_id.encode() + b"\0" + struct.pack("<Q", backing_ino)
+
+
+def link_key(kind: str, name: bytes, target: bytes) -> bytes:
+    return b"l\0" + kind.encode() + b"\0" + name + b"\0" + target
+
+
+def stable_ino(key: bytes) -> int:
+    digest = hashlib.blake2b(key, digest_size=8, person=b"jvs-view").digest()
+    return _HASHED | (int.from_bytes(digest, "little") & _HASH_MASK)
 
 
 class InodeTable:
-    """Inode number → Node, with the kernel's lookup counts."""
+    """Inode number → node, with the kernel's lookup counts. A node is any object with
+    ``ino``, ``key`` and ``lookups`` attributes (see nodes.py)."""
 
-    def __init__(self) -> None:
-        self._nodes: dict[int, Node] = {}
-        self._permanent = {ROOT_INO, SNAPSHOTS_INO, WORKTREES_INO}
-        self._next_synthetic = FIRST_SYNTHETIC_INO
-        self._synthetic_by_key: dict[tuple, int] = {}
-        for ino, kind in ((ROOT_INO, ROOT), (SNAPSHOTS_INO, SNAPSHOTS),
-                          (WORKTREES_INO, WORKTREES)):
-            self._nodes[ino] = Node(ino, kind)
+    def __init__(self, permanent) -> None:
+        self._nodes: dict[int, object] = {}
+        self._by_key: dict[bytes, int] = {}
+        self._permanent = set()
+        for node in permanent:
+            self._nodes[node.ino] = node
+            self._permanent.add(node.ino)
 
     def __len__(self) -> int:
         return len(self._nodes)
 
-    def get(self, ino: int) -> Node | None:
+    def get(self, ino: int):
         return self._nodes.get(ino)
 
-    def synthetic_ino(self, key: tuple) -> int:
-        """A number for a synthetic node, the same for the same *key* while it is known."""
-        ino = self._synthetic_by_key.get(key)
-        if ino is None:
-            ino = self._next_synthetic
-            self._next_synthetic += 1
-            self._synthetic_by_key[key] = ino
-        return ino
-
-    def snapshot_ino(self, disc: int, backing_ino: int, path: bytes) -> int:
-        if backing_ino < BACKING_LIMIT:
-            return disc << BACKING_BITS | backing_ino
-        return self.synthetic_ino(("big", disc, backing_ino, path))
-
-    def ensure(self, ino: int, kind: str, **fields) -> Node:
-        """The node for *ino*, created with *fields* if the table does not hold it yet."""
-        node = self._nodes.get(ino)
-        if node is None:
-            node = self._nodes[ino] = Node(ino, kind, **fields)
+    def claim(self, key: bytes, make):
+        """The node for *key*: the one the table holds, or ``make(ino)`` under its stable
+        number (or, if another key holds that number now, the next free probe)."""
+        ino = self._by_key.get(key)
+        if ino is not None:
+            return self._nodes[ino]
+        ino = stable_ino(key)
+        probe = 0
+        while ino in self._nodes:
+            probe += 1
+            ino = stable_ino(key + b"\0" + struct.pack("<I", probe))
+        node = make(ino)
+        self._nodes[ino] = node
+        self._by_key[key] = ino
         return node
 
-    def remember(self, node: Node, count: int = 1) -> None:
+    def remember(self, node, count: int = 1) -> None:
         """The kernel now holds *count* more references to *node*."""
         node.lookups += count
 
@@ -116,5 +104,5 @@ class InodeTable:
         if node is None or node.lookups > 0 or ino in self._permanent:
             return
         del self._nodes[ino]
-        if node.key is not None:
-            self._synthetic_by_key.pop(node.key, None)
+        if self._by_key.get(node.key) == ino:
+            del self._by_key[node.key]

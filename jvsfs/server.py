@@ -16,7 +16,6 @@ and ``umount`` stay cheap.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 from jvs.errors import JvsError
+from jvs.mountinfo import fstype_at
 from jvs.repo import Repo
 
 FSTYPE = "fuse.jvs"
@@ -36,24 +36,8 @@ READY_TIMEOUT = 30.0
 # ------------------------------------------------------------------ mount table
 
 def mounted_fstype(mountpoint: Path | str) -> str | None:
-    """The fstype of the mount exactly at *mountpoint*, from /proc/self/mountinfo."""
-    target = os.path.realpath(mountpoint)
-    try:
-        with open("/proc/self/mountinfo") as f:
-            lines = f.readlines()
-    except OSError:
-        return None
-    found = None
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields = left.split()
-        if len(fields) > 4 and _unescape(fields[4]) == target:
-            found = right.split()[0]  # the last (topmost) mount wins
-    return found
-
-
-def _unescape(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+    """The fstype of the mount exactly at *mountpoint* (``jvs.mountinfo``)."""
+    return fstype_at(mountpoint)
 
 
 def _is_stale(mountpoint: Path) -> bool:
@@ -74,11 +58,8 @@ def check_mountpoint(repo: Repo, mountpoint: Path) -> Path:
     if mounted_fstype(path) is not None or _is_stale(path):
         raise JvsError("E_BUSY", f"{path} is already a mount point",
                        hint=f"unmount it first: jvs umount {path}")
-    if not path.exists():
-        raise JvsError("E_NOT_FOUND", f"mount point {path} does not exist",
-                       hint=f"create it: mkdir -p {path}")
-    if not path.is_dir():
-        raise JvsError("E_USAGE", f"mount point {path} is not a directory")
+    # Where it is comes first: a missing mount point inside the repository must not be
+    # met with "create it", which would then be refused.
     real = Path(os.path.realpath(path))
     root = Path(os.path.realpath(repo.root))
     if real == root or root in real.parents:
@@ -87,6 +68,12 @@ def check_mountpoint(repo: Repo, mountpoint: Path) -> Path:
     if real in root.parents:
         raise JvsError("E_USAGE", f"mount point {path} contains the repository {root}",
                        hint="mount the view on an empty directory outside the repository")
+    if not os.path.lexists(path):
+        raise JvsError("E_NOT_FOUND", f"mount point {path} does not exist",
+                       hint=f"create it: mkdir -p {path}")
+    if not path.is_dir():
+        raise JvsError("E_USAGE", f"mount point {path} is not a directory",
+                       hint="the view is mounted on a directory (an empty one)")
     return path
 
 
@@ -118,12 +105,16 @@ def reads_in_threads(repo: Repo) -> bool:
 # ------------------------------------------------------------------ serving
 
 def mount(repo: Repo, mountpoint: Path, *, foreground: bool = False,
-          allow_other: bool = False, xattrs: bool = True) -> int:
+          allow_other: bool = False, xattrs: bool = True, on_serving=None) -> int:
     """Mount the view of *repo* at *mountpoint*. Returns the server's pid once the mount
-    is live (background), or after it is unmounted (foreground)."""
+    is live (background), or after it is unmounted (foreground). *on_serving* is called
+    once the mount is made, before serving in the foreground."""
     path = check_mountpoint(repo, mountpoint)
     if not os.path.exists("/dev/fuse"):
-        raise JvsError("E_IO", "FUSE is not available (/dev/fuse is missing)")
+        raise JvsError("E_IO", "FUSE is not available (/dev/fuse is missing)",
+                       hint="load the module (modprobe fuse) and install fuse3; in a "
+                            "container, pass the device: --device /dev/fuse "
+                            "--cap-add SYS_ADMIN")
     try:
         import pyfuse3
         import trio  # noqa: F401 - the server needs both; fail here, before mounting
@@ -134,7 +125,7 @@ def mount(repo: Repo, mountpoint: Path, *, foreground: bool = False,
 
     from jvsfs.catalog import ViewCatalog
     from jvsfs.fuse import ViewOperations
-    from jvsfs.nodes import View
+    from jvsfs.view import View
 
     ops = ViewOperations(View(ViewCatalog(repo)), read_in_thread=reads_in_threads(repo),
                            xattrs=xattrs)
@@ -143,9 +134,31 @@ def mount(repo: Repo, mountpoint: Path, *, foreground: bool = False,
     except RuntimeError as exc:
         raise JvsError("E_IO", f"cannot mount {path}: {exc}") from None
     if foreground:
+        if on_serving is not None:
+            on_serving()
         _serve(path, on_ready=notify_systemd)
         return os.getpid()
     return _daemonize(path)
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft limit on open files to the hard one; the new soft limit.
+
+    Every file a client has open through the view is a file the server holds open, for
+    all clients together: with the soft limit of 1024 that systemd and most shells give,
+    the 1,010th open file anywhere got EMFILE. The kernel's hard limit is the real bound
+    (the unit raises it with LimitNOFILE=)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if want > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            return want
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def _daemonize(path: Path) -> int:
@@ -156,6 +169,7 @@ def _daemonize(path: Path) -> int:
         code = 0
         try:
             os.setsid()
+            os.chdir("/")  # hold no directory busy (the caller's cwd could not unmount)
             _detach_stdio()
             _log_to(os.environ.get("JVS_MOUNT_LOG"))
             _serve(path, on_ready=lambda: _tell_parent(ready_w))
@@ -217,6 +231,9 @@ def _serve(path: Path, on_ready) -> None:
     import pyfuse3
     import trio
 
+    raise_open_file_limit()
+    os.chdir("/")
+
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as sigs:
             async with trio.open_nursery() as nursery:
@@ -259,33 +276,66 @@ def notify_systemd(state: str = "READY=1") -> None:
 
 # ------------------------------------------------------------------ unmounting
 
-def umount(mountpoint: Path) -> None:
-    """Unmount a jvs view, also one left stale by a killed server ("Transport endpoint is
-    not connected"): ``fusermount3 -u``, then a lazy ``umount -l``."""
+def umount(mountpoint: Path, *, lazy: bool = False) -> str:
+    """Unmount a jvs view; what happened: ``"unmounted"``, ``"stale"`` (the server had
+    died — "Transport endpoint is not connected" — and the mount was cleared) or
+    ``"lazy"`` (*lazy*: detached now, gone once the last process using it lets go).
+
+    A view in use is not detached behind the user's back: without *lazy* that is E_BUSY,
+    naming the way out."""
     path = Path(os.path.abspath(mountpoint))
     fstype = mounted_fstype(path)
     if fstype is None:
         raise JvsError("E_NOT_FOUND", f"{path} is not mounted")
     if fstype != FSTYPE:
         raise JvsError("E_USAGE", f"{path} is a {fstype} mount, not a jvs view")
-    _force_unmount(path)
-    if mounted_fstype(path) == FSTYPE:
-        raise JvsError("E_BUSY", f"cannot unmount {path}",
-                       hint="a process may still use it; see 'fuser -vm MOUNTPOINT'")
+    done, why = _unmount(path, lazy=False)
+    if done:
+        return "unmounted"
+    stale = _is_stale(path)
+    if stale or lazy:
+        done, why = _unmount(path, lazy=True)
+        if done:
+            return "stale" if stale else "lazy"
+    if "busy" not in why.lower():
+        raise JvsError("E_IO", f"cannot unmount {path}: {why or 'unknown error'}",
+                       hint="a view mounted by another user is unmounted by that user "
+                            "or root")
+    if lazy:
+        raise JvsError("E_BUSY", f"cannot unmount {path}: {why}",
+                       hint=f"see 'fuser -vm {path}'")
+    raise JvsError("E_BUSY", f"{path} is in use (an open file, or a shell's working "
+                   "directory inside it)",
+                   hint=f"see 'fuser -vm {path}' and close them, or detach it now with "
+                        f"'jvs umount --lazy {path}' (it goes once the last user lets go)")
+
+
+def _unmount(path: Path, *, lazy: bool) -> tuple[bool, str]:
+    """One unmount attempt (``fusermount3 -u``, else ``umount``): whether it is gone, and
+    the tools' complaint when not."""
+    fusermount = shutil.which("fusermount3") or shutil.which("fusermount")
+    attempts = []
+    if fusermount:
+        attempts.append([fusermount, "-u", *(["-z"] if lazy else []), str(path)])
+    attempts.append(["umount", *(["-l"] if lazy else []), str(path)])
+    why = ""
+    for argv in attempts:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                                  timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            why = why or str(exc)
+            continue
+        if mounted_fstype(path) != FSTYPE:
+            return True, ""
+        complaint = done.stderr.strip()
+        if complaint and not why:
+            why = complaint.splitlines()[-1]  # "failed to unmount X: Device or resource busy"
+    return False, why
 
 
 def _force_unmount(path: Path) -> None:
-    attempts = []
-    fusermount = shutil.which("fusermount3") or shutil.which("fusermount")
-    if fusermount:
-        attempts.append([fusermount, "-u", "-q", str(path)])
-    attempts.append(["umount", "-l", str(path)])
-    if fusermount:
-        attempts.append([fusermount, "-u", "-z", "-q", str(path)])
-    for argv in attempts:
-        try:
-            subprocess.run(argv, capture_output=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if mounted_fstype(path) != FSTYPE:
-            return
+    """The server's own last resort as it exits (or a daemon that never came up): a
+    plain unmount, else a lazy one; nobody is left to serve the mount anyway."""
+    if not _unmount(path, lazy=False)[0]:
+        _unmount(path, lazy=True)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import ROOT, Result  # noqa: E402  (shared with every CLI test)
+from jvs.mountinfo import mount_at  # noqa: E402
 
 JUICEFS = Path(sys.executable).parent / "juicefs"
 
@@ -124,9 +125,7 @@ def mount_pids(mountpoint: Path) -> list[int]:
 
 
 def is_mounted(mountpoint: Path) -> bool:
-    target = str(mountpoint)
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == target for line in f)
+    return mount_at(mountpoint, resolve=False) is not None
 
 
 @dataclass

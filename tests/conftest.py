@@ -81,9 +81,10 @@ def main_wt(repo):
 # --------------------------------------------------------------------------------------
 
 import itertools  # noqa: E402
-import re  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
+
+from jvs.mountinfo import fstype_at  # noqa: E402
 
 
 def juicefs_binary() -> str | None:
@@ -95,20 +96,8 @@ def juicefs_binary() -> str | None:
 
 
 def mounted_fstype(mountpoint: Path) -> str | None:
-    """The fstype of the mount exactly at *mountpoint*, from /proc/self/mountinfo."""
-    target = os.path.realpath(mountpoint)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            if len(fields) > 4 and _unescape(fields[4]) == target:
-                return right.split()[0]
-    return None
-
-
-def _unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as octal escapes (``\\040``)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+    """The fstype of the mount exactly at *mountpoint* (the project's one mountinfo parser)."""
+    return fstype_at(mountpoint)
 
 
 def _wait_for_mount(mountpoint: Path, fstype: str, timeout: float = 20) -> bool:

@@ -7,14 +7,17 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 
 import pytest
 
-from conftest import run_jvs
+from conftest import ROOT, run_jvs
 from jvs.repo import Repo
 from jvsfs.catalog import ViewCatalog
 from jvsfs.inodes import ROOT_INO, SNAPSHOTS_INO, WORKTREES_INO, InodeTable
-from jvsfs.nodes import View
+from jvsfs.view import View
+
+GO_FIXTURE = ROOT / "tests" / "fixtures" / "go-jvs-repo.tar.gz"
 
 
 def _snapshot(main, note, *tags):
@@ -38,8 +41,10 @@ def two_snapshots(repo, main_wt):
 def _names(view, ino):
     listing = view.opendir(ino)
     try:
-        return [listing.names[i] for i in range(len(listing.names))
-                if view.listing_entry(listing, i) is not None]
+        names = [listing.names[i] for i in range(len(listing.names))
+                 if view.listing_entry(listing, i) is not None]
+        assert names[:2] == [b".", b".."]  # every listing starts with them
+        return names[2:]
     finally:
         listing.close()
 
@@ -121,14 +126,31 @@ def test_new_and_collected_snapshots_show_without_remounting(two_snapshots, main
         view.lookup(SNAPSHOTS_INO, first.encode())
 
 
-def test_go_publish_marker_is_hidden_at_the_snapshot_root(two_snapshots):
-    repo, first, _ = two_snapshots
-    (repo.payload_dir(first) / ".READY").write_text("")
+def test_go_publish_marker_is_hidden_only_in_snapshots_go_wrote(tmp_path):
+    subprocess.run(["tar", "xzf", str(GO_FIXTURE), "-C", str(tmp_path)], check=True)
+    repo = Repo(tmp_path / "project")
     view = View(ViewCatalog(repo))
-    root = view.lookup(SNAPSHOTS_INO, first.encode()).ino
+    sid = sorted(view.catalog.snapshots)[0]
+    assert view.catalog.snapshots[sid].has_ready_marker
+    assert (repo.payload_dir(sid) / ".READY").exists()
+    root = view.lookup(SNAPSHOTS_INO, sid.encode()).ino
     assert b".READY" not in _names(view, root)
     with pytest.raises(OSError):
         view.lookup(root, b".READY")
+
+
+def test_a_users_ready_file_is_shown_in_our_snapshots(repo, main_wt):
+    (main_wt / ".READY").write_text("mine\n")
+    sid = _snapshot(main_wt, "with a .READY of mine")
+    view = View(ViewCatalog(Repo(repo)))
+    root = view.lookup(SNAPSHOTS_INO, sid.encode()).ino
+    assert b".READY" in _names(view, root)
+    ready = view.lookup(root, b".READY").ino
+    fd = view.open(ready, os.O_RDONLY)
+    try:
+        assert os.read(fd, 100) == b"mine\n"
+    finally:
+        os.close(fd)
 
 
 def test_virtual_xattrs_on_a_snapshot_root(two_snapshots):
@@ -199,23 +221,64 @@ def test_opening_for_write_is_refused(two_snapshots):
 
 def test_references_resolve_to_snapshots(two_snapshots):
     repo, first, second = two_snapshots
-    view = View(ViewCatalog(repo))
-    assert view.resolve_reference(first[-8:]) == first
-    assert view.resolve_reference("second") == second
-    assert view.resolve_reference("latest") == second
-    assert view.resolve_reference("no-such-thing") is None
+    catalog = View(ViewCatalog(repo)).catalog
+    assert catalog.resolve(first[-8:]) == first
+    assert catalog.resolve("second") == second
+    assert catalog.resolve("latest") == second
+    assert catalog.resolve("no-such-thing") is None
+    assert catalog.resolve("HEAD") is None and catalog.resolve("HEAD~1") is None
+
+
+def test_latest_is_taken_over_only_by_a_tag_or_note_named_latest(two_snapshots, main_wt):
+    repo, first, second = two_snapshots
+    _snapshot(main_wt, "newest")
+    noted = _snapshot(main_wt, "latest results of run 7")  # a note that starts with it
+    newest = _snapshot(main_wt, "the very newest")
+    catalog = View(ViewCatalog(repo, min_interval=0)).catalog
+    assert catalog.resolve("latest") == newest
+    assert catalog.resolve("latest results") == noted  # a note prefix still resolves
+    exact = _snapshot(main_wt, "latest")
+    _snapshot(main_wt, "after the one noted latest")
+    catalog.refresh()
+    assert catalog.resolve("latest") == exact
+    tagged = _snapshot(main_wt, "tagged", "latest")
+    _snapshot(main_wt, "after the one tagged latest")
+    catalog.refresh()
+    assert catalog.resolve("latest") == tagged
+
+
+def test_inode_numbers_never_depend_on_order_or_collide(two_snapshots):
+    from jvsfs.inodes import entry_key, snapshot_key, stable_ino
+
+    ids = [f"{1796288886239 + i:013d}-{os.urandom(4).hex()}" for i in range(20_000)]
+    roots = {stable_ino(snapshot_key(sid)) for sid in ids}
+    assert len(roots) == 20_000
+    files = {stable_ino(entry_key(sid, ino)) for sid in ids[:200] for ino in range(2, 502)}
+    assert len(files) == 200 * 500 and not files & roots
+    assert min(roots | files) >= 1 << 62 and max(roots | files) < 1 << 63
+    # The same snapshot, the same numbers, in any view (no allocation order).
+    repo, first, second = two_snapshots
+    one, two = View(ViewCatalog(repo)), View(ViewCatalog(repo))
+    two.lookup(SNAPSHOTS_INO, second.encode())
+    assert one.lookup(SNAPSHOTS_INO, first.encode()).ino == \
+        two.lookup(SNAPSHOTS_INO, first.encode()).ino == stable_ino(snapshot_key(first))
 
 
 def test_forget_drops_nodes_so_browsing_does_not_grow_the_table():
-    table = InodeTable()
+    from jvsfs.nodes import Node, RootNode
+
+    table = InodeTable([RootNode(ROOT_INO)])
     base = len(table)
-    for ino in range(2**40, 2**40 + 1000):
-        table.remember(table.ensure(ino, "entry", path=b"/x"))
+    keys = [b"k%d" % i for i in range(1000)]
+    nodes = [table.claim(key, lambda ino, key=key: Node(ino, key)) for key in keys]
+    for node in nodes:
+        table.remember(node)
+    assert table.claim(keys[5], None) is nodes[5]  # known keys keep their node
     assert len(table) == base + 1000
-    table.forget(2**40, 1)
-    for ino in range(2**40 + 1, 2**40 + 1000):
-        table.remember(table.get(ino))  # looked up twice
-        table.forget(ino, 2)
+    table.forget(nodes[0].ino, 1)
+    for node in nodes[1:]:
+        table.remember(node)  # looked up twice
+        table.forget(node.ino, 2)
     assert len(table) == base
     table.forget(ROOT_INO, 5)  # the fixed nodes are never dropped
     assert table.get(ROOT_INO) is not None
@@ -234,7 +297,21 @@ def test_a_large_directory_is_listed_by_index(repo, main_wt):
         # Any window of offsets gives the same entries as one pass.
         firsts = [listing.names[i] for i in range(0, 1500)]
         rest = [listing.names[i] for i in range(1500, len(listing.names))]
-        assert sorted(firsts + rest) == [f"f{i:05d}".encode() for i in range(3000)]
+        assert sorted(firsts + rest) == \
+            [b".", b"..", *(f"f{i:05d}".encode() for i in range(3000))]
         assert view.listing_entry(listing, 2999) is not None
     finally:
         listing.close()
+
+
+def test_a_stored_symlinks_target_is_read_once(repo, main_wt):
+    (main_wt / "target.txt").write_text("t\n")
+    os.symlink("target.txt", main_wt / "link")
+    sid = _snapshot(main_wt, "with a link")
+    view = View(ViewCatalog(Repo(repo)))
+    ino = _walk(view, SNAPSHOTS_INO, sid.encode(), b"link")
+    calls = []
+    real = view.store.readlink
+    view.store.readlink = lambda *args: calls.append(args) or real(*args)
+    assert [view.readlink(ino) for _ in range(3)] == [b"target.txt"] * 3
+    assert len(calls) == 1  # snapshot contents never change

@@ -28,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from jvs.mountinfo import mount_at  # noqa: E402
+
 PY = sys.executable
 JVS = [PY, "-m", "jvs"]
 REPEATS = 5
@@ -154,8 +156,7 @@ def sh(cmd: str, cwd: str | None = None) -> float:
 
 
 def is_mounted(path: str) -> bool:
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == path for line in f)
+    return mount_at(path, resolve=False) is not None
 
 
 class Mount:

@@ -16,13 +16,14 @@ from jvs.cli.output import json_option
 
 
 @click.command()
-@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("mountpoint", type=click.Path(path_type=Path))
 @click.option("-C", "repo_dir", metavar="REPO", help="The repository to view (default: the "
               "one around the current directory).", shell_complete=complete_dir)
 @click.option("--foreground", is_flag=True,
               help="Stay attached; tell systemd READY=1 when $NOTIFY_SOCKET is set.")
 @click.option("--allow-other", is_flag=True,
-              help="Let other users see the view (with the kernel's permission checks).")
+              help="Let other users in: they get what the repository root's own "
+                   "permissions give them (a 0700 repository stays yours).")
 @click.option("--no-xattrs", is_flag=True,
               help="Serve no xattrs (no user.jvs.* either); spares tools that list "
                    "every file's xattrs (cp -a, rsync -X) a round trip per file.")
@@ -36,11 +37,21 @@ def mount(ctx, mountpoint, repo_dir, foreground, allow_other, no_xattrs):
       MOUNTPOINT/@snapshots/<tag>       -> the newest snapshot with that tag
       MOUNTPOINT/@worktrees/<name>      -> ../@snapshots/<head id>
 
+    Any reference works as a name under @snapshots (answered as a symlink, not listed):
+    a short ID (@snapshots/1a2b3c4d), a note or note prefix (@snapshots/"baseline run"),
+    and latest: the newest snapshot, unless a tag or note is exactly "latest".
+
+    MOUNTPOINT must be an existing directory outside the repository (and not one that
+    contains it), and not already a mount. Unmount with 'jvs umount MOUNTPOINT'. The
+    background server logs its warnings to $JVS_MOUNT_LOG when set. See docs/mount.md.
+
     Examples:
 
     \b
-      jvs mount ~/jvs-view
+      mkdir -p ~/jvs-view && jvs mount ~/jvs-view
       diff -r ~/jvs-view/@snapshots/exp1 ~/jvs-view/@snapshots/exp2
+      ls ~/jvs-view/@snapshots/latest/
+      jvs umount ~/jvs-view
       jvs mount --foreground /srv/view    # under systemd (systemd/jvs-mount@.service)
     """
     from jvs.repo import discover
@@ -50,9 +61,11 @@ def mount(ctx, mountpoint, repo_dir, foreground, allow_other, no_xattrs):
     repo = discover(repo_dir).repo if repo_dir else locate(ctx).repo
     where = Path(mountpoint).absolute()
     if foreground:
-        click.echo(f"Serving {repo.root} at {where} (Ctrl-C to unmount)", err=True)
+        def serving() -> None:  # only once the checks passed and the mount is made
+            click.echo(f"Serving {repo.root} at {where} (Ctrl-C to unmount)", err=True)
+
         mount_view(repo, where, foreground=True, allow_other=allow_other,
-                   xattrs=not no_xattrs)
+                   xattrs=not no_xattrs, on_serving=serving)
         return
     pid = mount_view(repo, where, foreground=False, allow_other=allow_other,
                      xattrs=not no_xattrs)
@@ -63,21 +76,32 @@ def mount(ctx, mountpoint, repo_dir, foreground, allow_other, no_xattrs):
 
 @click.command()
 @click.argument("mountpoint", type=click.Path(path_type=Path))
+@click.option("--lazy", is_flag=True,
+              help="Detach a view that is in use now; it goes once the last process "
+                   "using it lets go.")
 @json_option
 @click.pass_context
-def umount(ctx, mountpoint):
+def umount(ctx, mountpoint, lazy):
     """Unmount a jvs view (also one left behind by a killed server).
+
+    A view in use (an open file, a shell inside it) is refused with E_BUSY unless
+    --lazy is given.
 
     Example:
 
     \b
       jvs umount ~/jvs-view
+      jvs umount --lazy ~/jvs-view
     """
     from jvsfs.server import umount as umount_view
 
     where = Path(mountpoint).absolute()
-    umount_view(where)
-    ui_of(ctx).emit({"mountpoint": str(where), "unmounted": True}, f"Unmounted {where}")
+    how = umount_view(where, lazy=lazy)
+    text = {"unmounted": f"Unmounted {where}",
+            "stale": f"Unmounted {where} (its server had died; cleared the stale mount)",
+            "lazy": f"Detached {where}; it is unmounted once the last process using it "
+                    "lets go"}[how]
+    ui_of(ctx).emit({"mountpoint": str(where), "unmounted": True, "how": how}, text)
 
 
 COMMANDS = [mount, umount]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import shutil
 import stat
 import struct
@@ -33,16 +32,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from jvs.engines.base import CloneResult
 from jvs.engines.copy import _Degraded, copy_metadata
 from jvs.errors import JvsError
 from jvs.ignore import IgnoreRules
+from jvs.mountinfo import MountEntry, mount_of, parse_mountinfo, read_mountinfo
 
 JUICEFS_FSTYPES = ("fuse.juicefs", "juicefs")
-MOUNTINFO = "/proc/self/mountinfo"
 _PARALLEL_CLONES = 4  # juicefs clone processes at once when cloning entry by entry
 # The juicefs binary is a 120 MB Go program whose start-up (package initialisation) runs
 # the garbage collector several times: 60-90 ms of every `juicefs clone`, of which the
@@ -67,58 +65,8 @@ def _go_env() -> dict[str, str]:
     return {**os.environ, **_GO_ENV}
 
 
-@dataclass(frozen=True)
-class MountEntry:
-    mount_point: str
-    fstype: str
-    source: str
-    device: str = ""  # major:minor
-    root: str = "/"  # the directory of the filesystem mounted here ("/" unless a bind)
-
-
-def unescape_mountinfo(field: str) -> str:
-    """Undo the kernel's octal escapes (``\\040`` space, ``\\011`` tab, ``\\012`` newline,
-    ``\\134`` backslash). Works on the raw bytes so that non-ASCII names survive."""
-    raw = os.fsencode(field)
-    return os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), raw))
-
-
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    """The mounts listed in the text of ``/proc/<pid>/mountinfo``, in kernel order."""
-    mounts = []
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if not sep or len(fields) < 5 or not tail:
-            continue
-        mounts.append(MountEntry(unescape_mountinfo(fields[4]), tail[0],
-                                 unescape_mountinfo(tail[1]) if len(tail) > 1 else "",
-                                 fields[2], unescape_mountinfo(fields[3])))
-    return mounts
-
-
-def mount_of(path: str, mounts: list[MountEntry]) -> MountEntry | None:
-    """The mount that holds the absolute, real *path*: the longest mount point that is a
-    whole-component prefix of it; of mounts stacked on one point, the last (visible) one."""
-    parts = Path(path).parts
-    best: MountEntry | None = None
-    best_len = -1
-    for entry in mounts:
-        mparts = Path(entry.mount_point).parts
-        if len(mparts) >= best_len and parts[:len(mparts)] == mparts:
-            best, best_len = entry, len(mparts)
-    return best
-
-
-def read_mountinfo() -> str:
-    try:
-        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def juicefs_mount_of(root: Path | str, mountinfo_text: str | None = None) -> MountEntry | None:
+def juicefs_mount_of(root: Path | str,
+                     mountinfo_text: bytes | str | None = None) -> MountEntry | None:
     """The JuiceFS mount holding the real path of *root*, or None."""
     if mountinfo_text is None:
         mountinfo_text = read_mountinfo()
@@ -128,7 +76,8 @@ def juicefs_mount_of(root: Path | str, mountinfo_text: str | None = None) -> Mou
     return None
 
 
-def volume_mount_for(entry: MountEntry, mountinfo_text: str | None = None) -> MountEntry | None:
+def volume_mount_for(entry: MountEntry,
+                     mountinfo_text: bytes | str | None = None) -> MountEntry | None:
     """The mount of the whole volume behind *entry*: *entry* itself, or for a bind mount of
     a directory inside the volume (``juicefs clone`` refuses paths under those: "not
     inside JuiceFS") the volume's own mount of the same device, if one is visible."""
