@@ -51,7 +51,8 @@ def resolve(repo: Repo, ref: str, worktree: str | None = None) -> Descriptor:
     if is_snapshot_id(ref) and repo.descriptor_path(ref).exists():
         return read_descriptor(repo, ref, verify=False)
 
-    return resolve_among(load_descriptors(repo), ref)
+    return confirmed(repo, resolve_among(load_descriptors(repo), ref),
+                     lambda snapshots: resolve_among(snapshots, ref))
 
 
 def resolve_among(snapshots: list[Descriptor], ref: str) -> Descriptor:
@@ -88,11 +89,34 @@ def resolve_among(snapshots: list[Descriptor], ref: str) -> Descriptor:
 
 def latest_with_tag(repo: Repo, tag: str) -> Descriptor:
     """``--latest-tag T``: the tag rule made explicit (the newest snapshot carrying T)."""
-    snapshots = load_descriptors(repo)
-    tagged = [d for d in snapshots if tag in d.tags]
-    if not tagged:
-        raise _not_found(tag, snapshots, what="tag")
-    return tagged[-1]
+    def newest(snapshots: list[Descriptor]) -> Descriptor:
+        tagged = [d for d in snapshots if tag in d.tags]
+        if not tagged:
+            raise _not_found(tag, snapshots, what="tag")
+        return tagged[-1]
+
+    return confirmed(repo, newest(load_descriptors(repo)), newest)
+
+
+def confirmed(repo: Repo, found: Descriptor, again) -> Descriptor:
+    """*found* (picked from the index) if its descriptor file says the same; else the
+    index is stale or forged (SPEC §1: caches are never authoritative) and *again* picks
+    from the descriptor files themselves."""
+    try:
+        real = read_descriptor(repo, found.snapshot_id, verify=False)
+    except JvsError:
+        real = None
+    if real is not None and real.to_json() == found.to_json():
+        return found
+    from jvs.descriptor import list_snapshot_ids
+
+    snapshots = []
+    for sid in list_snapshot_ids(repo):
+        try:
+            snapshots.append(read_descriptor(repo, sid, verify=False))
+        except JvsError:
+            continue
+    return again(snapshots)
 
 
 def resolve_head(repo: Repo, worktree: str | None, back: int = 0) -> Descriptor:

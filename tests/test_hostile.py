@@ -106,3 +106,23 @@ def test_a_forged_stat_cache_record_is_not_trusted(main):
     assert res["rescue_id"], res
     run_jvs("restore", res["rescue_id"], cwd=main)
     assert (main / "a.txt").read_text() == "an edit\n"
+
+
+def test_a_forged_index_row_cannot_redirect_a_reference(main):
+    """`restore prod` must restore the snapshot whose descriptor carries the tag, whatever
+    .jvs/index.sqlite says (it is a cache, checked against the descriptor it names)."""
+    import sqlite3
+
+    prod = run_jvs("snapshot", "prod state", "--tag", "prod", "--json", cwd=main).json
+    (main / "a.txt").write_text("later\n")
+    run_jvs("snapshot", "dev state", "--tag", "dev", cwd=main)
+    run_jvs("history", cwd=main)  # the index now holds both
+    conn = sqlite3.connect(main.parent / ".jvs" / "index.sqlite")
+    conn.execute("""UPDATE snapshots SET fields=replace(fields, '"prod"', '"gone"')""")
+    conn.execute("""UPDATE snapshots SET fields=replace(fields, '"dev"', '"prod"')""")
+    conn.commit()
+    conn.close()
+    out = run_jvs("restore", "prod", "--json", cwd=main).json
+    assert out["snapshot_id"] == prod["snapshot_id"]
+    assert (main / "a.txt").read_text() == "a\n"
+    assert "index_stale" in run_jvs("doctor", cwd=main, check=False).stdout
