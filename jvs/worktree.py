@@ -60,13 +60,16 @@ def load_worktree_config(repo: Repo, name: str) -> WorktreeConfig:
     if path.parent.exists():
         fsio.ensure_inside(repo.jvs_dir, path.parent)
     try:
-        return WorktreeConfig.from_json(fsio.read_json_fresh(path))
+        config = WorktreeConfig.from_json(fsio.read_json_fresh(path))
     except FileNotFoundError:
         raise JvsError("E_NOT_FOUND", f"no worktree named {name!r}",
                        hint="see 'jvs worktree list'") from None
     except (ValueError, KeyError) as exc:
         raise JvsError("E_DESCRIPTOR_CORRUPT",
                        f"worktree config of {name!r} is corrupt: {exc}") from None
+    # The directory name is the worktree's identity; a `name` field saying otherwise
+    # must never make a command write another worktree's config.
+    return config if config.name == name else replace(config, name=name)
 
 
 def save_worktree_config(repo: Repo, config: WorktreeConfig) -> None:

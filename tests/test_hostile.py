@@ -126,3 +126,22 @@ def test_a_forged_index_row_cannot_redirect_a_reference(main):
     assert out["snapshot_id"] == prod["snapshot_id"]
     assert (main / "a.txt").read_text() == "a\n"
     assert "index_stale" in run_jvs("doctor", cwd=main, check=False).stdout
+
+
+def test_the_directory_name_is_a_worktrees_identity(main):
+    """A worktree config whose `name` field names another worktree: a restore in main
+    rewrites main's config, never the other one's."""
+    import json
+
+    run_jvs("fork", "side", cwd=main)
+    side_cfg = main.parent / ".jvs" / "worktrees" / "side" / "config.json"
+    before = side_cfg.read_bytes()
+    cfg = main.parent / ".jvs" / "worktrees" / "main" / "config.json"
+    obj = json.loads(cfg.read_text())
+    obj["name"] = "side"
+    cfg.write_text(json.dumps(obj))
+    (main / "a.txt").write_text("two\n")
+    run_jvs("snapshot", "two", cwd=main)
+    run_jvs("restore", "HEAD~1", cwd=main)
+    assert side_cfg.read_bytes() == before
+    assert json.loads(cfg.read_text())["name"] == "main"
