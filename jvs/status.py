@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from jvs.changes import (
     Changes,
@@ -15,6 +15,7 @@ from jvs.changes import (
 from jvs.descriptor import read_descriptor
 from jvs.ignore import IgnoreRules
 from jvs.integrity import HashStats
+from jvs.intents import Intent, RestoreIntent, intents_of
 from jvs.repo import Repo
 from jvs.worktree import WorktreeConfig, load_worktree_config, worktree_payload
 
@@ -24,9 +25,16 @@ class Status:
     worktree: WorktreeConfig
     changes: Changes
     stats: HashStats
+    interrupted: Intent | None = None  # a restore of this worktree that crashed
 
 
 def worktree_status(repo: Repo, worktree: str) -> Status:
+    found = intents_of(repo, RestoreIntent, worktree=worktree)
+    st = _status(repo, worktree)
+    return replace(st, interrupted=found[0]) if found else st
+
+
+def _status(repo: Repo, worktree: str) -> Status:
     wt = load_worktree_config(repo, worktree)
     payload = worktree_payload(repo, worktree)
     stats = HashStats()

@@ -283,6 +283,9 @@ def test_sigkill_at_every_step_never_loses_or_mixes(two, step):
     if STEPS.index(step) >= STEPS.index("after_swap"):
         assert {k: v for k, v in now.items() if v != "dir"} == V1
 
+    # status says so; until it is finished, no other command acts on the worktree.
+    interrupted = state(main)["interrupted_restore"]
+    assert interrupted["target_id"] == v1
     # Until it is finished, no other command acts on the half-restored worktree.
     if STEPS.index(step) >= STEPS.index("after_move_to_rescue") \
             and STEPS.index(step) < STEPS.index("after_audit"):

@@ -240,8 +240,21 @@ def status(ctx):
         "detached": wt.detached,
         "clean": st.changes.clean,
         "changes": [c.to_json() for c in st.changes.items],
+        "interrupted_restore": None,
     }
     lines = [f"Worktree: {wt.name}"]
+    if st.interrupted is not None:
+        rec = st.interrupted.record
+        data["interrupted_restore"] = {"target_id": rec.target_id, "phase": rec.phase,
+                                       "started_at": st.interrupted.started_at,
+                                       "rescue_id": rec.rescue_id}
+        when = f"({st.interrupted.who}, {st.interrupted.started_at})"
+        lines.append(ui.style(
+            f"A restore to {short(rec.target_id)} crashed before it changed anything {when}; "
+            "the next command forgets it" if rec.phase == "prepare" else
+            f"A restore to {short(rec.target_id)} was interrupted {when}: the worktree may "
+            f"hold part of each state. Finish it with 'jvs restore {rec.target_id}' (or "
+            "'jvs doctor --repair finish_restore')", fg="yellow"))
     if wt.head_snapshot_id is None:
         lines.append("No snapshots yet.")
     elif wt.detached:
