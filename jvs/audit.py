@@ -63,7 +63,15 @@ def last_record_hash(repo: Repo) -> str:
 
 def append_audit(repo: Repo, operation: str, target: str = "", reason: str = "",
                  **details: object) -> dict:
-    """Append one record; the caller holds the repository lock."""
+    """Append one record. The caller holds the repository lock, maybe only shared (a
+    worktree operation): the hash chain is extended under the audit's own short lock."""
+    from jvs.lock import short_lock
+
+    with short_lock(repo, "audit", operation):
+        return _append(repo, operation, target, reason, details)
+
+
+def _append(repo: Repo, operation: str, target: str, reason: str, details: dict) -> dict:
     record = {
         "event_id": str(uuid.uuid4()),
         "timestamp": rfc3339_utc(),

@@ -593,7 +593,7 @@ def _repair_clean_tmp(repo: Repo, targets: list[Finding], warnings: list[str]) -
         elif f.subject == "trash":
             from jvs.trash import empty_trash
 
-            empty_trash(repo)
+            empty_trash(repo, claimed_too=True)
             done.append(f"emptied {f.path}")
         elif f.subject and f.subject.startswith("restore:"):
             from jvs.restore import remove_work_dir

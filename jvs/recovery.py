@@ -62,17 +62,24 @@ def settle_worktree(repo: Repo, worktree: str, command: str) -> list[str]:
     operations, forget a restore that never touched it, and refuse (E_UNSAVED) while a
     restore that crashed half-way is pending — unless *command* is that worktree's
     restore, which finishes it itself. Returns what was done, for the user."""
+    from jvs.lock import short_lock
     from jvs.restore import forget_untouched_restore, remove_work_dir
 
     done = []
     pending_restore = None
-    for intent in list_intents(repo):
-        if not names_worktree(intent, worktree):
-            continue
+    mine = [i for i in list_intents(repo) if names_worktree(i, worktree)]
+    if any(not isinstance(i.record, RestoreIntent) for i in mine):
+        # A crashed fork or create names two worktrees: operations in both may find it at
+        # once (they hold only their own worktree's lock). One finishes it, under this
+        # short lock; the other then finds it gone.
+        with short_lock(repo, "intents", command):
+            mine = [i for i in list_intents(repo) if names_worktree(i, worktree)]
+            for intent in mine:
+                if not isinstance(intent.record, RestoreIntent):
+                    done.append(finish(repo, intent))
+    for intent in mine:
         if isinstance(intent.record, RestoreIntent):
             pending_restore = intent
-        else:
-            done.append(finish(repo, intent))
     if pending_restore is not None:
         if forget_untouched_restore(repo, pending_restore):
             done.append(f"forgot a restore of {worktree} that crashed before it changed "

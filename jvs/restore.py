@@ -40,7 +40,7 @@ from jvs.ids import new_snapshot_id
 from jvs.ignore import IgnoreRules
 from jvs.integrity import READY_MARKER, Entry, read_trusted_manifest, scan
 from jvs.intents import Intent, RestoreIntent, drop_intent, intents_of, update_intent, write_intent
-from jvs.lock import assert_lock_still_held, repo_lock
+from jvs.lock import assert_lock_still_held, worktree_lock
 from jvs.names import validate_worktree_name
 from jvs.plan import ADD, MODE, REPLACE, Step, covered, holding_dirs, plan, subtree
 from jvs.repo import Repo
@@ -119,7 +119,7 @@ def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = Fals
 
     worktree = validate_worktree_name(worktree)
     profile_step("restore:start")
-    with repo_lock(repo, "restore"):
+    with worktree_lock(repo, worktree, "restore"):
         profile_step("restore:locked")
         finished = settle_worktree(repo, worktree, "restore")
         finished += finish_pending_restore(repo, worktree)

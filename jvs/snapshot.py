@@ -43,7 +43,7 @@ from jvs.integrity import (
     scan,
 )
 from jvs.intents import Intent, SnapshotIntent, drop_intent, write_intent
-from jvs.lock import assert_lock_still_held, repo_lock
+from jvs.lock import assert_lock_still_held, worktree_lock
 from jvs.names import validate_tag
 from jvs.publish import fsync_payload, publish_payload, write_manifest
 from jvs.repo import Repo
@@ -105,7 +105,7 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
     nothing of it is left) and nothing of the command runs on."""
     tags = tuple(dict.fromkeys(validate_tag(t) for t in tags))
     profile_step("snapshot:start")
-    with repo_lock(repo, "snapshot"):
+    with worktree_lock(repo, worktree, "snapshot"):
         profile_step("snapshot:locked")
         from jvs.recovery import settle_worktree
 

@@ -39,16 +39,47 @@ def drop_ignored(repo: Repo, tree: Path, paths: list[str], label: str) -> None:
         os.rename(tree / rel, bin_ / str(n))
 
 
-def empty_trash(repo: Repo) -> None:
-    """Delete everything in the trash. On a JuiceFS mount with ``juicefs rmr``, much
-    faster than one unlink per file."""
+def empty_trash(repo: Repo, *, claimed_too: bool = False) -> None:
+    """Delete everything in the trash. Several processes may empty it at once (worktree
+    operations run in parallel, on several hosts): each first claims an item by renaming
+    it to a name of its own, so no two delete the same tree; an item claimed by a process
+    of this host that died is taken over, and with *claimed_too* (doctor, which holds the
+    repository lock exclusively, so nobody else is deleting) every claimed item. On a
+    JuiceFS mount with ``juicefs rmr``, much faster than one unlink per file."""
+    trash = trash_dir(repo)
     try:
-        items = sorted(os.listdir(trash_dir(repo)))
+        items = sorted(os.listdir(trash))
     except FileNotFoundError:
         return
     if not items:
         return
     from jvs.engines.juicefs import remove_tree
 
+    host = os.uname().nodename
+    mark = f".deleting-{os.getpid()}@{host}-"
     for name in items:
-        remove_tree(trash_dir(repo) / name)
+        if name.startswith(".deleting-") and not name.startswith(mark) \
+                and not claimed_too and _claimer_alive(name, host):
+            continue
+        claimed = trash / (name if name.startswith(mark) else mark + os.urandom(4).hex())
+        try:
+            if claimed.name != name:
+                os.rename(trash / name, claimed)
+        except FileNotFoundError:
+            continue  # another process claimed it
+        remove_tree(claimed)
+
+
+def _claimer_alive(name: str, host: str) -> bool:
+    """Whether the process that claimed trash item *name* may still be deleting it (one
+    of another host always may)."""
+    pid, _, rest = name[len(".deleting-"):].partition("@")
+    if not rest.startswith(host + "-"):
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -21,7 +21,7 @@ from jvs.errors import JvsError
 from jvs.ids import rfc3339_utc
 from jvs.integrity import READY_MARKER
 from jvs.intents import Intent, WorktreeIntent, drop_intent, write_intent
-from jvs.lock import assert_lock_still_held, repo_lock
+from jvs.lock import assert_lock_still_held, repo_lock, worktree_lock
 from jvs.names import validate_worktree_name
 from jvs.recovery import settle_worktree
 from jvs.repo import Repo
@@ -56,7 +56,7 @@ def create(repo: Repo, name: str, from_ref: str | None = None, *,
     from jvs.resolve import resolve
 
     name = validate_worktree_name(name)
-    with repo_lock(repo, "worktree create"):
+    with worktree_lock(repo, name, "worktree create"):
         settle_worktree(repo, name, "worktree create")
         source = None
         if from_ref is not None:
@@ -73,7 +73,7 @@ def fork(repo: Repo, ref: str | None, name: str, *, current: str | None) -> Work
     from jvs.resolve import resolve
 
     name = validate_worktree_name(name)
-    with repo_lock(repo, "fork"):
+    with worktree_lock(repo, name, "fork"):
         settle_worktree(repo, name, "fork")
         if ref is None:
             if current is None:
