@@ -105,7 +105,7 @@ def build_base(repo: Repo, engine, base: Descriptor | None, rescue_dir: Path,
         rescue_dir.mkdir(mode=0o700)
         for unit in units if source is not None else ():
             if os.path.lexists(source / unit):
-                _make_parents(rescue_dir, unit)
+                make_parents(rescue_dir, unit)
                 engine.clone_payload(source / unit, rescue_dir / unit)
         return
     engine.clone_payload(source, rescue_dir)
@@ -124,11 +124,11 @@ def carry_out(worktree: Path, rescue_dir: Path, transfers: list[Transfer], engin
         src, dst = worktree / t.path, rescue_dir / t.path
         if t.action == DROP:
             if os.path.lexists(dst):
-                with _writable(dst.parent):
+                with writable(dst.parent):
                     fsio.remove_tree(dst)
         elif t.action == MKDIR:
             if not os.path.isdir(dst) or os.path.islink(dst):
-                with _writable(dst.parent):
+                with writable(dst.parent):
                     if os.path.lexists(dst):
                         fsio.remove_tree(dst)
                     os.mkdir(dst, 0o700)
@@ -143,15 +143,15 @@ def carry_out(worktree: Path, rescue_dir: Path, transfers: list[Transfer], engin
                                hint="the restore is not finished, so that your change is not "
                                     "moved; see 'jvs doctor' and docs/restore.md")
             if os.path.lexists(dst):  # the head's copy, or a half-made copy
-                with _writable(dst.parent):
+                with writable(dst.parent):
                     fsio.remove_tree(dst)
-            with _writable(src.parent), _writable(dst.parent):
+            with writable(src.parent), writable(dst.parent):
                 rename_even_read_only(src, dst)
         elif t.action == COPY and os.path.lexists(src):
             if os.path.lexists(dst):
-                with _writable(dst.parent):
+                with writable(dst.parent):
                     fsio.remove_tree(dst)
-            with _writable(dst.parent):
+            with writable(dst.parent):
                 engine.clone(src, dst)
     for t in transfers:
         if t.action == MKDIR:  # made writable above, so that its entries could come in
@@ -244,15 +244,17 @@ def publish_rescue(repo: Repo, rescue_id: str, rescue_dir: Path, manifest: bytes
     return descriptor
 
 
-def _make_parents(root: Path, rel: str) -> None:
+def make_parents(root: Path, rel: str, mode: int = 0o700) -> None:
+    """The directories above *rel* under *root* that are missing (a restore or rescue of
+    only some paths whose parents are gone)."""
     parts = rel.split("/")
     for depth in range(1, len(parts)):
         sub = root.joinpath(*parts[:depth])
         if not os.path.isdir(sub):
-            os.mkdir(sub, 0o700)
+            os.mkdir(sub, mode)
 
 
-class _writable:
+class writable:
     """Let a directory be written in for one step (snapshots keep modes exactly, so a
     worktree or a payload may hold read-only directories), then give its mode back."""
 
@@ -260,7 +262,7 @@ class _writable:
         self.path = path
         self.mode: int | None = None
 
-    def __enter__(self) -> _writable:
+    def __enter__(self) -> writable:
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:

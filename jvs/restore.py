@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from jvs import fsio
 from jvs.audit import append_audit
@@ -49,10 +49,12 @@ from jvs.rescue import (
     Transfer,
     build_base,
     carry_out,
+    make_parents,
     plan_rescue,
     publish_rescue,
     rename_even_read_only,
     rescue_manifest,
+    writable,
 )
 from jvs.statcache import StatCache, racy_window_ns
 from jvs.trash import empty_trash, move_to_trash
@@ -440,7 +442,7 @@ def stage(repo: Repo, engine, target: Descriptor, steps: list[Step], wdir: Path,
             whole = wdir / "whole"  # garbage once taken from: trashed with the work dir
             clone_snapshot(engine, source, whole)
             for n, step in wanted:
-                with _writable((whole / step.path).parent):
+                with writable((whole / step.path).parent):
                     rename_even_read_only(whole / step.path, staged / str(n))
             return
         for n, step in wanted:
@@ -600,13 +602,13 @@ def swap(payload: Path, wdir: Path, steps: list[Step], *, resuming: bool,
             if resuming and step.before \
                     and fingerprint_now(payload, step.path, moved) != step.before:
                 raise _changed_since_crash(step.path)
-            with _writable(dst.parent):
+            with writable(dst.parent):
                 rename_even_read_only(dst, old / str(n))
         if step.action in (ADD, REPLACE):
             if os.path.lexists(dst):
                 raise _changed_since_crash(step.path)
-            _make_parents(payload, step.path)
-            with _writable(dst.parent):
+            make_parents(payload, step.path, 0o755)
+            with writable(dst.parent):
                 rename_even_read_only(here, dst)
         if n == 0:
             crashpoint("restore:during_swap")
@@ -726,33 +728,3 @@ def _changed_since_crash(rel: str) -> JvsError:
                     hint="the restore is left unfinished so that your change is not moved; "
                          "move the change elsewhere (or snapshot it in another worktree), "
                          "then run 'jvs doctor --repair finish_restore'")
-
-
-def _make_parents(payload: Path, rel: str) -> None:
-    """The directories above *rel* in the worktree, for a restore of only some paths
-    whose parents are gone."""
-    parts = PurePosixPath(rel).parts
-    for depth in range(1, len(parts)):
-        sub = payload.joinpath(*parts[:depth])
-        if not os.path.isdir(sub):
-            os.mkdir(sub, 0o755)
-
-
-class _writable:
-    """Let a directory be written in for one step (snapshots keep modes exactly, so a
-    worktree may hold read-only directories); fix_parent_modes gives the target's back."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> _writable:
-        try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
-            return self
-        if stat.S_ISDIR(st.st_mode) and not os.access(self.path, os.W_OK):
-            os.chmod(self.path, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass

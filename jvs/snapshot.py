@@ -461,7 +461,9 @@ def in_thread(func: Callable[..., T], *args) -> Callable[[], T]:
         except BaseException as exc:  # handed to the caller by wait()
             box.append((None, exc))
 
-    thread = threading.Thread(target=run, daemon=True)
+    # Not a daemon: if the caller fails before it waits, the interpreter still joins the
+    # thread before exiting, so nothing of the command outlives it.
+    thread = threading.Thread(target=run)
     thread.start()
 
     def wait() -> T:

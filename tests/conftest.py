@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,24 @@ def start_paused_jvs(*args: str, cwd: Path | str, step: str,
     return proc
 
 
+def take_snapshot(main: Path | str, note: str, *tags: str) -> str:
+    """``jvs snapshot NOTE --tag T...`` in *main*; the new snapshot's ID."""
+    args = ["snapshot", note, "--json"]
+    for tag in tags:
+        args += ["--tag", tag]
+    return run_jvs(*args, cwd=main).json["snapshot_id"]
+
+
+def wait_until(predicate, timeout: float = 15.0) -> bool:
+    """Poll *predicate* every 0.1 s until it holds or *timeout* passes; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
 @pytest.fixture
 def jvs():
     return run_jvs
@@ -82,7 +101,6 @@ def main_wt(repo):
 
 import itertools  # noqa: E402
 import shutil  # noqa: E402
-import time  # noqa: E402
 
 from jvs.mountinfo import fstype_at  # noqa: E402
 

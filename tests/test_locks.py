@@ -6,15 +6,27 @@ whole under concurrent writers."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 
 from conftest import run_jvs, start_paused_jvs
 
 QUICK = {"JVS_LOCK_TIMEOUT": "0.5"}
+
+
+@contextmanager
+def paused(*args: str, cwd, step: str = "snapshot:after_materialise"):
+    """A real jvs command stopped at *step* (holding its locks) for the block's duration,
+    then killed."""
+    proc = start_paused_jvs(*args, cwd=cwd, step=step, seconds=60)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture
@@ -30,9 +42,7 @@ def two_worktrees(repo):
 def test_other_worktrees_go_on_while_a_snapshot_is_paused_mid_clone(two_worktrees):
     main, b = two_worktrees
     (main / "more.txt").write_text("more\n")
-    paused = start_paused_jvs("snapshot", "slow one", cwd=main,
-                              step="snapshot:after_materialise", seconds=60)
-    try:
+    with paused("snapshot", "slow one", cwd=main) as holder:
         (b / "b.txt").write_text("b\n")
         snap = run_jvs("snapshot", "in b", "--json", cwd=b, env=QUICK).json
         run_jvs("restore", "base", cwd=b, env=QUICK)
@@ -40,32 +50,21 @@ def test_other_worktrees_go_on_while_a_snapshot_is_paused_mid_clone(two_worktree
         run_jvs("restore", snap["snapshot_id"], cwd=b, env=QUICK)
         run_jvs("fork", "c", cwd=b, env=QUICK)
         assert (main.parent / "worktrees" / "c" / "b.txt").read_text() == "b\n"
-        assert paused.poll() is None  # main's snapshot is still paused, mid-protocol
-    finally:
-        paused.send_signal(signal.SIGCONT)
-        paused.kill()
-        paused.wait()
+        assert holder.poll() is None  # main's snapshot is still paused, mid-protocol
 
 
 def test_two_writers_in_one_worktree_serialise_and_say_who_holds_it(two_worktrees):
     main, b = two_worktrees
-    paused = start_paused_jvs("snapshot", "first", cwd=main,
-                              step="snapshot:after_materialise", seconds=60)
-    try:
+    with paused("snapshot", "first", cwd=main) as holder:
         res = run_jvs("snapshot", "second", cwd=main, check=False, env=QUICK)
         assert res.returncode == 1 and "E_BUSY" in res.stderr
         assert "worktree 'main' busy" in res.stderr and "snapshot" in res.stderr
-        assert f"pid {paused.pid}" in res.stderr
-    finally:
-        paused.kill()
-        paused.wait()
+        assert f"pid {holder.pid}" in res.stderr
 
 
 def test_gc_and_repairs_wait_for_worktree_operations_and_they_for_them(two_worktrees):
     main, b = two_worktrees
-    paused = start_paused_jvs("snapshot", "in flight", cwd=main,
-                              step="snapshot:after_materialise", seconds=60)
-    try:
+    with paused("snapshot", "in flight", cwd=main):
         for args in (["gc", "plan", "--keep-last", "1"], ["doctor", "--repair-runtime"],
                      ["worktree", "remove", "b"]):
             res = run_jvs(*args, cwd=main.parent, check=False, env=QUICK)
@@ -73,9 +72,6 @@ def test_gc_and_repairs_wait_for_worktree_operations_and_they_for_them(two_workt
                 continue  # planning only reads; the run is what must wait
             assert res.returncode == 1 and "E_BUSY" in res.stderr, (args, res.stderr)
             assert "repository busy (shared by snapshot" in res.stderr, res.stderr
-    finally:
-        paused.kill()
-        paused.wait()
     # The other way round: a repository-wide operation in flight holds worktrees off.
     holder = subprocess.Popen(
         [sys.executable, "-c",
@@ -100,9 +96,8 @@ def test_a_killed_holder_releases_every_lock(two_worktrees):
     for step in ("snapshot:after_intent", "snapshot:after_materialise",
                  "snapshot:after_descriptor_tmp"):
         (main / "x.txt").write_text(step)
-        paused = start_paused_jvs("snapshot", "killed", cwd=main, step=step, seconds=60)
-        paused.kill()
-        paused.wait()
+        with paused("snapshot", "killed", cwd=main, step=step):
+            pass  # killed at *step*, holding its locks
         run_jvs("snapshot", "after the kill", cwd=main, env=QUICK)
         run_jvs("worktree", "rename", "b", "b2", cwd=main, env=QUICK)
         run_jvs("worktree", "rename", "b2", "b", cwd=main, env=QUICK)

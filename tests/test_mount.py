@@ -18,28 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import mounted_fstype, run_jvs
+from conftest import mounted_fstype, run_jvs, take_snapshot, wait_until
 
 pytestmark = [pytest.mark.fuse, pytest.mark.slow]
 
 if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
     pytestmark.append(pytest.mark.skip(reason="FUSE (/dev/fuse, fusermount3) is not available"))
-
-
-def _snapshot(main: Path, note: str, *tags: str) -> str:
-    args = ["snapshot", note, "--json"]
-    for tag in tags:
-        args += ["--tag", tag]
-    return run_jvs(*args, cwd=main).json["snapshot_id"]
-
-
-def _wait(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def _server_pid(mountpoint: Path) -> int:
@@ -83,9 +67,9 @@ def mounted(tmp_path_factory):
         os.setxattr(main / "logs" / "train.log", "system.posix_acl_access", _acl(4242))
     except OSError:
         pass
-    baseline = _snapshot(main, "baseline run", "baseline")
+    baseline = take_snapshot(main, "baseline run", "baseline")
     (main / "logs" / "train.log").write_text("epoch 2 loss 0.5\n")
-    exp1 = _snapshot(main, "experiment one", "exp1")
+    exp1 = take_snapshot(main, "experiment one", "exp1")
     view = base / "view"
     view.mkdir()
     run_jvs("mount", str(view), "-C", str(repo))
@@ -223,17 +207,17 @@ def test_new_and_removed_snapshots_show_without_remounting(mounted):
     view, main, repo = mounted["view"], mounted["main"], mounted["repo"]
     snaps = view / "@snapshots"
     (main / "logs" / "train.log").write_text("epoch 3 loss 0.2\n")
-    fresh = _snapshot(main, "fresh one", "fresh")
-    assert _wait(lambda: fresh in os.listdir(snaps))
+    fresh = take_snapshot(main, "fresh one", "fresh")
+    assert wait_until(lambda: fresh in os.listdir(snaps))
     assert (snaps / "fresh" / "logs" / "train.log").read_text() == "epoch 3 loss 0.2\n"
     # Keep a file of it open, then remove the snapshot by hand (descriptor, then payload).
     held = open(snaps / fresh / "logs" / "train.log", "rb")
     try:
         (repo / ".jvs" / "descriptors" / f"{fresh}.json").unlink()
         shutil.rmtree(repo / ".jvs" / "snapshots" / fresh)
-        assert _wait(lambda: fresh not in os.listdir(snaps))
-        assert _wait(lambda: not (snaps / fresh).exists())
-        assert _wait(lambda: not os.path.lexists(snaps / "fresh"))
+        assert wait_until(lambda: fresh not in os.listdir(snaps))
+        assert wait_until(lambda: not (snaps / fresh).exists())
+        assert wait_until(lambda: not os.path.lexists(snaps / "fresh"))
         assert held.read() == b"epoch 3 loss 0.2\n"  # an open file keeps reading
     finally:
         held.close()
@@ -242,8 +226,8 @@ def test_new_and_removed_snapshots_show_without_remounting(mounted):
 
 def test_a_tampered_descriptor_is_not_served(mounted):
     view, main, repo = mounted["view"], mounted["main"], mounted["repo"]
-    sid = _snapshot(main, "to be forged")
-    assert _wait(lambda: sid in os.listdir(view / "@snapshots"))
+    sid = take_snapshot(main, "to be forged")
+    assert wait_until(lambda: sid in os.listdir(view / "@snapshots"))
     # A copy of it under another ID whose descriptor no longer matches its checksum.
     forged = sid[:-8] + "00000000"
     data = json.loads((repo / ".jvs" / "descriptors" / f"{sid}.json").read_text())
@@ -253,8 +237,8 @@ def test_a_tampered_descriptor_is_not_served(mounted):
                     symlinks=True)
     (repo / ".jvs" / "descriptors" / f"{forged}.json").write_text(json.dumps(data))
     # A genuine snapshot taken after it shows once the view has re-read descriptors/.
-    later = _snapshot(main, "genuine, after the forgery")
-    assert _wait(lambda: later in os.listdir(view / "@snapshots"))
+    later = take_snapshot(main, "genuine, after the forgery")
+    assert wait_until(lambda: later in os.listdir(view / "@snapshots"))
     assert forged not in os.listdir(view / "@snapshots")
     assert not (view / "@snapshots" / forged).exists()
     assert not (view / "@snapshots" / "forged").exists()  # not even as a note
@@ -328,13 +312,13 @@ def test_mountpoint_refusals(mounted, tmp_path):
 
 
 def test_killed_server_is_cleaned_up_by_umount_and_mounts_again(repo, main_wt, tmp_path):
-    _snapshot(main_wt, "only", "only")
+    take_snapshot(main_wt, "only", "only")
     view = tmp_path / "view"
     view.mkdir()
     run_jvs("mount", str(view), "-C", str(repo))
     pid = _server_pid(view)
     os.kill(pid, signal.SIGKILL)
-    assert _wait(lambda: not os.path.exists(f"/proc/{pid}/status") or
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}/status") or
                  open(f"/proc/{pid}/status").read().find("State:\tZ") >= 0)
     if mounted_fstype(view) is not None:  # stale: "Transport endpoint is not connected"
         run_jvs("umount", str(view))
@@ -348,7 +332,7 @@ def test_killed_server_is_cleaned_up_by_umount_and_mounts_again(repo, main_wt, t
 
 
 def test_foreground_tells_systemd_and_unmounts_on_sigterm(repo, main_wt, tmp_path):
-    _snapshot(main_wt, "one")
+    take_snapshot(main_wt, "one")
     view = tmp_path / "view"
     view.mkdir()
     notify = tmp_path / "notify.sock"
@@ -378,7 +362,7 @@ def test_view_of_a_repository_on_juicefs(juicefs_dir, tmp_path):
     run_jvs("init", "repo", cwd=juicefs_dir)
     repo = juicefs_dir / "repo"
     (repo / "main" / "weights.bin").write_bytes(os.urandom(3 * 1024 * 1024))
-    sid = _snapshot(repo / "main", "on juicefs", "jfs")
+    sid = take_snapshot(repo / "main", "on juicefs", "jfs")
     view = tmp_path / "view"
     view.mkdir()
     run_jvs("mount", str(view), "-C", str(repo))

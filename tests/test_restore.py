@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from conftest import run_jvs, start_paused_jvs
+from conftest import take_snapshot as snap
 
 STEPS = ["after_intent", "after_stage", "after_move_to_rescue", "after_rescue", "during_swap",
          "after_swap", "after_worktree_update", "after_audit"]
@@ -38,13 +39,6 @@ def write(root, files):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
-
-
-def snap(main, note, *tags):
-    args = ["snapshot", note, "--json"]
-    for t in tags:
-        args += ["--tag", t]
-    return run_jvs(*args, cwd=main).json["snapshot_id"]
 
 
 def state(main):

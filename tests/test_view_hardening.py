@@ -14,13 +14,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, mounted_fstype, run_jvs
+from conftest import ROOT, mounted_fstype, run_jvs, take_snapshot, wait_until
 from jvs.descriptor import parse_descriptor
 
 pytestmark = [pytest.mark.fuse, pytest.mark.slow]
@@ -29,22 +28,6 @@ if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
     pytestmark.append(pytest.mark.skip(reason="FUSE (/dev/fuse, fusermount3) is not available"))
 
 GO_FIXTURE = ROOT / "tests" / "fixtures" / "go-jvs-repo.tar.gz"
-
-
-def _snapshot(main: Path, note: str, *tags: str) -> str:
-    args = ["snapshot", note, "--json"]
-    for tag in tags:
-        args += ["--tag", tag]
-    return run_jvs(*args, cwd=main).json["snapshot_id"]
-
-
-def _wait(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def _mount(repo: Path, view: Path, *extra: str, **popen) -> None:
@@ -92,7 +75,7 @@ def mounted(tmp_path):
     view = tmp_path / "view"
     view.mkdir()
     (repo / "main" / "a.txt").write_text("a\n")
-    _snapshot(repo / "main", "first")
+    take_snapshot(repo / "main", "first")
     _mount(repo, view)
     yield repo, repo / "main", view
     _umount(view)
@@ -103,14 +86,14 @@ def mounted(tmp_path):
 def test_latest_is_the_newest_unless_a_tag_or_note_is_exactly_latest(mounted):
     repo, main, view = mounted
     snaps = view / "@snapshots"
-    noted = _snapshot(main, "latest results of run 7")
-    newest = _snapshot(main, "a later one")
-    assert _wait(lambda: newest in os.listdir(snaps))
+    noted = take_snapshot(main, "latest results of run 7")
+    newest = take_snapshot(main, "a later one")
+    assert wait_until(lambda: newest in os.listdir(snaps))
     assert os.readlink(snaps / "latest") == newest
     assert os.readlink(snaps / "latest results") == noted  # still a note prefix
-    exact = _snapshot(main, "latest")
-    _snapshot(main, "after the one noted latest")
-    assert _wait(lambda: os.path.lexists(snaps / exact) and
+    exact = take_snapshot(main, "latest")
+    take_snapshot(main, "after the one noted latest")
+    assert wait_until(lambda: os.path.lexists(snaps / exact) and
                  os.readlink(snaps / "latest") == exact)
 
 
@@ -136,8 +119,8 @@ def test_inodes_are_stable_across_mounts_and_never_reused_after_gc(mounted, tmp_
     snaps = view / "@snapshots"
     (main / "data").mkdir()
     (main / "data" / "x.bin").write_bytes(b"x" * 100)
-    gone = _snapshot(main, "to be collected")
-    assert _wait(lambda: gone in os.listdir(snaps))
+    gone = take_snapshot(main, "to be collected")
+    assert wait_until(lambda: gone in os.listdir(snaps))
     held = os.open(snaps / gone, os.O_RDONLY | os.O_DIRECTORY)  # as a shell's cwd
     try:
         gone_ino = os.fstat(held).st_ino
@@ -151,7 +134,7 @@ def test_inodes_are_stable_across_mounts_and_never_reused_after_gc(mounted, tmp_
         sealed = dataclasses.replace(desc, snapshot_id=twin, note="the twin",
                                      raw=None).sealed()
         (repo / ".jvs/descriptors" / f"{twin}.json").write_bytes(sealed.to_bytes())
-        assert _wait(lambda: twin in os.listdir(snaps) and gone not in os.listdir(snaps))
+        assert wait_until(lambda: twin in os.listdir(snaps) and gone not in os.listdir(snaps))
         twin_st = os.stat(snaps / twin)
         assert twin_st.st_ino != gone_ino
         assert (snaps / twin / "data" / "x.bin").read_bytes() == b"x" * 100
@@ -166,13 +149,13 @@ def test_inodes_are_stable_across_mounts_and_never_reused_after_gc(mounted, tmp_
 def test_a_descriptor_without_its_payload_is_not_served_nor_its_tag(mounted):
     repo, main, view = mounted
     snaps = view / "@snapshots"
-    orphan = _snapshot(main, "payload goes missing", "orphan")
-    assert _wait(lambda: orphan in os.listdir(snaps))
+    orphan = take_snapshot(main, "payload goes missing", "orphan")
+    assert wait_until(lambda: orphan in os.listdir(snaps))
     shutil.rmtree(repo / ".jvs/snapshots" / orphan)
-    assert _wait(lambda: orphan not in os.listdir(snaps))
+    assert wait_until(lambda: orphan not in os.listdir(snaps))
     assert "orphan" not in os.listdir(snaps)
     for name in (orphan, "orphan", orphan[-8:]):
-        assert _wait(lambda name=name: not os.path.lexists(snaps / name))  # cached 1 s
+        assert wait_until(lambda name=name: not os.path.lexists(snaps / name))  # cached 1 s
         with pytest.raises(OSError) as exc:
             os.lstat(snaps / name)
         assert exc.value.errno == errno.ENOENT  # not a symlink looping to itself
@@ -181,37 +164,37 @@ def test_a_descriptor_without_its_payload_is_not_served_nor_its_tag(mounted):
 def test_a_descriptor_edited_after_the_view_saw_it_stops_being_served(mounted):
     repo, main, view = mounted
     snaps = view / "@snapshots"
-    sid = _snapshot(main, "honest note", "kept")
-    assert _wait(lambda: sid in os.listdir(snaps))
+    sid = take_snapshot(main, "honest note", "kept")
+    assert wait_until(lambda: sid in os.listdir(snaps))
     assert os.listdir(snaps / sid)
     path = repo / ".jvs/descriptors" / f"{sid}.json"
     data = json.loads(path.read_text())
     data["note"] = "rewritten history"
     path.write_text(json.dumps(data, indent=2))  # in place: same file, checksum now wrong
-    assert _wait(lambda: sid not in os.listdir(snaps))
-    assert _wait(lambda: not os.path.lexists(snaps / sid))
+    assert wait_until(lambda: sid not in os.listdir(snaps))
+    assert wait_until(lambda: not os.path.lexists(snaps / sid))
     assert "kept" not in os.listdir(snaps)
     # Put right again, it is served again.
     data["note"] = "honest note"
     path.write_text(json.dumps(data, indent=2))
-    assert _wait(lambda: sid in os.listdir(snaps))
+    assert wait_until(lambda: sid in os.listdir(snaps))
 
 
 def test_link_count_and_ctime_do_not_change_when_a_later_snapshot_links_the_file(
         mounted, tmp_path):
     repo, main, view = mounted
     (main / "big.bin").write_bytes(b"b" * 5000)
-    first = _snapshot(main, "has big.bin")
+    first = take_snapshot(main, "has big.bin")
     desc = json.loads((repo / ".jvs/descriptors" / f"{first}.json").read_text())
     if desc["engine"] != "copy":
         pytest.skip("only the copy engine links files across snapshots")
     path = view / "@snapshots" / first / "big.bin"
-    assert _wait(lambda: path.exists())
+    assert wait_until(lambda: path.exists())
     before = os.stat(path)
     stored = repo / ".jvs/snapshots" / first / "big.bin"
     nlink = os.stat(stored).st_nlink
     (main / "a.txt").write_text("changed\n")
-    _snapshot(main, "links big.bin")
+    take_snapshot(main, "links big.bin")
     assert os.stat(stored).st_nlink == nlink + 1  # the copy engine linked it
     other = tmp_path / "view2"
     other.mkdir()
@@ -228,7 +211,7 @@ def test_go_publish_marker_hidden_only_in_go_snapshots(tmp_path):
     subprocess.run(["tar", "xzf", str(GO_FIXTURE), "-C", str(tmp_path)], check=True)
     repo = tmp_path / "project"
     (repo / "main" / ".READY").write_text("a user's file\n")
-    ours = _snapshot(repo / "main", "ours, with a .READY of the user's")
+    ours = take_snapshot(repo / "main", "ours, with a .READY of the user's")
     view = tmp_path / "view"
     view.mkdir()
     _mount(repo, view)
@@ -262,7 +245,7 @@ def test_a_swapped_entry_never_leaks_a_root_file_to_another_user(shared_dir):
     (repo / "main" / "data" / "x.txt").write_text("public in a dir\n")
     for p in (repo / "main" / "public.txt", repo / "main" / "data" / "x.txt"):
         os.chmod(p, 0o644)
-    sid = _snapshot(repo / "main", "public data")
+    sid = take_snapshot(repo / "main", "public data")
     view = shared_dir / "view"
     view.mkdir()
     _mount(repo, view, "--allow-other")
@@ -290,7 +273,7 @@ def test_allow_other_honours_the_repository_roots_permissions(shared_dir):
     repo = shared_dir / "repo"
     (repo / "main" / "notes.txt").write_text("mine\n")
     os.chmod(repo / "main" / "notes.txt", 0o644)
-    _snapshot(repo / "main", "private")
+    take_snapshot(repo / "main", "private")
     os.chmod(repo, 0o700)
     view = shared_dir / "view"
     view.mkdir()
@@ -299,7 +282,7 @@ def test_allow_other_honours_the_repository_roots_permissions(shared_dir):
     assert denied.returncode != 0 and "Permission denied" in denied.stderr
     assert _as_nobody("cat", str(view / "@worktrees/main/notes.txt")).returncode != 0
     os.chmod(repo, 0o755)  # the owner opens it up: the view follows without a remount
-    assert _wait(lambda: _as_nobody("cat", str(view / "@worktrees/main/notes.txt"))
+    assert wait_until(lambda: _as_nobody("cat", str(view / "@worktrees/main/notes.txt"))
                  .stdout == "mine\n")
     run_jvs("umount", str(view))
 
@@ -313,7 +296,7 @@ def test_a_server_started_with_1024_open_files_serves_1500(tmp_path):
     many.mkdir()
     for i in range(1500):
         (many / f"f{i:04d}").write_text(str(i))
-    sid = _snapshot(repo / "main", "1500 files")
+    sid = take_snapshot(repo / "main", "1500 files")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 4096:
         pytest.skip(f"the hard limit on open files is {hard}")
@@ -412,7 +395,7 @@ def test_missing_dev_fuse_is_explained(repo, tmp_path):
 def test_mountinfo_with_a_non_utf8_mount_point_breaks_nothing(tmp_path):
     run_jvs("init", "repo", cwd=tmp_path)
     repo = tmp_path / "repo"
-    _snapshot(repo / "main", "one", "one")
+    take_snapshot(repo / "main", "one", "one")
     odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9 view")  # Latin-1, not UTF-8
     os.mkdir(odd)
     plain = tmp_path / "plain"
