@@ -192,10 +192,10 @@ def assert_lock_still_held(repo: Repo, operation: str) -> None:
         ours = holder is not None and (holder.get("pid"), holder.get("host")) == me
         if (exclusive and ours) or (not exclusive and holder is None):
             continue
-        which = "repository lock" if path.name == "repo.lock" else f"lock {path.name}"
+        which = "" if path.name == "repo.lock" else f" ({path.name})"
         raise JvsError(
             "E_BUSY",
-            f"lost the {which} during {operation} (now held by "
+            f"lost the repository lock{which} during {operation} (now held by "
             f"{(holder or {}).get('host', 'nobody')}); nothing was published",
             hint="this host's JuiceFS session probably expired; run 'jvs doctor "
             "--repair-runtime' and retry",
