@@ -180,9 +180,11 @@ def _now_option(f):
 def gc_plan(ctx, keep_last, keep_daily, keep_weekly, keep_days, keep_tagged, now):
     """Show what gc would delete, and a Plan ID to run it with.
 
-    Retention given here replaces the configured one (config.json key "gc"). Heads,
-    latests and their ancestors, pins, tags, snapshots younger than 24 h and anything
-    in flight are never candidates.
+    Retention given here replaces the configured one (config.json key "gc") and applies
+    along the lineage: an old snapshot goes even if newer ones descend from it (each
+    snapshot is a complete copy). Heads, latests, pins, tags (unless --no-keep-tagged),
+    snapshots younger than 24 h and anything in flight are never candidates. Days and
+    weeks are calendar days and ISO weeks in the local time zone.
 
     \b
     Example:
@@ -202,8 +204,8 @@ def gc_plan(ctx, keep_last, keep_daily, keep_weekly, keep_days, keep_tagged, now
              f"rescues expire after {policy.rescue_days:g} days",
              "  kept: " + (", ".join(f"{n} {r}" for r, n in sorted(plan.kept_reasons.items()))
                             or "none"),
-             f"  to delete: {len(plan.candidates)} snapshot(s), about "
-             f"{_size(plan.deletable_bytes_estimate)} (apparent size; clones may share bytes)"]
+             f"  to delete: {len(plan.candidates)} snapshot(s)",
+             f"  frees: {_freed(plan.freed)}"]
     for sid in plan.candidates[:20]:
         lines.append(f"    {short(sid)}  {sid}")
     if len(plan.candidates) > 20:
@@ -211,6 +213,19 @@ def gc_plan(ctx, keep_last, keep_daily, keep_weekly, keep_days, keep_tagged, now
     lines.append(f"Plan ID: {plan.plan_id}")
     lines.append(f"Run it with: jvs gc run --plan-id {plan.plan_id}")
     ui.emit(plan.to_json(), "\n".join(lines))
+
+
+def _freed(freed) -> str:
+    """What a run frees, saying how sure the figure is (jvs/space.py explains why)."""
+    if freed.kind == "exact":
+        return (f"{_size(freed.exact_bytes)} (exact: files whose last link goes; "
+                f"{_size(freed.apparent_bytes)} of files listed)")
+    shared = " and ".join(freed.shared_by)
+    text = f"at most {_size(freed.estimate)}"
+    if freed.exact_bytes:
+        text += f" ({_size(freed.exact_bytes)} exact, the rest an upper bound)"
+    return (f"{text}: {shared} may still be shared with kept snapshots, which the file "
+            f"system does not report cheaply; {_size(freed.apparent_bytes)} of files listed")
 
 
 def _size(n: int) -> str:
@@ -245,10 +260,11 @@ def gc_run(ctx, plan_id, now):
         lines.append(f"Finished an interrupted run: {len(result.finished_from_earlier)} "
                      "snapshot(s) deleted")
     lines.append(f"GC run {result.plan_id}: deleted {len(result.collected)} snapshot(s), "
-                 f"about {_size(result.bytes_estimate)} (apparent size)")
+                 f"freed {_freed(result.freed)}")
     ui.emit({"plan_id": result.plan_id, "deleted": list(result.collected),
              "finished_from_earlier": list(result.finished_from_earlier),
-             "deleted_bytes_estimate": result.bytes_estimate}, "\n".join(lines))
+             "deleted_bytes_estimate": result.bytes_estimate,
+             "freed": result.freed.to_json()}, "\n".join(lines))
 
 
 def _resolve_id(ctx, ref: str) -> str:
