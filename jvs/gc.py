@@ -307,9 +307,13 @@ def select(repo: Repo, policy: Policy, now: float,
     groups: dict[str, list[Descriptor]] = {}
     for d in sorted(descs, key=lambda d: d.snapshot_id, reverse=True):  # newest first
         created = _created(d)
-        if created is None or now - created < MIN_AGE_S:
-            keep(d.snapshot_id, "younger than 24 h")
+        if created is None:
+            keep(d.snapshot_id, "younger than 24 h")  # no time we can read: never collected
             continue
+        if now - created < MIN_AGE_S:
+            # Protected, and still counted by keep-last/-daily/-weekly (restic counts every
+            # snapshot): "keep the last 5" keeps five, not five plus today's.
+            keep(d.snapshot_id, "younger than 24 h")
         if d.is_rescue:
             if now - created < policy.rescue_days * DAY_S:
                 keep(d.snapshot_id, "rescue not expired")
