@@ -555,3 +555,63 @@ def test_removed_worktree_snapshots_are_collected(repo):
     run_jvs("gc", "run", "--plan-id", data["plan_id"], cwd=main, env=later(2))
     assert published(repo) == {base}
     assert "Repository is healthy." in run_jvs("doctor", "--strict", cwd=main).stdout
+
+
+def _wait(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+@pytest.mark.fuse
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None,
+                    reason="FUSE (/dev/fuse, fusermount3) is not available")
+def test_the_view_serves_kept_snapshots_while_gc_runs(repo, tmp_path):
+    """A real mount: gc runs (the view holds no lock), and while it is stopped inside its
+    deletion step, a kept snapshot reads exactly through the view, the collected ones have
+    vanished, and a file of a collected snapshot opened before keeps reading."""
+    from conftest import mounted_fstype, start_paused_jvs
+
+    main = repo / "main"
+    (main / "data.bin").write_bytes(os.urandom(2 << 20))
+    old = snap(main, "old")
+    old_bytes = (main / "f.txt").read_bytes()
+    (main / "data.bin").write_bytes(os.urandom(2 << 20))
+    middle = snap(main, "middle")
+    kept_bytes = (main / "data.bin").read_bytes()
+    kept = snap(main, "kept", "keep")
+    head = snap(main, "head")
+    view = tmp_path / "view"
+    view.mkdir()
+    run_jvs("mount", str(view), "-C", str(repo))
+    try:
+        snaps = view / "@snapshots"
+        assert {old, middle, kept} <= set(os.listdir(snaps))
+        held = open(snaps / old / "f.txt", "rb")
+        data = plan(main, "--keep-last", "1")
+        assert data["candidates"] == [old, middle]
+        gc = start_paused_jvs("gc", "run", "--plan-id", data["plan_id"],
+                              "--now", str(time.time() + 2 * DAYS), cwd=main,
+                              step="gc:after_delete_one", seconds=300)
+        try:
+            assert not (repo / ".jvs" / "snapshots" / old).exists()  # deleting under us
+            assert (snaps / kept / "data.bin").read_bytes() == kept_bytes
+            assert (snaps / "keep" / "f.txt").read_text() == "kept\n"
+            assert _wait(lambda: old not in os.listdir(snaps)
+                         and middle not in os.listdir(snaps))
+            assert held.read() == old_bytes
+        finally:
+            held.close()
+            gc.kill()
+            gc.wait()
+        run_jvs("gc", "run", "--plan-id", data["plan_id"], cwd=main, env=later(2))
+        assert published(repo) == {kept, head}
+        assert (snaps / kept / "data.bin").read_bytes() == kept_bytes
+        assert not os.path.lexists(snaps / middle)
+    finally:
+        if mounted_fstype(view) is not None:
+            run_jvs("umount", str(view), check=False)
