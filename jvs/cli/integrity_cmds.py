@@ -206,8 +206,13 @@ def gc_plan(ctx, keep_last, keep_daily, keep_weekly, keep_days, keep_tagged, now
                             or "none"),
              f"  to delete: {len(plan.candidates)} snapshot(s)",
              f"  frees: {_freed(plan.freed)}"]
-    for sid in plan.candidates[:20]:
-        lines.append(f"    {short(sid)}  {sid}")
+    if plan.candidates and not ui.json:
+        from jvs.catalog import load_descriptors
+        from jvs.resolve import describe
+
+        by_id = {d.snapshot_id: d for d in load_descriptors(repo)}
+        for sid in plan.candidates[:20]:
+            lines.append(f"    {describe(by_id[sid])}" if sid in by_id else f"    {sid}")
     if len(plan.candidates) > 20:
         lines.append(f"    ... and {len(plan.candidates) - 20} more")
     lines.append(f"Plan ID: {plan.plan_id}")
