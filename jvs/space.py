@@ -24,6 +24,7 @@ import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from jvs.descriptor import Descriptor
 from jvs.repo import Repo
@@ -34,9 +35,9 @@ from jvs.repo import Repo
 SHARED_BELOW_FILES = {"reflink-copy": "reflinked extents", "juicefs-clone": "JuiceFS chunks"}
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One inode met in a payload: its allocated bytes and how many links it has."""
+class Entry(NamedTuple):
+    """One inode met in a payload: its allocated bytes and how many links it has. (A
+    NamedTuple: a frozen dataclass per entry cost 0.2 s at 20,000 snapshots.)"""
 
     allocated: int
     apparent: int
@@ -101,15 +102,25 @@ class Freed:
 
 def freed_by(repo: Repo, snapshots: Iterable[Descriptor]) -> Freed:
     """The bytes that deleting *snapshots* (payloads and manifests) would free."""
+    from jvs.catalog import gc_paused
+
+    with gc_paused():  # tens of thousands of small acyclic records
+        return _freed_by(repo, snapshots)
+
+
+def _freed_by(repo: Repo, snapshots: Iterable[Descriptor]) -> Freed:
     seen: dict[tuple[int, int], list] = {}  # inode -> [entry, links met, clone engine?]
     manifests = 0
     apparent = 0
     shared_by: set[str] = set()
+    # Plain string paths: building two Paths per snapshot took 0.8 s of 1.6 s at 20,000.
+    payloads = os.path.join(repo.snapshots_dir, "")
+    manifest_dir = os.path.join(repo.manifests_dir, "")
     for desc in snapshots:
         clone = SHARED_BELOW_FILES.get(desc.engine)
         if clone:
             shared_by.add(clone)
-        for key, entry in walk_inodes(str(repo.payload_dir(desc.snapshot_id))):
+        for key, entry in walk_inodes(payloads + desc.snapshot_id):
             slot = seen.get(key)
             if slot is None:
                 seen[key] = [entry, 1, bool(clone)]
@@ -117,7 +128,7 @@ def freed_by(repo: Repo, snapshots: Iterable[Descriptor]) -> Freed:
             else:
                 slot[1] += 1
         try:
-            manifests += os.lstat(repo.manifest_path(desc.snapshot_id)).st_blocks * 512
+            manifests += os.lstat(manifest_dir + desc.snapshot_id).st_blocks * 512
         except FileNotFoundError:
             pass
     exact = manifests
