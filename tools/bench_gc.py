@@ -126,6 +126,8 @@ def bench_scale(base: Path, n: int) -> list[tuple[str, str]]:
     left = len(json.loads(run("history", "--all", "--json", cwd=main))["snapshots"])
     rows.append(("  snapshots left", str(left)))
     rows.append(("gc plan again (with the tombstones)", f"{timed(plan_cmd, main):.2f} s"))
+    rows.append(("baseline: rm -rf of as many payloads, manifests, descriptors",
+                 f"{rm_baseline(base, n, plan['candidate_count']):.2f} s"))
     rows.append(("history --json", f"{timed([JVS, 'history', '--json'], main):.2f} s"))
     rows.append(("history --collected --json",
                  f"{timed([JVS, 'history', '--collected', '--json'], main):.2f} s"))
@@ -135,6 +137,23 @@ def bench_scale(base: Path, n: int) -> list[tuple[str, str]]:
     doctor = timed([JVS, "--no-progress", "doctor"], main, ok_codes=(0, 1))
     rows.append(("doctor", f"{doctor:.2f} s"))
     return rows
+
+
+def rm_baseline(base: Path, n: int, count: int) -> float:
+    """What deleting *count* of the same fabricated snapshots costs with rm -rf alone (the
+    file system's floor for gc run on this disk, which other processes share)."""
+    subprocess.run([JVS, "init", "floor"], cwd=base, check=True, stdout=subprocess.DEVNULL)
+    root = base / "floor"
+    ids = sorted(populate(root, n, branch=0))[:count]
+    os.sync()
+    jvs_dir = root / ".jvs"
+    paths = [str(p) for sid in ids for p in (jvs_dir / "snapshots" / sid,
+                                              jvs_dir / "manifests" / sid,
+                                              jvs_dir / "descriptors" / f"{sid}.json")]
+    start = time.perf_counter()
+    for i in range(0, len(paths), 3000):
+        subprocess.run(["rm", "-rf", *paths[i:i + 3000]], check=True)
+    return time.perf_counter() - start
 
 
 def main() -> None:
