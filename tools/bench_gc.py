@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import populate, timed  # noqa: E402
+from bench_scale import CPU_SECONDS, populate  # noqa: E402
+from bench_scale import timed as _timed  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 JVS = str(VENV_BIN / "jvs")
@@ -118,28 +120,35 @@ def bench_scale(base: Path, n: int) -> list[tuple[str, str]]:
     rows = [(f"populate {n} snapshots (direct writes, see docstring)", f"{made:.1f} s")]
     run("history", "--json", cwd=main)  # builds the index, as any first reader does
     plan_cmd = [JVS, "gc", "plan", "--keep-daily", "7", "--keep-tagged", "--json"]
-    rows.append(("gc plan --keep-daily 7 --keep-tagged", f"{timed(plan_cmd, main):.2f} s"))
+    rows.append(("gc plan --keep-daily 7 --keep-tagged", timed(plan_cmd, main)))
     plan = json.loads(run(*plan_cmd[1:], cwd=main))
     rows.append(("  candidates", str(plan["candidate_count"])))
     rows.append(("gc run --plan-id (that plan)",
-                 f"{timed([JVS, 'gc', 'run', '--plan-id', plan['plan_id']], main):.2f} s"))
+                 timed([JVS, "gc", "run", "--plan-id", plan["plan_id"]], main)))
     left = len(json.loads(run("history", "--all", "--json", cwd=main))["snapshots"])
     rows.append(("  snapshots left", str(left)))
-    rows.append(("gc plan again (with the tombstones)", f"{timed(plan_cmd, main):.2f} s"))
+    rows.append(("gc plan again (with the tombstones)", timed(plan_cmd, main)))
     rows.append(("baseline: rm -rf of as many payloads, manifests, descriptors",
-                 f"{rm_baseline(base, n, plan['candidate_count']):.2f} s"))
-    rows.append(("history --json", f"{timed([JVS, 'history', '--json'], main):.2f} s"))
+                 rm_baseline(base, n, plan["candidate_count"])))
+    rows.append(("history --json", timed([JVS, "history", "--json"], main)))
     rows.append(("history --collected --json",
-                 f"{timed([JVS, 'history', '--collected', '--json'], main):.2f} s"))
+                 timed([JVS, "history", "--collected", "--json"], main)))
     back = len(main_ids) // 2
     rows.append((f"verify HEAD~{back} (the walk goes through collected snapshots)",
-                 f"{timed([JVS, 'verify', f'HEAD~{back}'], main, ok_codes=(0, 1)):.2f} s"))
-    doctor = timed([JVS, "--no-progress", "doctor"], main, ok_codes=(0, 1))
-    rows.append(("doctor", f"{doctor:.2f} s"))
+                 timed([JVS, "verify", f"HEAD~{back}"], main, ok_codes=(0, 1))))
+    rows.append(("doctor", timed([JVS, "--no-progress", "doctor"], main, ok_codes=(0, 1))))
     return rows
 
 
-def rm_baseline(base: Path, n: int, count: int) -> float:
+def timed(cmd: list[str], cwd: Path, ok_codes: tuple[int, ...] = (0,)) -> str:
+    """Wall time and the child's CPU time: on a 2-core machine shared with other work,
+    wall time of a deletion mostly measures the disk's queue."""
+    wall = _timed(cmd, cwd, ok_codes=ok_codes)
+    cpu = CPU_SECONDS[" ".join(cmd[1:3])[:30]][-1]
+    return f"{wall:.2f} s (CPU {cpu:.2f} s)"
+
+
+def rm_baseline(base: Path, n: int, count: int) -> str:
     """What deleting *count* of the same fabricated snapshots costs with rm -rf alone (the
     file system's floor for gc run on this disk, which other processes share)."""
     subprocess.run([JVS, "init", "floor"], cwd=base, check=True, stdout=subprocess.DEVNULL)
@@ -151,9 +160,12 @@ def rm_baseline(base: Path, n: int, count: int) -> float:
                                               jvs_dir / "manifests" / sid,
                                               jvs_dir / "descriptors" / f"{sid}.json")]
     start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for i in range(0, len(paths), 3000):
         subprocess.run(["rm", "-rf", *paths[i:i + 3000]], check=True)
-    return time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return f"{time.perf_counter() - start:.2f} s (CPU {cpu:.2f} s)"
 
 
 def main() -> None:
