@@ -53,7 +53,18 @@ def resolve(repo: Repo, ref: str, worktree: str | None = None) -> Descriptor:
         return resolve_head(repo, worktree, int(head.group(1) or 0))
     if is_snapshot_id(ref) and repo.descriptor_path(ref).exists():
         return read_descriptor(repo, ref, verify=False)
+    try:
+        return _resolve_published(repo, ref)
+    except JvsError as exc:
+        # Only when nothing published matches: is it a snapshot gc collected?
+        stone = _collected_match(repo, ref) if exc.code == "E_NOT_FOUND" else None
+        if stone is None:
+            raise
+        raise collected_error(stone.snapshot_id, stone) from None
 
+
+def _resolve_published(repo: Repo, ref: str) -> Descriptor:
+    """Steps 2-6 over the published snapshots."""
     snapshots = load_descriptors(repo)  # oldest first
     tagged = [d for d in snapshots if ref in d.tags]
     if tagged:
@@ -75,7 +86,7 @@ def resolve(repo: Repo, ref: str, worktree: str | None = None) -> Descriptor:
             return prefixed[-1]
         newest_per_note = list({d.note: d for d in prefixed}.values())
         raise _ambiguous(ref, "notes", newest_per_note)
-    raise _not_found(ref, snapshots, repo=repo)
+    raise _not_found(ref, snapshots)
 
 
 def latest_with_tag(repo: Repo, tag: str) -> Descriptor:
@@ -180,11 +191,7 @@ def _collected_match(repo: Repo, ref: str):
     return None
 
 
-def _not_found(ref: str, snapshots: list[Descriptor], what: str = "snapshot",
-               repo: Repo | None = None) -> JvsError:
-    stone = _collected_match(repo, ref) if repo is not None and what == "snapshot" else None
-    if stone is not None:
-        return collected_error(stone.snapshot_id, stone)
+def _not_found(ref: str, snapshots: list[Descriptor], what: str = "snapshot") -> JvsError:
     words: dict[str, None] = {}
     for d in reversed(snapshots):
         for t in d.tags:
