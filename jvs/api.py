@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from jvs.repo import Repo, RepoConfig
     from jvs.restore import RestoreResult
     from jvs.snapshot import SnapshotResult
+    from jvs.space import RepoSpace
     from jvs.status import Status
     from jvs.verify import VerifyReport
     from jvs.worktrees import WorktreeInfo
@@ -126,12 +127,14 @@ class Repository:
                                paths=list(paths))
 
     def history(self, *, all: bool = False, tag: str | None = None,  # noqa: A002
-                grep: str | None = None, limit: int | None = None) -> History:
-        """``jvs history``: ``.snapshots`` newest first, ``.worktree`` its config."""
+                grep: str | None = None, limit: int | None = None,
+                collected: bool = False) -> History:
+        """``jvs history``: ``.snapshots`` newest first, ``.worktree`` its config; with
+        *collected*, ``.collected`` the tombstones of snapshots gc collected."""
         from jvs.history import history
 
         return history(self._repo, self.worktree_name, all_snapshots=all, tag=tag,
-                       grep=grep, limit=limit)
+                       grep=grep, limit=limit, collected=collected)
 
     def resolve(self, ref: str) -> Descriptor:
         """The snapshot *ref* names (HEAD, HEAD~N, ID, tag, short ID, note, note prefix)."""
@@ -274,6 +277,13 @@ class Repository:
                              keep_daily=keep_daily, keep_weekly=keep_weekly,
                              keep_days=keep_days, keep_tagged=keep_tagged)
         return make_plan(self._repo, policy, gc_now())
+
+    def du(self) -> RepoSpace:
+        """``jvs du``: space per snapshot (exclusive and shared) and for the repository."""
+        from jvs.catalog import load_descriptors
+        from jvs.space import repository_space
+
+        return repository_space(self._repo, load_descriptors(self._repo))
 
     def gc_run(self, plan_id: str) -> RunResult:
         """``jvs gc run --plan-id ID`` (E_GC_PLAN_MISMATCH if the repository changed)."""

@@ -94,13 +94,13 @@ class State:
     intents: list[Intent]
     live: list[Intent]
     live_ids: set[str]
-    tombstones: set[str]
+    tombstones: set[str]  # collected by gc, payload or manifest not yet deleted
     locked: bool = False  # read under the repository lock: no operation can be running
 
 
 def read_state(repo: Repo, *, locked: bool) -> State:
     from jvs.catalog import gc_paused
-    from jvs.gc import list_tombstones
+    from jvs.gc import unfinished_collections
     from jvs.index import published_ids
 
     descriptors: dict[str, Descriptor] = {}
@@ -137,7 +137,7 @@ def read_state(repo: Repo, *, locked: bool) -> State:
     for intent in live:
         live_ids.update(re.findall(r"\d{13}-[0-9a-f]{8}", json.dumps(intent.raw)))
     return State(descriptors, unreadable, raw, intents, live, live_ids,
-                 set(list_tombstones(repo)), locked)
+                 set(unfinished_collections(repo)), locked)
 
 
 def _ids_in_intents(state: State) -> set[str]:
@@ -310,14 +310,16 @@ def check_leftovers(repo: Repo, state: State) -> list[Finding]:
         manifest_names = []
     for name in sorted(manifest_names):
         if name not in state.raw and is_snapshot_id(name) and name not in state.live_ids \
-                and name not in named and not os.path.lexists(repo.payload_dir(name)):
+                and name not in named and name not in state.tombstones \
+                and not os.path.lexists(repo.payload_dir(name)):
             out.append(Finding("orphan_manifest", "warning", "E_PARTIAL_SNAPSHOT",
                                f"manifest {name} has no snapshot", str(repo.manifests_dir / name),
                                "clean_tmp", name))
     for sid in sorted(state.tombstones):
         if sid not in snap_names:
             out.append(Finding("gc_unfinished", "warning", "E_GC_PLAN_MISMATCH",
-                               f"gc tombstone of {sid} remains", None, "clean_tmp", sid))
+                               f"gc collected {sid} but did not delete its manifest",
+                               str(repo.manifest_path(sid)), "clean_tmp", sid))
     if not state.live:
         for path in _leftover_files(repo, state.locked):
             out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
@@ -414,7 +416,7 @@ def check_lineage(repo: Repo, state: State) -> list[Finding]:
 
     out = []
     descs = state.descriptors
-    collected = collected_ids(repo)  # parents gc removed on purpose
+    collected = collected_ids(repo)  # parents gc removed on purpose: their tombstones
     for sid, d in sorted(descs.items()):
         if d.parent_id and d.parent_id not in state.raw and d.parent_id not in collected:
             out.append(Finding("parent_missing", "error", "E_LINEAGE_BROKEN",

@@ -1,12 +1,17 @@
-"""Listing and filtering snapshots for ``jvs history``."""
+"""Listing and filtering snapshots for ``jvs history``.
+
+Snapshots gc collected are hidden unless asked for (``collected=True``): everything
+``history`` lists by default can be restored, which is what scripts that walk it expect.
+With ``collected=True`` their tombstones are listed too, in their place in time."""
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jvs.catalog import load_descriptors
 from jvs.descriptor import Descriptor
+from jvs.gc import Tombstone, load_tombstones
 from jvs.repo import Repo
 from jvs.worktree import WorktreeConfig, load_worktree_config
 
@@ -15,9 +20,10 @@ from jvs.worktree import WorktreeConfig, load_worktree_config
 class History:
     worktree: WorktreeConfig | None
     snapshots: list[Descriptor]  # newest first
+    collected: list[Tombstone] = field(default_factory=list)  # newest first; when asked
 
 
-def lineage(by_id: dict[str, Descriptor], start: str | None) -> list[str]:
+def lineage(by_id: dict[str, Descriptor | Tombstone], start: str | None) -> list[str]:
     """IDs from *start* back through its parents (stops at a missing parent or a cycle)."""
     out, seen = [], set()
     while start and start in by_id and start not in seen:
@@ -27,7 +33,7 @@ def lineage(by_id: dict[str, Descriptor], start: str | None) -> list[str]:
     return out
 
 
-def match_tags(snapshots: list[Descriptor], pattern: str) -> list[Descriptor]:
+def match_tags(snapshots: list, pattern: str) -> list:
     """Exact tag; else a glob if *pattern* has wildcards; else tags starting with it."""
     exact = [d for d in snapshots if pattern in d.tags]
     if exact:
@@ -39,25 +45,59 @@ def match_tags(snapshots: list[Descriptor], pattern: str) -> list[Descriptor]:
 
 def history(repo: Repo, worktree: str | None, *, all_snapshots: bool = False,
             tag: str | None = None, grep: str | None = None,
-            limit: int | None = None) -> History:
+            limit: int | None = None, collected: bool = False) -> History:
     """The snapshots of *worktree* (those it made, plus the ancestors of its head), or of
     the whole repository with *all_snapshots* or outside any worktree. Rescue snapshots
-    appear only with *all_snapshots*."""
+    appear only with *all_snapshots*; collected ones only with *collected*. The lineage
+    is followed through collected snapshots (their tombstones keep the parent link)."""
     descriptors = load_descriptors(repo)
+    published = {d.snapshot_id: d for d in descriptors}
+    stones: dict[str, Tombstone] = {}
     wt = load_worktree_config(repo, worktree) if worktree else None
     if wt is not None and not all_snapshots:
-        by_id = {d.snapshot_id: d for d in descriptors}
-        keep = set(lineage(by_id, wt.head_snapshot_id)) | set(lineage(by_id, wt.latest_snapshot_id))
+        chain: dict[str, Descriptor | Tombstone] = dict(published)
+        keep = set(lineage(chain, wt.head_snapshot_id)) \
+            | set(lineage(chain, wt.latest_snapshot_id))
+        if collected or _lineage_reaches_a_gap(chain, keep):
+            stones = _collected(repo, published)
+            chain.update(stones)
+            keep = set(lineage(chain, wt.head_snapshot_id)) \
+                | set(lineage(chain, wt.latest_snapshot_id))
         selected = [d for d in descriptors
                     if (d.worktree_name == wt.name and not d.is_rescue) or d.snapshot_id in keep]
+        gone = [t for t in stones.values()
+                if (t.worktree_name == wt.name and t.kind != "rescue") or t.snapshot_id in keep]
     else:
         selected = list(descriptors)
+        if collected:
+            stones = _collected(repo, published)
+        gone = list(stones.values())
+    if not collected:
+        gone = []
     if tag:
         selected = match_tags(selected, tag)
+        gone = match_tags(gone, tag)
     if grep:
         needle = grep.casefold()
         selected = [d for d in selected if needle in d.note.casefold()]
+        gone = [t for t in gone if needle in t.note.casefold()]
     selected.sort(key=lambda d: d.snapshot_id, reverse=True)
+    gone.sort(key=lambda t: t.snapshot_id, reverse=True)
     if limit is not None and limit >= 0:
-        selected = selected[:limit]
-    return History(wt, selected)
+        # The limit counts entries as listed: snapshots and collected ones in time order.
+        merged = sorted([d.snapshot_id for d in selected] + [t.snapshot_id for t in gone],
+                        reverse=True)[:limit]
+        shown = set(merged)
+        selected = [d for d in selected if d.snapshot_id in shown]
+        gone = [t for t in gone if t.snapshot_id in shown]
+    return History(wt, selected, gone)
+
+
+def _collected(repo: Repo, published: dict[str, Descriptor]) -> dict[str, Tombstone]:
+    """Tombstones of snapshots really gone (a killed run's stale ones are not)."""
+    return {sid: t for sid, t in load_tombstones(repo).items() if sid not in published}
+
+
+def _lineage_reaches_a_gap(chain: dict, ids: set[str]) -> bool:
+    """Does a walked lineage stop at a parent that is not published (maybe collected)?"""
+    return any(chain[sid].parent_id and chain[sid].parent_id not in chain for sid in ids)

@@ -12,7 +12,10 @@ diff, verify, the view's lookups) resolves it here, in this order:
    newest wins, as for an exact note).
 
 A step that matches several different snapshots is an error listing them (E_AMBIGUOUS);
-nothing matching is E_NOT_FOUND with "did you mean" hints from tags and notes.
+nothing matching is E_NOT_FOUND with "did you mean" hints from tags and notes, or, for the
+ID of a snapshot gc collected, with when and by which plan it went. ``HEAD~N`` walks
+through collected snapshots (their tombstones keep the parent link), so N counts the
+lineage as it was; landing on a collected one is E_NOT_FOUND naming it.
 """
 
 from __future__ import annotations
@@ -50,9 +53,15 @@ def resolve(repo: Repo, ref: str, worktree: str | None = None) -> Descriptor:
         return resolve_head(repo, worktree, int(head.group(1) or 0))
     if is_snapshot_id(ref) and repo.descriptor_path(ref).exists():
         return read_descriptor(repo, ref, verify=False)
-
-    return confirmed(repo, resolve_among(load_descriptors(repo), ref),
-                     lambda snapshots: resolve_among(snapshots, ref))
+    try:
+        return confirmed(repo, resolve_among(load_descriptors(repo), ref),
+                         lambda snapshots: resolve_among(snapshots, ref))
+    except JvsError as exc:
+        # Only when nothing published matches: is it a snapshot gc collected?
+        stone = _collected_match(repo, ref) if exc.code == "E_NOT_FOUND" else None
+        if stone is None:
+            raise
+        raise collected_error(stone.snapshot_id, stone) from None
 
 
 def resolve_among(snapshots: list[Descriptor], ref: str) -> Descriptor:
@@ -135,24 +144,35 @@ def resolve_head(repo: Repo, worktree: str | None, back: int = 0) -> Descriptor:
     desc = read_descriptor(repo, sid, verify=False)
     by_id = {d.snapshot_id: d for d in load_descriptors(repo)} \
         if back > _MAX_FILE_WALK else None
+    tombstones = None  # read once, the first time the walk meets a collected snapshot
+    current, parent = desc, desc.parent_id  # *current* is a Descriptor or a Tombstone
     for step in range(back):
-        if desc.parent_id is None:
+        if parent is None:
             raise JvsError("E_NOT_FOUND",
                            f"{name}: the lineage of {worktree!r} is only {step} snapshot(s) "
                            "deep", hint="see 'jvs history'")
+        child = current.snapshot_id
         try:
             if by_id is None:
-                desc = read_descriptor(repo, desc.parent_id, verify=False)
-            elif desc.parent_id in by_id:
-                desc = by_id[desc.parent_id]
+                current = read_descriptor(repo, parent, verify=False)
+            elif parent in by_id:
+                current = by_id[parent]
             else:
-                raise JvsError("E_NOT_FOUND", f"no snapshot {desc.parent_id}")
+                raise JvsError("E_NOT_FOUND", f"no snapshot {parent}")
         except JvsError as exc:
-            raise JvsError("E_LINEAGE_BROKEN",
-                           f"{name}: parent {desc.parent_id} of {desc.snapshot_id} is "
-                           f"missing ({exc.message})",
-                           hint="run 'jvs doctor --strict'") from None
-    return desc
+            if tombstones is None:
+                from jvs.gc import load_tombstones
+
+                tombstones = load_tombstones(repo)
+            if parent not in tombstones:
+                raise JvsError("E_LINEAGE_BROKEN",
+                               f"{name}: parent {parent} of {child} is missing "
+                               f"({exc.message})", hint="run 'jvs doctor --strict'") from None
+            current = tombstones[parent]
+        parent = current.parent_id
+    if not isinstance(current, Descriptor):
+        raise collected_error(f"{name} ({current.snapshot_id})", current)
+    return current
 
 
 def describe(desc: Descriptor) -> str:
@@ -172,6 +192,33 @@ def _ambiguous(ref: str, what: str, candidates: list[Descriptor]) -> JvsError:
     return JvsError("E_AMBIGUOUS",
                     f"{ref!r} matches {len(candidates)} {what}:\n  " + "\n  ".join(lines),
                     hint="give more of the ID, the full note, or a tag")
+
+
+def collected_error(ref: str, stone) -> JvsError:
+    """E_NOT_FOUND for a snapshot gc collected: when, and by which plan."""
+    when = stone.collected_at[:19].replace("T", " ") + " UTC" if stone.collected_at \
+        else "an earlier run"
+    by = f"gc plan {stone.plan_id}" if stone.plan_id else "gc"
+    note = f" ({stone.note.splitlines()[0]!r})" if stone.note else ""
+    return JvsError("E_NOT_FOUND",
+                    f"snapshot {ref}{note} was collected by {by} on {when}; its payload is "
+                    "gone", hint="see 'jvs history --collected'; the newest kept snapshots "
+                    "are in 'jvs history'")
+
+
+def _collected_match(repo: Repo, ref: str):
+    """The tombstone *ref* names by ID or unique ID prefix, if gc collected it."""
+    from jvs.gc import load_tombstones
+
+    stones = load_tombstones(repo)
+    if ref in stones:
+        return stones[ref]
+    if len(ref) >= MIN_ID_PREFIX and _ID_PREFIX_RE.fullmatch(ref):
+        hits = [t for sid, t in stones.items()
+                if sid.startswith(ref) or short_id(sid).startswith(ref)]
+        if len(hits) == 1:
+            return hits[0]
+    return None
 
 
 def _not_found(ref: str, snapshots: list[Descriptor], what: str = "snapshot") -> JvsError:

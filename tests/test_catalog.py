@@ -77,7 +77,9 @@ def test_many_snapshots_written_directly(repo):
     assert run_jvs("verify", "t200", cwd=main).stdout.startswith(
         next(s for s in hist["snapshots"] if "t200" in s["tags"])["snapshot_id"])
     plan = run_jvs("gc", "plan", "--keep-last", "5", "--json", cwd=main).json
-    assert len(plan["candidates"]) == 35  # the removed worktree's branch minus its last 5
+    # All but the 5 newest of each worktree (main, the removed branch) and main's 3 tagged
+    # (t0, t100, t200): retention applies along the lineage (issue 15).
+    assert len(plan["candidates"]) == 300 - 5 - 5 - 3
     assert json.loads(run_jvs("verify", "--all", "--json", cwd=main).stdout)["ok"] is True
 
 

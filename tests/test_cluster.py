@@ -503,8 +503,10 @@ def test_gc_on_one_host_while_another_browses_and_snapshots(cluster, repo_name, 
         else:
             reader = b.start_sh("for i in 1 2 3; do jvs verify --all > /dev/null; done",
                                 cwd=b.path(f"{repo_name}/main"))
+        # Tagged: gc's clock is 3 days ahead, so untagged side snapshots older than side's
+        # newest would be candidates now that ancestors are not protected (issue 15).
         writer = b.start_sh('for i in 1 2 3; do echo $i > side-$i.txt; '
-                            'jvs snapshot "side $i"; done',
+                            'jvs snapshot "side $i" --tag side; done',
                             cwd=b.path(f"{repo_name}/worktrees/side"),
                             env={"JVS_LOCK_TIMEOUT": "60"})
         plan = a.jvs("gc", "plan", "--keep-last", "1", cwd=main, env=later).stdout

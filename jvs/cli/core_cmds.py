@@ -156,9 +156,11 @@ def snapshot(ctx, note, tags, paths, note_file):
               shell_complete=complete_tag)
 @click.option("--all", "all_snapshots", is_flag=True,
               help="Every snapshot in the repository, rescues and other worktrees included.")
+@click.option("--collected", is_flag=True,
+              help="Also list snapshots gc collected (marked; they cannot be restored).")
 @json_option
 @click.pass_context
-def history(ctx, limit, grep, tag, all_snapshots):
+def history(ctx, limit, grep, tag, all_snapshots, collected):
     """List snapshots, newest first.
 
     \b
@@ -167,36 +169,51 @@ def history(ctx, limit, grep, tag, all_snapshots):
       jvs history --tag exp
       jvs history --grep Exp --limit 5 --json
       jvs history --all
+      jvs history --collected
     """
     from jvs.catalog import gc_paused
+    from jvs.descriptor import Descriptor
     from jvs.history import history as load_history
 
     ui = ui_of(ctx)
     loc = locate(ctx)
     result = load_history(loc.repo, loc.worktree, all_snapshots=all_snapshots, tag=tag,
-                          grep=grep, limit=limit)
+                          grep=grep, limit=limit, collected=collected)
     wt = result.worktree
     head = wt.head_snapshot_id if wt else None
     latest = wt.latest_snapshot_id if wt else None
     if ui.json:
         with gc_paused():  # one dict per snapshot
             records = [descriptor_json(d, head=head, latest=latest) for d in result.snapshots]
-        ui.emit({
+        data = {
             "worktree": wt.name if wt else None,
             "head_snapshot_id": head,
             "latest_snapshot_id": latest,
             "detached": bool(wt and wt.detached),
             "snapshots": records,
-        })
+        }
+        if collected:
+            data["collected"] = [t.to_json() for t in result.collected]
+        ui.emit(data)
         return
     lines = []
     if wt and wt.detached:
         lines.append(ui.style(f"Worktree '{wt.name}' is DETACHED at {short(head)} "
                               f"(latest is {short(latest)}); 'jvs restore HEAD' returns "
                               "to the latest", fg="yellow"))
-    if not result.snapshots:
+    if not result.snapshots and not result.collected:
         lines.append("No snapshots yet." if not (tag or grep) else "No matching snapshots.")
-    for d in result.snapshots:
+    entries = sorted([*result.snapshots, *result.collected], key=lambda e: e.snapshot_id,
+                     reverse=True)
+    for d in entries:
+        if not isinstance(d, Descriptor):  # a tombstone
+            when = d.created_at[:19].replace("T", " ")
+            tags = f" [{', '.join(d.tags)}]" if d.tags else ""
+            first_line = d.note.splitlines()[0] if d.note else ""
+            lines.append(ui.style(f"{short(d.snapshot_id)}  {when}  {first_line}{tags}  "
+                                  f"(collected {d.collected_at[:10]} by plan {d.plan_id})",
+                                  dim=True))
+            continue
         marks = []
         if d.snapshot_id == head:
             marks.append(ui.style("HEAD", fg="green", bold=True))

@@ -1,4 +1,4 @@
-"""verify, doctor, gc (plan, run, pin, unpin, pins)."""
+"""verify, doctor, gc (plan, run, pin, unpin, pins), du."""
 
 from __future__ import annotations
 
@@ -180,9 +180,11 @@ def _now_option(f):
 def gc_plan(ctx, keep_last, keep_daily, keep_weekly, keep_days, keep_tagged, now):
     """Show what gc would delete, and a Plan ID to run it with.
 
-    Retention given here replaces the configured one (config.json key "gc"). Heads,
-    latests and their ancestors, pins, tags, snapshots younger than 24 h and anything
-    in flight are never candidates.
+    Retention given here replaces the configured one (config.json key "gc") and applies
+    along the lineage: an old snapshot goes even if newer ones descend from it (each
+    snapshot is a complete copy). Heads, latests, pins, tags (unless --no-keep-tagged),
+    snapshots younger than 24 h and anything in flight are never candidates. Days and
+    weeks are calendar days and ISO weeks in the local time zone.
 
     \b
     Example:
@@ -202,15 +204,33 @@ def gc_plan(ctx, keep_last, keep_daily, keep_weekly, keep_days, keep_tagged, now
              f"rescues expire after {policy.rescue_days:g} days",
              "  kept: " + (", ".join(f"{n} {r}" for r, n in sorted(plan.kept_reasons.items()))
                             or "none"),
-             f"  to delete: {len(plan.candidates)} snapshot(s), about "
-             f"{_size(plan.deletable_bytes_estimate)} (apparent size; clones may share bytes)"]
-    for sid in plan.candidates[:20]:
-        lines.append(f"    {short(sid)}  {sid}")
+             f"  to delete: {len(plan.candidates)} snapshot(s)",
+             f"  frees: {_freed(plan.freed)}"]
+    if plan.candidates and not ui.json:
+        from jvs.catalog import load_descriptors
+        from jvs.resolve import describe
+
+        by_id = {d.snapshot_id: d for d in load_descriptors(repo)}
+        for sid in plan.candidates[:20]:
+            lines.append(f"    {describe(by_id[sid])}" if sid in by_id else f"    {sid}")
     if len(plan.candidates) > 20:
         lines.append(f"    ... and {len(plan.candidates) - 20} more")
     lines.append(f"Plan ID: {plan.plan_id}")
     lines.append(f"Run it with: jvs gc run --plan-id {plan.plan_id}")
     ui.emit(plan.to_json(), "\n".join(lines))
+
+
+def _freed(freed) -> str:
+    """What a run frees, saying how sure the figure is (jvs/space.py explains why)."""
+    if freed.kind == "exact":
+        return (f"{_size(freed.exact_bytes)} (exact: files whose last link goes; "
+                f"{_size(freed.apparent_bytes)} of files listed)")
+    shared = " and ".join(freed.shared_by)
+    text = f"at most {_size(freed.estimate)}"
+    if freed.exact_bytes:
+        text += f" ({_size(freed.exact_bytes)} exact, the rest an upper bound)"
+    return (f"{text}: {shared} may still be shared with kept snapshots, which the file "
+            f"system does not report cheaply; {_size(freed.apparent_bytes)} of files listed")
 
 
 def _size(n: int) -> str:
@@ -245,10 +265,11 @@ def gc_run(ctx, plan_id, now):
         lines.append(f"Finished an interrupted run: {len(result.finished_from_earlier)} "
                      "snapshot(s) deleted")
     lines.append(f"GC run {result.plan_id}: deleted {len(result.collected)} snapshot(s), "
-                 f"about {_size(result.bytes_estimate)} (apparent size)")
+                 f"freed {_freed(result.freed)}")
     ui.emit({"plan_id": result.plan_id, "deleted": list(result.collected),
              "finished_from_earlier": list(result.finished_from_earlier),
-             "deleted_bytes_estimate": result.bytes_estimate}, "\n".join(lines))
+             "deleted_bytes_estimate": result.bytes_estimate,
+             "freed": result.freed.to_json()}, "\n".join(lines))
 
 
 def _resolve_id(ctx, ref: str) -> str:
@@ -323,4 +344,49 @@ def gc_pins(ctx):
                     "\n".join(lines) or "No pins.")
 
 
-COMMANDS = [verify, doctor, gc]
+@click.command()
+@click.argument("refs", nargs=-1, metavar="[REF]...", shell_complete=complete_snapshot_ref)
+@json_option
+@click.pass_context
+def du(ctx, refs):
+    """Show the disk space of each snapshot and of the repository.
+
+    EXCLUSIVE is what deleting that snapshot alone would free; SHARED is held by hard
+    links other snapshots share with it (the copy engine links unchanged files). On
+    reflink and JuiceFS clones data is also shared below the file level, which the file
+    system does not report cheaply: EXCLUSIVE is then an upper bound, marked "<=".
+    Each file is counted once for the repository, as du does.
+
+    \b
+    Examples:
+      jvs du
+      jvs du HEAD HEAD~1 --json
+    """
+    from jvs.catalog import load_descriptors
+    from jvs.space import repository_space
+
+    ui = ui_of(ctx)
+    loc = locate(ctx)
+    space = repository_space(loc.repo, load_descriptors(loc.repo))
+    rows = space.snapshots
+    if refs:
+        wanted = {_resolve_id(ctx, r) for r in refs}
+        rows = [r for r in rows if r.snapshot_id in wanted]
+    data = space.to_json()
+    data["snapshots"] = [r.to_json() for r in rows]
+    lines = [f"{'SNAPSHOT':<10} {'SIZE':>10} {'ON DISK':>10} {'EXCLUSIVE':>12} {'SHARED':>10}"]
+    for r in rows:
+        mark = "" if r.exact else "<="
+        lines.append(f"{short(r.snapshot_id):<10} {_size(r.apparent_bytes):>10} "
+                     f"{_size(r.allocated_bytes):>10} {mark + _size(r.exclusive_bytes):>12} "
+                     f"{_size(r.shared_bytes):>10}")
+    lines.append(f"Repository: {_size(space.total_bytes)} on disk: snapshots "
+                 f"{_size(space.snapshots_bytes)}, worktrees {_size(space.worktrees_bytes)}, "
+                 f"control plane {_size(space.control_plane_bytes)}")
+    if space.shared_below_files:
+        lines.append(f"  ({' and '.join(space.shared_below_files)} may be shared between "
+                     "snapshots: the file system's own figure (df, 'juicefs status') is lower)")
+    ui.emit(data, "\n".join(lines))
+
+
+COMMANDS = [verify, doctor, gc, du]

@@ -31,6 +31,7 @@ COMMAND_MODULES = {
     "restore": "restore_cmds", "fork": "restore_cmds", "worktree": "restore_cmds",
     "diff": "restore_cmds",
     "verify": "integrity_cmds", "doctor": "integrity_cmds", "gc": "integrity_cmds",
+    "du": "integrity_cmds",
     "mount": "mount_cmds", "umount": "mount_cmds",
     "config": "config_cmds", "completion": "config_cmds",
 }
