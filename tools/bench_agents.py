@@ -8,8 +8,9 @@ worktree forked from it. One round is what the seeds' agents do: `jvs restore ag
 write a 64 KiB result, `jvs snapshot "Agent run ..." --tag agent` — three jvs processes.
 Prints:
 
-- runs per minute for each worker count, and the ratio to one worker (the issue's target:
-  4 workers >= 1.6 x one worker on a 2-core machine);
+- runs per minute for each worker count, the ratio to one worker (the issue's target:
+  4 workers >= 1.6 x one worker on a 2-core machine), and the CPU seconds per run (when
+  it stays flat while throughput stops growing, the CPUs are the bound, not a lock);
 - the repository-exclusive time per snapshot: how long one snapshot holds a lock that a
   writer in another worktree could wait for (the audit and intent short locks; a snapshot
   never holds repo.lock exclusively), median and max over --probe snapshots, measured
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -107,12 +109,15 @@ def make_repo(parent: Path, name: str, env_files: int) -> Path:
     return main
 
 
-def agent_loop(parent: Path, workers: int, rounds: int, env_files: int) -> float:
+def agent_loop(parent: Path, workers: int, rounds: int, env_files: int
+               ) -> tuple[float, float]:
+    """Runs per minute, and CPU seconds (user + system, every process) per run."""
     main = make_repo(parent, f"agents{workers}", env_files)
     names = [f"w{i}" for i in range(workers)]
     for name in names:
         jvs("fork", "agent-env", name, cwd=main)
     jvs_cmd = " ".join(JVS)
+    cpu0 = _children_cpu()
     start = time.perf_counter()
     procs = [subprocess.Popen(
         ["bash", "-c", AGENT_SCRIPT.format(wt=main.parent / "worktrees" / name, name=name,
@@ -122,7 +127,13 @@ def agent_loop(parent: Path, workers: int, rounds: int, env_files: int) -> float
         _, err = p.communicate()
         if p.returncode:
             raise RuntimeError(err)
-    return workers * rounds / (time.perf_counter() - start) * 60
+    elapsed = time.perf_counter() - start
+    return workers * rounds / elapsed * 60, (_children_cpu() - cpu0) / (workers * rounds)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def exclusive_time(parent: Path, count: int, env_files: int) -> list[dict]:
@@ -150,10 +161,11 @@ def main() -> int:
               f"load {os.getloadavg()[0]:.2f}", flush=True)
         one = None
         for workers in counts:
-            rpm = agent_loop(work, workers, args.rounds, args.env_files)
+            rpm, cpu = agent_loop(work, workers, args.rounds, args.env_files)
             one = one or rpm
             print(f"agent loop, {workers} worker(s): {rpm:6.1f} runs/min "
-                  f"({rpm / one:.2f} x one worker)", flush=True)
+                  f"({rpm / one:.2f} x one worker), {cpu:.3f} CPU s per run, "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
         per = exclusive_time(work, args.probe, args.env_files)
         totals = [p["total"] * 1000 for p in per]
         locks = sorted({name for p in per for name in p["locks"]})
