@@ -28,11 +28,13 @@ FULL = os.environ.get("JVS_CRASH_SWEEP") == "full"
 # variants of a protocol another scenario covers call by call are sampled more thinly.
 COPY = [*((name, 8, 1) for name in (
     "snapshot", "fork", "worktree-create-from", "worktree-rename", "worktree-remove",
-    "worktree-remove-force", "gc-run", "doctor-finish-snapshot", "doctor-finish-fork")),
-    *((name, 8, 2) for name in ("restore-unsaved", "restore-partial",
-                                "doctor-finish-restore")),
+    "worktree-remove-force", "doctor-finish-snapshot", "doctor-finish-fork")),
+    *((name, 8, 2) for name in ("restore-unsaved", "restore-partial", "gc-run",
+                                "doctor-finish-restore", "doctor-audit-repair",
+                                "doctor-rebuild-index")),
     *((name, 8, 4) for name in (
         "first-snapshot", "restore-clean", "restore-discard", "worktree-create",
+        "doctor-clean-tmp", "doctor-advance-head",
         "go-snapshot", "go-restore", "go-fork"))]
 XFS = [("snapshot", 8, 2), ("restore-unsaved", 8, 2)]
 JUICEFS = [("snapshot", 8, 6), ("restore-unsaved", 8, 6)]

@@ -140,6 +140,51 @@ def prepare_gc(runner: Runner, base: Path) -> None:
 GC_ENV = {"JVS_GC_NOW": "2100-01-01T00:00:00Z"}
 
 
+def prepare_debris(runner: Runner, base: Path) -> None:
+    """What doctor's clean_tmp removes: a gc run killed after it unpublished two snapshots
+    (their payloads and manifests still there), a staging directory nobody's intent
+    names, and an item a restore left in its trash."""
+    prepare_gc(runner, base)
+    plan = json.loads((base / "vars.json").read_text())["plan"]
+    run = runner.run("gc", "run", "--plan-id", plan, cwd=base / "repo" / "main",
+                     env={**GC_ENV, "JVS_CRASH_AT": "gc:after_phase1"})
+    assert run.killed, run.stderr
+    jvs_dir = base / "repo" / ".jvs"
+    write(jvs_dir / "snapshots" / "1700000000000-0badcafe.tmp" / "half.txt", "half\n")
+    item = jvs_dir / "restore" / "@trash" / "old-entry"
+    write(item / "f.txt", "replaced by a restore\n")
+    os.utime(item, (1_700_000_000, 1_700_000_000))
+
+
+def prepare_head_behind(runner: Runner, base: Path) -> None:
+    """A snapshot killed after its commit point, before it moved its worktree's head."""
+    wt = repo_v1_v2(runner, base)
+    write(wt / "v3.txt", "v3\n")
+    crashed(runner, base, "snapshot:after_commit", "snapshot", "v3", cwd=wt)
+
+
+def prepare_stale_index(runner: Runner, base: Path) -> None:
+    """An index that lists a snapshot that is gone and misses one that is there."""
+    wt = repo_v1_v2(runner, base)
+    jvs_dir = base / "repo" / ".jvs"
+    jvs_ok(runner, "history", cwd=wt)  # the index is built by the first listing
+    saved = (jvs_dir / "index.sqlite").read_bytes()
+    write(wt / "v3.txt", "v3\n")
+    jvs_ok(runner, "snapshot", "v3", cwd=wt)
+    (jvs_dir / "index.sqlite").write_bytes(saved)
+
+
+def tamper_audit(runner: Runner, base: Path) -> None:
+    """An audit log with an altered record and a torn last line (audit_repair re-chains)."""
+    repo_v1_v2(runner, base)
+    log = base / "repo" / ".jvs" / "audit" / "audit.jsonl"
+    lines = log.read_bytes().splitlines()
+    record = json.loads(lines[0])
+    record["note"] = "altered"
+    lines[0] = json.dumps(record).encode()
+    log.write_bytes(b"\n".join(lines) + b'\n{"torn')
+
+
 def crashed(runner: Runner, base: Path, step: str, *args: str, cwd: Path) -> None:
     """Leave *base* as a crash at the named hook *step* of ``jvs args`` left it."""
     run = runner.run(*args, cwd=cwd, env={"JVS_CRASH_AT": step})
@@ -205,6 +250,15 @@ def scenarios() -> list[Scenario]:
                  ("doctor", "--repair-runtime"), followup=("snapshot", "next")),
         Scenario("doctor-finish-fork", prepare_crashed_fork,
                  ("doctor", "--repair-runtime"), followup=("worktree", "list")),
+        Scenario("doctor-clean-tmp", prepare_debris, ("doctor", "--repair", "clean_tmp"),
+                 followup=("gc", "pins")),
+        Scenario("doctor-advance-head", prepare_head_behind,
+                 ("doctor", "--repair", "advance_head"), followup=("snapshot", "next")),
+        Scenario("doctor-rebuild-index", prepare_stale_index,
+                 ("doctor", "--repair", "rebuild_index"), followup=("history", "--all")),
+        Scenario("doctor-audit-repair", tamper_audit, ("doctor", "--repair", "audit_repair"),
+                 followup=("doctor", "--strict"),
+                 repair=("doctor", "--strict", "--repair-runtime", "--repair", "audit_repair")),
         Scenario("go-snapshot", prepare_go, ("snapshot", "python")),
         Scenario("go-restore", prepare_go, ("restore", "baseline")),
         Scenario("go-fork", prepare_go, ("fork", "exp1", "agent"),

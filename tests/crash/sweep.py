@@ -194,6 +194,9 @@ class Scenario:
     followup: tuple[str, ...] | None = None  # must succeed after the repair (default: command)
     discards: bool = False  # the command throws unsaved work away on purpose (--force)
     env: dict[str, str] = field(default_factory=dict)
+    # What the user runs after the kill (doctor's advice); must exit 0 and leave the
+    # repository strictly healthy.
+    repair: tuple[str, ...] = ("doctor", "--strict", "--repair-runtime")
 
 
 @dataclass
@@ -328,9 +331,9 @@ class Sweep:
             # (Exit 0: this run made fewer calls than the counted one, e.g. a stat cache
             # it did not need to rewrite; the after state is checked all the same.)
             problems.append(f"not killed (exit {killed.status}): {killed.stderr.strip()}")
-        fixed = self.jvs("doctor", "--strict", "--repair-runtime", cwd=repo)
+        fixed = self.jvs(*scenario.repair, cwd=repo)
         if fixed.status != 0:
-            problems.append(f"doctor --strict --repair-runtime exits {fixed.status}: "
+            problems.append(f"{' '.join(scenario.repair)} exits {fixed.status}: "
                             f"{(fixed.stdout + fixed.stderr).strip()[-1500:]}")
         strict = self.jvs("doctor", "--strict", cwd=repo) if self.thorough else fixed
         if strict.status != 0 and strict is not fixed:
