@@ -3,7 +3,14 @@
 ``record_hash`` is the SHA-256 of the record's canonical JSON with ``record_hash`` set to
 ``""``; ``prev_hash`` is the previous record's ``record_hash`` (``""`` for the first).
 Appending reads only the tail of the log, never the whole file, and runs under the
-repository lock, so the chain cannot fork.
+audit's short lock, so the chain cannot fork.
+
+A chain alone cannot show that its last records were cut off: what is left is still a
+valid chain. So each append also records the chain's head (the last record's hash) in
+``audit/head.json``, and the check requires that record to be in the log. The head is
+written after the log line, so a crash between the two leaves a head one record behind,
+which is still in the log: a stale head is never reported, a missing record always is.
+A log without a head file (the Go implementation writes none) is checked as a chain only.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from jvs.canonical import canonical_json, sha256_hex
 from jvs.ids import rfc3339_utc
@@ -93,7 +101,34 @@ def _append(repo: Repo, operation: str, target: str, reason: str, details: dict)
         os.fsync(fd)
     finally:
         os.close(fd)
+    write_head(repo, record["record_hash"])
     return record
+
+
+def head_path(repo: Repo) -> Path:
+    return repo.audit_log.with_name("head.json")
+
+
+def write_head(repo: Repo, last_hash: str) -> None:
+    """Record *last_hash* as the chain's head (after its line is in the log)."""
+    from jvs.fsio import write_bytes_atomic
+
+    body = json.dumps({"last_record_hash": last_hash}) + "\n"
+    write_bytes_atomic(head_path(repo), body.encode())
+
+
+def read_head(repo: Repo) -> str | None:
+    """The recorded head's hash; None when there is no head file (a log of the Go
+    implementation's, or of a jvs before heads). An unreadable head file is not a
+    head: it reads as ``"?"``, which no record has, so the check reports it."""
+    try:
+        head = json.loads(head_path(repo).read_bytes())
+        value = head["last_record_hash"]
+        return value if isinstance(value, str) else "?"
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return "?"
 
 
 def recently_recorded(repo: Repo, operation: str, target: str) -> bool:
@@ -135,9 +170,13 @@ def read_records(repo: Repo) -> Iterator[tuple[int, bytes]]:
 
 
 def check_chain(repo: Repo) -> list[ChainProblem]:
-    """Recompute every record hash and the chain; an empty list means intact."""
+    """Recompute every record hash and the chain, and find the recorded head in it; an
+    empty list means intact."""
     problems: list[ChainProblem] = []
     prev = ""
+    head = read_head(repo)
+    head_seen = head is None or head == ""
+    number = 0
     for number, line in read_records(repo):
         try:
             record = json.loads(line)
@@ -152,4 +191,10 @@ def check_chain(repo: Repo) -> list[ChainProblem]:
         if prev is not None and record.get("prev_hash") != prev:
             problems.append(ChainProblem(number, "prev_hash does not match the previous record"))
         prev = record.get("record_hash")
+        head_seen = head_seen or prev == head
+    if not head_seen:
+        problems.append(ChainProblem(
+            number + 1, "the log ends before the head recorded in audit/head.json "
+            "(records were removed from its end)" if head != "?" else
+            "audit/head.json is unreadable: whether records were removed cannot be told"))
     return problems

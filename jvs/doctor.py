@@ -629,14 +629,14 @@ def _repair_rebuild_index(repo: Repo, targets: list[Finding], warnings: list[str
 def _repair_audit(repo: Repo, targets: list[Finding], warnings: list[str]) -> list[str]:
     """Re-chain the records that remain. What was removed or cut cannot be recovered;
     the log as it was is kept beside it for a human to examine."""
-    from jvs.audit import record_hash
+    from jvs.audit import record_hash, write_head
     from jvs.ids import rfc3339_utc
 
     log = repo.audit_log
     try:
         data = log.read_bytes()
     except FileNotFoundError:
-        return []
+        data = b""  # removed whole (its head says there was one): start it again
     kept, dropped = [], 0
     for line in data.split(b"\n"):
         if not line.strip():
@@ -658,6 +658,7 @@ def _repair_audit(repo: Repo, targets: list[Finding], warnings: list[str]) -> li
         prev = record["record_hash"]
         lines.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode())
     fsio.write_bytes_atomic(log, b"".join(line + b"\n" for line in lines))
+    write_head(repo, prev)
     warnings.append(f"audit log re-chained over the {len(kept)} record(s) present; "
                     f"{dropped} unreadable line(s) dropped. Records that were removed or "
                     "altered CANNOT be recovered: the chain now vouches only for what is "

@@ -145,3 +145,27 @@ def test_the_directory_name_is_a_worktrees_identity(main):
     run_jvs("restore", "HEAD~1", cwd=main)
     assert side_cfg.read_bytes() == before
     assert json.loads(cfg.read_text())["name"] == "main"
+
+
+def test_records_cut_from_the_end_of_the_audit_log_are_noticed(main):
+    """What is left of a chain cut short is still a valid chain: the recorded head shows
+    the cut, verify and doctor report it, and audit_repair makes the rest whole again."""
+    (main / "b.txt").write_text("b\n")
+    run_jvs("snapshot", "two", cwd=main)
+    log = main.parent / ".jvs" / "audit" / "audit.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]))
+    verify = run_jvs("verify", "--all", cwd=main, check=False)
+    assert verify.returncode == 1 and "audit log  BROKEN" in verify.stdout
+    assert "records were removed from its end" in verify.stdout
+    doctor = run_jvs("doctor", "--strict", cwd=main, check=False)
+    assert doctor.returncode == 1 and "E_AUDIT_CHAIN_BROKEN" in doctor.stdout
+    run_jvs("doctor", "--repair", "audit_repair", cwd=main)
+    assert run_jvs("doctor", "--strict", cwd=main).returncode == 0
+    # A log cut whole is noticed too, and a new one starts where the repair leaves it.
+    log.unlink()
+    assert run_jvs("verify", "--all", cwd=main, check=False).returncode == 1
+    run_jvs("doctor", "--repair", "audit_repair", cwd=main)
+    (main / "c.txt").write_text("c\n")
+    run_jvs("snapshot", "three", cwd=main)
+    assert run_jvs("verify", "--all", cwd=main).returncode == 0
