@@ -440,7 +440,7 @@ def check_lineage(repo: Repo, state: State) -> list[Finding]:
 
 
 def check_payloads(repo: Repo, state: State, progress=None) -> list[Finding]:
-    from jvs.verify import HashStats, VerifyResult, check_payload
+    from jvs.verify import HashStats, VerifyResult, check_payload, collected_meanwhile
 
     out = []
     payloads = _payload_dirs(repo)
@@ -455,7 +455,7 @@ def check_payloads(repo: Repo, state: State, progress=None) -> list[Finding]:
         payload_valid, manifest_valid, _, problems = check_payload(
             repo, state.descriptors[sid], stats)
         result = VerifyResult(sid, True, payload_valid, manifest_valid, tuple(problems))
-        if result.tamper_detected:
+        if result.tamper_detected and not collected_meanwhile(repo, sid):
             severity = "error" if result.severity == "critical" else "warning"
             out.append(Finding("payload_mismatch", severity, "E_PAYLOAD_HASH_MISMATCH",
                                f"snapshot {sid}: " + "; ".join(result.problems),

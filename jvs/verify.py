@@ -77,6 +77,7 @@ class VerifyReport:
     results: list[VerifyResult]
     audit_problems: list[str] = field(default_factory=list)
     audit_checked: bool = False
+    collected: list[str] = field(default_factory=list)  # by a gc run while verify ran
 
     @property
     def ok(self) -> bool:
@@ -160,13 +161,28 @@ def verify_all(repo: Repo, *, stats: HashStats | None = None,
 
     stats = stats if stats is not None else HashStats()
     results = []
+    collected = []
     ids = list_snapshot_ids(repo)
     for i, sid in enumerate(ids, 1):
         if progress:
             progress(f"verified {i - 1}/{len(ids)} snapshots")
-        results.append(verify_snapshot(repo, sid, stats))
+        result = verify_snapshot(repo, sid, stats)
+        if result.tamper_detected and collected_meanwhile(repo, sid):
+            collected.append(sid)
+        else:
+            results.append(result)
     audit = [f"line {p.line}: {p.message}" for p in check_chain(repo)]
-    return VerifyReport(results, audit, audit_checked=True)
+    return VerifyReport(results, audit, audit_checked=True, collected=collected)
+
+
+def collected_meanwhile(repo: Repo, snapshot_id: str) -> bool:
+    """Whether a snapshot that read as damaged was being collected by a gc run (which
+    records its tombstone, then unpublishes it, then deletes its payload): a reader that
+    listed it before the run must not call it tampered."""
+    from jvs.gc import load_tombstone
+
+    return not repo.descriptor_path(snapshot_id).exists() \
+        and load_tombstone(repo, snapshot_id) is not None
 
 
 def resolve_for_verify(repo: Repo, ref: str, worktree: str | None) -> str:

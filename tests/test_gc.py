@@ -652,3 +652,37 @@ def test_freed_bytes_say_how_sure_they_are_per_engine(engine_repo):
     assert data["deletable_bytes_estimate"] >= 1 << 20  # old's data.bin is its own
     run_jvs("gc", "run", "--plan-id", data["plan_id"], cwd=main, env=later(2))
     assert published(repo) == {rows[next(iter(set(rows) - {old}))]["snapshot_id"]}
+
+
+@pytest.mark.parametrize("reader", ["verify", "doctor"])
+def test_readers_tell_a_snapshot_being_collected_from_a_tampered_one(repo, reader):
+    """verify --all and doctor --strict list the snapshots, then read them one by one: a
+    gc run between the two must not make the collected ones read as TAMPERED."""
+    from jvs.doctor import diagnose
+    from jvs.repo import Repo
+    from jvs.verify import verify_all
+
+    main = repo / "main"
+    ids = [snap(main, f"v{i}") for i in range(4)]
+    plan_id = plan(main, "--keep-last", "1", days=30)["plan_id"]
+    ran = []
+
+    def gc_once(_message):
+        if not ran:
+            ran.append(run_jvs("gc", "run", "--plan-id", plan_id, cwd=main, env=later(30)))
+
+    r = Repo(repo)
+    if reader == "verify":
+        report = verify_all(r, progress=gc_once)
+        assert ran and report.ok, [x.problems for x in report.results]
+        assert sorted(report.collected) == sorted(ids[:3])
+        assert [x.snapshot_id for x in report.results] == [ids[3]]
+    else:
+        report = diagnose(r, strict=True, progress=gc_once)
+        assert ran and not [f for f in report.findings if f.severity != "info"], \
+            report.findings
+    # A snapshot tampered with for real is still TAMPERED.
+    victim = r.payload_dir(ids[3]) / "f.txt"
+    victim.chmod(0o644)
+    victim.write_text("tampered\n")
+    assert not verify_all(r).ok

@@ -71,9 +71,11 @@ def verify(ctx, ref, all_snapshots):
     if report.audit_checked:
         data["audit_chain_valid"] = not report.audit_problems
         data["audit_problems"] = report.audit_problems
+        data["collected_while_verifying"] = report.collected
     if error is not None:
         data["error"] = {"code": error.code, "message": error.message}
     lines = [line for r in report.results for line in _verify_lines(r)]
+    lines += [f"{sid}  collected by gc while verify ran" for sid in report.collected]
     if report.audit_checked:
         if report.audit_problems:
             lines.append("audit log  BROKEN")
