@@ -45,3 +45,25 @@ class JvsError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+def short_path(path: object, limit: int = 160) -> str:
+    """*path* for a message: a name near PATH_MAX would make the error 4 KB long."""
+    import os
+
+    text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    if len(text) <= limit:
+        return text
+    half = limit // 2 - 2
+    return f"{text[:half]}...{text[-half:]}"
+
+
+def io_error(exc: OSError, doing: str, hint: str | None = None) -> JvsError:
+    """E_IO for what the operating system refused (disk full, permission, read-only,
+    name too long...) while *doing* something: the reason and the path, kept short."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    reason = exc.strerror or str(exc)
+    where = f": {short_path(exc.filename)}" if exc.filename is not None else ""
+    return JvsError("E_IO", f"{doing}: {reason}{f' ({name})' if name else ''}{where}", hint)

@@ -35,7 +35,7 @@ from jvs.changes import snapshot_entries, visible
 from jvs.crashpoints import crashpoint, profile_step
 from jvs.descriptor import Descriptor, read_descriptor
 from jvs.engines import choose_engine
-from jvs.errors import JvsError
+from jvs.errors import JvsError, io_error
 from jvs.ids import new_snapshot_id
 from jvs.ignore import IgnoreRules
 from jvs.integrity import READY_MARKER, Entry, read_trusted_manifest, scan
@@ -448,7 +448,7 @@ def stage(repo: Repo, engine, target: Descriptor, steps: list[Step], wdir: Path,
         for n, step in wanted:
             clone_snapshot(engine, source / step.path, staged / str(n))
     except OSError as exc:
-        raise JvsError("E_ENGINE", f"{engine.name} could not stage the snapshot: {exc}",
+        raise io_error(exc, f"{engine.name} could not stage the snapshot",
                        hint="the worktree was not touched") from exc
 
 

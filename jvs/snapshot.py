@@ -29,7 +29,7 @@ from jvs.descriptor import (
 )
 from jvs.engines import CloneResult, Engine, choose_engine
 from jvs.engines.copy import HashingCopy, Listing, PreviousPayload
-from jvs.errors import JvsError
+from jvs.errors import JvsError, io_error
 from jvs.ids import new_snapshot_id, rfc3339_utc
 from jvs.ignore import IGNORE_FILE, IgnoreRules
 from jvs.integrity import (
@@ -379,10 +379,10 @@ def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, 
         name = os.fsdecode(exc.filename or "")
         if name and _is_under(name, source):
             raise VanishedDuringClone(name) from exc
-        raise JvsError("E_ENGINE", f"{engine.name} could not materialise the snapshot: {exc}",
+        raise io_error(exc, f"{engine.name} could not materialise the snapshot",
                        hint="nothing was published") from exc
     except OSError as exc:
-        raise JvsError("E_ENGINE", f"{engine.name} could not materialise the snapshot: {exc}",
+        raise io_error(exc, f"{engine.name} could not materialise the snapshot",
                        hint="nothing was published") from exc
 
 

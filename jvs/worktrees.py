@@ -17,7 +17,7 @@ from jvs.audit import append_audit, recently_recorded
 from jvs.crashpoints import crashpoint
 from jvs.descriptor import Descriptor, read_descriptor
 from jvs.engines import choose_engine
-from jvs.errors import JvsError
+from jvs.errors import JvsError, io_error
 from jvs.ids import rfc3339_utc
 from jvs.integrity import READY_MARKER
 from jvs.intents import Intent, WorktreeIntent, drop_intent, write_intent
@@ -162,8 +162,7 @@ def _stage(repo: Repo, source: Descriptor | None, name: str) -> Path:
     try:
         clone_snapshot(engine, payload, staged)
     except OSError as exc:
-        raise JvsError("E_ENGINE", f"{engine.name} could not clone {source.snapshot_id}: "
-                       f"{exc}") from exc
+        raise io_error(exc, f"{engine.name} could not clone {source.snapshot_id}") from exc
     marker = staged / READY_MARKER
     if source.has_ready_marker and os.path.lexists(marker) and not os.path.isdir(marker):
         os.unlink(marker)

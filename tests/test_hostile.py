@@ -169,3 +169,55 @@ def test_records_cut_from_the_end_of_the_audit_log_are_noticed(main):
     (main / "c.txt").write_text("c\n")
     run_jvs("snapshot", "three", cwd=main)
     assert run_jvs("verify", "--all", cwd=main).returncode == 0
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 1 MiB tmpfs: a filesystem that fills up."""
+    import subprocess
+
+    where = tmp_path / "small"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], check=True)
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_full_disk_is_an_io_error_and_leaves_nothing_behind(small_fs):
+    run_jvs("init", "r", cwd=small_fs)
+    main = small_fs / "r" / "main"
+    (main / "small.txt").write_text("fits\n")
+    run_jvs("snapshot", "fits", cwd=main, env={"JVS_SNAPSHOT_ENGINE": "copy"})
+    (main / "big.bin").write_bytes(os.urandom(600 << 10))
+    res = run_jvs("snapshot", "too big", cwd=main, check=False,
+                  env={"JVS_SNAPSHOT_ENGINE": "copy"})
+    assert res.returncode == 1 and "E_IO" in res.stderr, res.stderr
+    assert "No space left on device (ENOSPC)" in res.stderr
+    assert "Traceback" not in res.stderr
+    jvs_dir = small_fs / "r" / ".jvs"
+    assert os.listdir(jvs_dir / "intents") == []
+    assert [n for n in os.listdir(jvs_dir / "snapshots") if n.endswith(".tmp")] == []
+    assert [s["note"] for s in run_jvs("history", "--json", cwd=main).json["snapshots"]] \
+        == ["fits"]
+    assert run_jvs("doctor", "--strict", cwd=main).returncode == 0
+    assert (main / "big.bin").stat().st_size == 600 << 10
+
+
+def test_a_path_near_path_max_is_refused_briefly_and_nothing_is_lost(main):
+    """Inside .jvs/ the path is longer than in the worktree: a path that just fits there
+    cannot be staged. The snapshot says so in a line, not 4 KB; nothing is lost and the
+    worktree goes on working."""
+    deep = main
+    while len(os.fsencode(deep)) < 4080 - 220:
+        deep = deep / ("d" * 200)
+    deep = deep / ("e" * (4080 - len(os.fsencode(deep)) - len("/leaf.txt") - 1))
+    os.makedirs(deep)
+    (deep / "leaf.txt").write_text("deep\n")  # 4080 bytes: it fits, by 16
+    res = run_jvs("snapshot", "deep", cwd=main, check=False)
+    assert res.returncode == 1 and "E_IO" in res.stderr and "ENAMETOOLONG" in res.stderr
+    assert len(res.stderr) < 600, res.stderr
+    assert (deep / "leaf.txt").read_text() == "deep\n"
+    assert len(run_jvs("history", "--json", cwd=main).json["snapshots"]) == 1
+    assert run_jvs("doctor", "--strict", cwd=main).returncode == 0
+    (main / "a.txt").write_text("edited\n")
+    assert run_jvs("status", "--json", cwd=main).json["clean"] is False

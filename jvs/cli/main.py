@@ -155,7 +155,10 @@ def _run(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(1)
     except OSError as exc:
-        click.echo(f"jvs: E_IO: {exc}", err=True)
+        from jvs.errors import io_error
+
+        err = io_error(exc, "the operating system refused")
         if ui.json:
-            click.echo(json.dumps({"error": {"code": "E_IO", "message": str(exc)}}, indent=2))
+            click.echo(json.dumps(err.to_json(), indent=2, ensure_ascii=False))
+        click.echo(f"jvs: E_IO: {err.message}", err=True)
         sys.exit(1)
