@@ -172,10 +172,16 @@ def parse_expiry(text: str, now: float) -> str:
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
             text = text.strip() + "T00:00:00Z"
-        return rfc3339_utc(int(parse_rfc3339(text) * 1e9))
+        when = parse_rfc3339(text)
     except ValueError:
         raise JvsError("E_USAGE", f"cannot read the expiry {text!r}",
                        hint="e.g. 30d, 12h, 2w, 2026-12-31 or 2026-12-31T18:00:00Z") from None
+    if when <= now:
+        # A pin that never protects is a mistake (a typo in the year, say), not a wish.
+        raise JvsError("E_USAGE", f"the expiry {text!r} is in the past "
+                       f"(it is {rfc3339_utc(int(now * 1e9))} now)",
+                       hint="give a future time, or no --expires for a pin that never expires")
+    return rfc3339_utc(int(when * 1e9))
 
 
 def pin(repo: Repo, snapshot_id: str, reason: str = "", expires: str | None = None) -> Pin:

@@ -67,6 +67,9 @@ def test_bad_numbers_and_names_are_usage_errors(main):
     assert res.returncode == 2
     res = run_jvs("snapshot", "x", cwd=main, check=False, env={"JVS_LOCK_TIMEOUT": "abc"})
     assert res.returncode == 1 and "E_USAGE" in res.stderr and "JVS_LOCK_TIMEOUT" in res.stderr
+    res = run_jvs("gc", "pin", "HEAD", "--expires", "2020-01-01", cwd=main, check=False)
+    assert res.returncode == 1 and "E_USAGE" in res.stderr and "in the past" in res.stderr
+    assert run_jvs("gc", "pins", "--json", cwd=main).json["pins"] == []
 
 
 def test_a_dot_jvs_directory_inside_user_data_is_just_data(main):
