@@ -111,11 +111,13 @@ class RestoreResult:
 # --------------------------------------------------------------------------- public API
 
 def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = False,
-            paths: tuple[str, ...] = (), progress: Progress | None = None) -> RestoreResult:
+            paths: tuple[str, ...] = (), progress: Progress | None = None,
+            verify_payload: bool = False) -> RestoreResult:
     """Make *worktree* hold snapshot *ref* (``HEAD``: the worktree's latest snapshot), or
     only its *paths*. Unsaved work first becomes a rescue snapshot unless
-    *discard_unsaved*. When this returns, the restore is complete and nothing of it runs
-    on."""
+    *discard_unsaved*. The target's descriptor checksum is always checked first; with
+    *verify_payload* its whole payload is hashed too, before anything changes. When this
+    returns, the restore is complete and nothing of it runs on."""
     from jvs.recovery import settle_worktree
     from jvs.resolve import resolve
 
@@ -133,9 +135,27 @@ def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = Fals
             target_id = wt.latest_snapshot_id
         else:
             target_id = resolve(repo, ref, worktree).snapshot_id
+        if verify_payload:
+            check_payload_first(repo, target_id, progress)
         result = restore_locked(repo, worktree, target_id, discard_unsaved=discard_unsaved,
                                 paths=paths, progress=progress)
         return replace(result, finished=tuple(finished))
+
+
+def check_payload_first(repo: Repo, target_id: str, progress: Progress | None) -> None:
+    """E_PAYLOAD_HASH_MISMATCH (or E_DESCRIPTOR_CORRUPT) unless the snapshot is exactly
+    what was published: ``restore --verify``."""
+    from jvs.verify import verify_snapshot
+
+    if progress:
+        progress(f"verifying {target_id}")
+    result = verify_snapshot(repo, target_id)
+    if result.checksum_valid and result.payload_hash_valid:
+        return
+    code = "E_PAYLOAD_HASH_MISMATCH" if result.checksum_valid else "E_DESCRIPTOR_CORRUPT"
+    raise JvsError(code, f"snapshot {target_id} is TAMPERED: {'; '.join(result.problems)}; "
+                   "nothing was changed",
+                   hint=f"'jvs verify {target_id}' names the files; restore another snapshot")
 
 
 def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved: bool,

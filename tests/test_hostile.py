@@ -224,3 +224,19 @@ def test_a_path_near_path_max_is_refused_briefly_and_nothing_is_lost(main):
     assert run_jvs("doctor", "--strict", cwd=main).returncode == 0
     (main / "a.txt").write_text("edited\n")
     assert run_jvs("status", "--json", cwd=main).json["clean"] is False
+
+
+def test_restore_verify_refuses_a_tampered_payload_before_changing_anything(main):
+    first = run_jvs("history", "--json", cwd=main).json["snapshots"][0]["snapshot_id"]
+    (main / "a.txt").write_text("second\n")
+    run_jvs("snapshot", "two", cwd=main)
+    victim = main.parent / ".jvs" / "snapshots" / first / "a.txt"
+    victim.chmod(0o644)
+    victim.write_text("evil\n")
+    res = run_jvs("restore", first, "--verify", cwd=main, check=False)
+    assert res.returncode == 1 and "E_PAYLOAD_HASH_MISMATCH" in res.stderr, res.stderr
+    assert "nothing was changed" in res.stderr
+    assert (main / "a.txt").read_text() == "second\n"
+    assert run_jvs("status", "--json", cwd=main).json["clean"]
+    # An intact snapshot restores with --verify as without.
+    run_jvs("restore", "two", "--verify", cwd=main)

@@ -60,9 +60,12 @@ def _pick_interactively(ctx, repo, pattern: str | None) -> str:
               help="Throw away unsaved changes instead of saving them as a rescue snapshot.")
 @click.option("-i", "--interactive", is_flag=True,
               help="Pick from a numbered list (REF, if given, filters it).")
+@click.option("--verify", "verify_payload", is_flag=True,
+              help="Hash the whole snapshot first and refuse if it was tampered with "
+                   "(the descriptor checksum is always checked).")
 @json_option
 @click.pass_context
-def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive):
+def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, verify_payload):
     """Replace the worktree's contents with snapshot REF, in place, or only PATHs.
 
     REF is HEAD (the worktree's latest snapshot), HEAD~N, a snapshot ID or a unique prefix
@@ -85,6 +88,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive):
       jvs restore -i exp
       jvs restore baseline --discard-unsaved
       jvs restore v1 -- config.yaml data/labels
+      jvs restore prod --verify
     """
     from jvs.restore import restore as do_restore
 
@@ -106,7 +110,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive):
     was = os.stat(started)
     result = do_restore(repo, worktree, ref, discard_unsaved=discard_unsaved,
                         paths=_worktree_paths(repo, worktree, started, paths),
-                        progress=ui.report)
+                        progress=ui.report, verify_payload=verify_payload)
     wt = result.worktree
     _warn_if_shell_dir_replaced(ui, started, was)
     for what in result.finished:
