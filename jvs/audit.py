@@ -95,7 +95,8 @@ def _append(repo: Repo, operation: str, target: str, reason: str, details: dict)
     record["record_hash"] = record_hash(record)
     repo.audit_log.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-    fd = os.open(repo.audit_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # O_NOFOLLOW: never append through a symlink (check_control_plane refuses one first).
+    fd = os.open(repo.audit_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         os.write(fd, line)
         os.fsync(fd)

@@ -91,7 +91,7 @@ def _busy(what: str, holder: dict | None, repo: Repo) -> JvsError:
 @contextmanager
 def _flock(repo: Repo, path: Path, what: str, operation: str, *, exclusive: bool,
            deadline: float) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
         delay = 0.005
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH

@@ -148,9 +148,13 @@ def _bad_config(path: Path, what: str) -> JvsError:
 
 def check_control_plane(jvs_dir: Path) -> None:
     """Every control-plane path resolves inside the repository (SPEC §1): a symlink at
-    ``.jvs/<dir>``, ``.jvs/restore/<x>`` or ``.jvs/cache/<host>`` would make jvs write, or
-    delete, wherever it points. Refused with E_PATH_ESCAPE; a few lstat calls."""
-    for parent in (jvs_dir, jvs_dir / "restore", jvs_dir / "cache", jvs_dir / "gc"):
+    ``.jvs/<entry>``, ``.jvs/restore/<x>``, ``.jvs/cache/<host>``, the audit log or a lock
+    file would make jvs write, or delete, wherever it points (appending to the log and
+    taking a lock open the file in place). Refused with E_PATH_ESCAPE; a few lstat calls.
+    Files jvs replaces by rename (descriptors, configs, caches) replace a symlink, never
+    write through it."""
+    for parent in (jvs_dir, jvs_dir / "restore", jvs_dir / "cache", jvs_dir / "gc",
+                   jvs_dir / "audit", jvs_dir / "locks"):
         try:
             names = os.listdir(parent)
         except (FileNotFoundError, NotADirectoryError):
@@ -166,8 +170,9 @@ def check_control_plane(jvs_dir: Path) -> None:
 
 
 def check_format(jvs_dir: Path) -> None:
+    text = ""
     try:
-        text = (jvs_dir / "format_version").read_text().strip()
+        text = (jvs_dir / "format_version").read_bytes().decode("utf-8", "replace").strip()
         version = int(text)
     except FileNotFoundError:
         raise JvsError("E_NOT_A_REPO", f"{jvs_dir} has no format_version") from None

@@ -240,3 +240,20 @@ def test_restore_verify_refuses_a_tampered_payload_before_changing_anything(main
     assert run_jvs("status", "--json", cwd=main).json["clean"]
     # An intact snapshot restores with --verify as without.
     run_jvs("restore", "two", "--verify", cwd=main)
+
+
+@pytest.mark.parametrize("where", ["audit/audit.jsonl", "locks/repo.lock"])
+def test_a_symlinked_control_file_is_never_written_through(main, tmp_path, where):
+    """Appending to the audit log and taking a lock open the file in place: through a
+    symlink they would write to (or truncate) a file outside the repository."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not jvs's\n")
+    link = main.parent / ".jvs" / where
+    link.unlink()
+    os.symlink(victim, link)
+    (main / "b.txt").write_text("b\n")
+    res = run_jvs("snapshot", "x", cwd=main, check=False)
+    assert res.returncode == 1 and "E_PATH_ESCAPE" in res.stderr, res.stderr
+    assert victim.read_text() == "not jvs's\n"
+    doctor = run_jvs("doctor", cwd=main, check=False)
+    assert doctor.returncode == 1 and "control_path_escape" in doctor.stdout
