@@ -126,8 +126,13 @@ def _leave(code: int | str | None) -> None:
 
 
 def _run(argv: list[str] | None = None) -> None:
+    import signal
+
     from jvs.errors import JvsError
 
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler \
+            and getattr(signal.getsignal(signal.SIGINT), "__module__", "") == "jvs.cli":
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # see jvs/cli/__init__.py
     ui = Ui()
     try:
         cli.main(args=argv, prog_name="jvs", obj=ui, standalone_mode=False)
