@@ -406,6 +406,39 @@ def test_hosts_work_in_separate_worktrees_at_once(cluster, repo_name):
         assert_one_chain_from([s for s in snaps if s.get("note") == "base"][0], mine)
 
 
+def test_host_b_works_in_its_worktree_while_host_a_is_paused_mid_clone(cluster, repo_name):
+    """Two-level locks across hosts (issue 17): A's snapshot holds the repository lock
+    shared and main's lock, paused mid-clone; B snapshots, restores and forks in its own
+    worktree meanwhile, and a second writer in main on B is told that hostA holds it."""
+    a, b = cluster["hostA"], cluster["hostB"]
+    main_a = a.path(f"{repo_name}/main")
+    (main_a / "base.txt").write_text("base\n")
+    a.jvs("snapshot", "base", "--tag", "baseline", cwd=main_a)
+    b.jvs("fork", "baseline", "on-b", cwd=b.path(f"{repo_name}/main"))
+    (main_a / "more.txt").write_text("more\n")
+    holder = a.start_jvs("snapshot", "paused on A", cwd=main_a,
+                         env={"JVS_TEST_PAUSE_AT": "snapshot:after_materialise"})
+    try:
+        wait_for_pause(holder)
+        quick = {"JVS_LOCK_TIMEOUT": "2"}
+        wt_b = b.path(f"{repo_name}/worktrees/on-b")
+        (wt_b / "b.txt").write_text("b\n")
+        b.jvs("snapshot", "on B", cwd=wt_b, env=quick)
+        b.jvs("restore", "baseline", cwd=wt_b, env=quick)
+        assert not (wt_b / "b.txt").exists()
+        b.jvs("fork", "baseline", "also-b", cwd=wt_b, env=quick)
+        busy = b.jvs("snapshot", "second writer", cwd=b.path(f"{repo_name}/main"),
+                     env={"JVS_LOCK_TIMEOUT": "0.3"}, check=False)
+        assert busy.returncode == 1 and "E_BUSY" in busy.stderr
+        assert "worktree 'main' busy" in busy.stderr and "hostA" in busy.stderr, busy.stderr
+        assert holder.poll() is None  # A is still mid-snapshot
+    finally:
+        holder.kill()
+        holder.communicate()
+    notes = {s.get("note") for s in history(a, repo_name)}
+    assert {"base", "on B"} <= notes and "paused on A" not in notes
+
+
 def assert_one_chain_from(base: dict, snaps: list[dict]) -> None:
     assert_one_chain([base, *snaps])
 
