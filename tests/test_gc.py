@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import run_jvs
+from conftest import run_jvs, wait_until
 
 BIN = os.path.dirname(sys.executable)
 DAYS = 24 * 3600
@@ -567,15 +567,6 @@ def test_removed_worktree_snapshots_are_collected(repo):
     assert "Repository is healthy." in run_jvs("doctor", "--strict", cwd=main).stdout
 
 
-def _wait(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 @pytest.mark.fuse
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None,
@@ -611,7 +602,7 @@ def test_the_view_serves_kept_snapshots_while_gc_runs(repo, tmp_path):
             assert not (repo / ".jvs" / "snapshots" / old).exists()  # deleting under us
             assert (snaps / kept / "data.bin").read_bytes() == kept_bytes
             assert (snaps / "keep" / "f.txt").read_text() == "kept\n"
-            assert _wait(lambda: old not in os.listdir(snaps)
+            assert wait_until(lambda: old not in os.listdir(snaps)
                          and middle not in os.listdir(snaps))
             assert held.read() == old_bytes
         finally:
@@ -621,7 +612,7 @@ def test_the_view_serves_kept_snapshots_while_gc_runs(repo, tmp_path):
         run_jvs("gc", "run", "--plan-id", data["plan_id"], cwd=main, env=later(2))
         assert published(repo) == {kept, head}
         assert (snaps / kept / "data.bin").read_bytes() == kept_bytes
-        assert _wait(lambda: not os.path.lexists(snaps / middle))
+        assert wait_until(lambda: not os.path.lexists(snaps / middle))
     finally:
         if mounted_fstype(view) is not None:
             run_jvs("umount", str(view), check=False)
