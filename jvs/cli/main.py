@@ -128,11 +128,12 @@ def _leave(code: int | str | None) -> None:
 def _run(argv: list[str] | None = None) -> None:
     import signal
 
+    from jvs.cli import _interrupted_while_starting
     from jvs.errors import JvsError
 
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler \
-            and getattr(signal.getsignal(signal.SIGINT), "__module__", "") == "jvs.cli":
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # see jvs/cli/__init__.py
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        # Start-up is over: an interrupt now is 'jvs: interrupted' below (jvs/cli/__init__).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     ui = Ui()
     try:
         cli.main(args=argv, prog_name="jvs", obj=ui, standalone_mode=False)
