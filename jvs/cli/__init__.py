@@ -1,7 +1,9 @@
 """The command line: parses, calls the library, prints. No protocol logic lives here."""
 
+# The C module: the 'signal' wrapper builds enums, a few ms in which Ctrl-C would still
+# print a traceback.
+import _signal
 import os as _os
-import signal as _signal
 import sys as _sys
 
 
