@@ -94,6 +94,9 @@ def jvs(*args: str, cwd: Path) -> str:
 def _env() -> dict[str, str]:
     env = dict(os.environ, JVS_LOCK_TIMEOUT="300", JVS_SNAPSHOT_ENGINE="copy")
     env["PYTHONPATH"] = str(HERE)
+    # Compiled bytecode, as an installed jvs has: without it every command compiles
+    # every module it imports (tools/bench unsets this too).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
