@@ -65,9 +65,10 @@ def _pick_interactively(ctx, repo, pattern: str | None) -> str:
 def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive):
     """Replace the worktree's contents with snapshot REF, in place, or only PATHs.
 
-    REF is HEAD (the worktree's latest snapshot), HEAD~N, a snapshot ID or a unique prefix
+    REF is HEAD (the worktree's latest snapshot), latest, a snapshot ID or a unique prefix
     of it or of its short form, a tag (newest snapshot carrying it), a note, or a unique
-    note prefix. Unsaved changes first become a rescue snapshot, restorable by its ID,
+    note prefix; any of them followed by ~N or ^ goes back along the lineage (exp1^,
+    HEAD~2). Unsaved changes first become a rescue snapshot, restorable by its ID,
     unless --discard-unsaved. Restoring an older snapshot leaves the worktree DETACHED;
     'jvs snapshot' continues from there and 'jvs restore HEAD' returns to the latest.
     Only what differs is touched: unchanged files are never moved, copied or read.
