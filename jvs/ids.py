@@ -46,3 +46,13 @@ def parse_rfc3339(text: str) -> float:
             digits, rest = digits + rest[0], rest[1:]
         t = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
     return datetime.fromisoformat(t).timestamp()
+
+
+def local_time(created_at: str) -> str:
+    """An RFC 3339 timestamp in the local time zone with its offset, to the second
+    (``2026-12-03 14:05:09 +0100``), for human output; the text itself if unparseable."""
+    try:
+        when = datetime.fromtimestamp(parse_rfc3339(created_at)).astimezone()
+    except (ValueError, OverflowError, OSError):
+        return created_at
+    return when.strftime("%Y-%m-%d %H:%M:%S %z")

@@ -65,7 +65,7 @@ def init(ctx, name, hash_algo, template):
     )
 
 
-def _read_note(note: str | None, note_file: str | None) -> str:
+def read_note(note: str | None, note_file: str | None) -> str:
     if note_file is not None and note not in (None,):
         raise click.UsageError("give the note as an argument or with -F, not both")
     from jvs.errors import JvsError
@@ -99,15 +99,18 @@ def _read_note(note: str | None, note_file: str | None) -> str:
               help="Partial snapshot: only these paths (repeatable).")
 @click.option("-F", "--file", "note_file", metavar="FILE",
               help="Read the note from FILE ('-': stdin).")
+@click.option("-m", "--message", "message", metavar="NOTE",
+              help="The note, as an option (like git commit -m).")
 @json_option
 @click.pass_context
-def snapshot(ctx, note, tags, paths, note_file):
+def snapshot(ctx, note, tags, paths, note_file, message):
     """Snapshot the current worktree. NOTE '-' reads the note from stdin.
 
     \b
     Examples:
       jvs snapshot "Initial setup with dataset" --tag baseline
       jvs snapshot "Exp1" --tag exp1 --tag model
+      jvs snapshot -m "Exp2: LR 0.001" -t exp2
       jvs snapshot -F note.txt
       echo "note" | jvs snapshot -
       jvs snapshot "assets only" --paths Assets --paths ProjectSettings
@@ -116,7 +119,11 @@ def snapshot(ctx, note, tags, paths, note_file):
 
     ui = ui_of(ctx)
     repo, worktree = current_worktree(ctx)
-    text = _read_note(note, note_file)
+    if message is not None:
+        if note is not None:
+            raise click.UsageError("give the note as an argument or with -m, not both")
+        note = message
+    text = read_note(note, note_file)
     all_tags = list(tags) + [t for t in repo.config().default_tags if t not in tags]
     result = create_snapshot(repo, worktree, note=text, tags=all_tags, paths=list(paths),
                              progress=ui.report)

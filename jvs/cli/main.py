@@ -34,6 +34,7 @@ COMMAND_MODULES = {
     "du": "integrity_cmds",
     "mount": "mount_cmds", "umount": "mount_cmds",
     "config": "config_cmds", "completion": "config_cmds",
+    "show": "label_cmds", "tag": "label_cmds", "note": "label_cmds",
 }
 
 
