@@ -175,17 +175,27 @@ class Repository:
 
         return set_note(self._repo, ref, note, self.worktree_name)
 
-    def status(self) -> Status:
-        """``jvs status``: ``.changes`` (``.clean``, ``.items``) against the head."""
+    def status(self, *paths: str) -> Status:
+        """``jvs status [PATH...]``: ``.changes`` (``.clean``, ``.items``) against the
+        head; *paths* are relative to the worktree's root."""
         from jvs.status import worktree_status
 
-        return worktree_status(self._repo, self._current())
+        return worktree_status(self._repo, self._current(), tuple(paths))
 
-    def diff(self, a: str | None = None, b: str | None = None) -> Diff:
-        """``jvs diff [A [B]]``: from A (default: head) to B (default: the worktree)."""
+    def diff(self, a: str | None = None, b: str | None = None, *,
+             paths: Iterable[str] = ()) -> Diff:
+        """``jvs diff [A [B]] [-- PATH...]``: from A (default: head) to B (default: the
+        worktree); *paths* are relative to the worktree's root."""
         from jvs.diff import diff
 
-        return diff(self._repo, self.worktree_name, a, b)
+        return diff(self._repo, self.worktree_name, a, b, tuple(paths))
+
+    def patch(self, a: str | None = None, b: str | None = None, *,
+              paths: Iterable[str] = (), context: int = 3) -> str:
+        """``jvs diff -p``: the unified content diff as text."""
+        from jvs.diff import patch
+
+        return "".join(patch(self._repo, self.diff(a, b, paths=paths), context=context))
 
     def info(self) -> dict:
         """``jvs info --json``: the same fields."""

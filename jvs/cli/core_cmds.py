@@ -241,24 +241,44 @@ def history(ctx, limit, grep, tag, all_snapshots, collected):
     click.echo("\n".join(lines))
 
 
+# ``status --short``: one letter per kind of change. Stable: scripts parse it.
+SHORT_CODES = {"added": "A", "removed": "D", "modified": "M", "mode": "m", "type": "T"}
+
+
 @click.command()
+@click.argument("paths", nargs=-1, metavar="[PATH...]", shell_complete=complete_path)
+@click.option("-s", "--short", "short_format", is_flag=True,
+              help="One line per change, 'CODE PATH' (A added, D removed, M modified, "
+                   "m mode, T type), paths from the worktree root; stable for scripts.")
 @json_option
 @click.pass_context
-def status(ctx):
-    """Show how the worktree differs from its head snapshot.
+def status(ctx, paths, short_format):
+    """Show how the worktree differs from its head snapshot (only at or below PATHs).
+
+    PATHs are relative to the current directory (inside the worktree) and only files
+    there are read.
 
     \b
-    Example:
+    Examples:
       jvs status
+      jvs status data/ train.py
+      jvs status --short
     """
     from jvs.status import worktree_status
+    from jvs.worktree import worktree_relpaths
 
     ui = ui_of(ctx)
     repo, worktree = current_worktree(ctx)
-    st = worktree_status(repo, worktree)
+    relpaths = worktree_relpaths(repo, worktree, start_dir(ctx), paths)
+    st = worktree_status(repo, worktree, relpaths)
     wt = st.worktree
+    if short_format and not ui.json:
+        out = "".join(f"{SHORT_CODES[c.change]} {c.relpath}\n" for c in st.changes.items)
+        click.echo(out, nl=False)
+        return
     data = {
         "worktree": wt.name,
+        "paths": list(relpaths),
         "head_snapshot_id": wt.head_snapshot_id,
         "latest_snapshot_id": wt.latest_snapshot_id,
         "detached": wt.detached,
@@ -287,7 +307,8 @@ def status(ctx):
     else:
         lines.append(f"HEAD: {short(wt.head_snapshot_id)} (HEAD state: at latest)")
     if st.changes.clean:
-        lines.append("Clean: the worktree matches its head snapshot.")
+        lines.append(f"Clean: {', '.join(relpaths)} match(es) the head snapshot." if relpaths
+                     else "Clean: the worktree matches its head snapshot.")
     else:
         marks = {"added": "+", "removed": "-", "modified": "M", "mode": "m", "type": "T"}
         lines.append(f"{len(st.changes.items)} change(s) since the head snapshot:")

@@ -161,23 +161,10 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive):
 
 def _worktree_paths(repo, worktree: str, started: str, paths: tuple[str, ...]
                     ) -> tuple[str, ...]:
-    """PATHs as given (relative to the current directory when that is inside the worktree,
-    else to the worktree's root), as paths relative to the worktree's root."""
-    from jvs.errors import JvsError
+    from jvs.worktree import worktree_relpaths
 
-    root = os.path.realpath(repo.worktree_dir(worktree))
-    base = started if started == root or started.startswith(root + os.sep) else root
-    out = []
-    for raw in paths:
-        full = os.path.normpath(os.path.join(base, raw))
-        if full != root and not full.startswith(root + os.sep):
-            raise JvsError("E_PATH_ESCAPE", f"{raw!r} is outside worktree {worktree!r}",
-                           hint=f"give paths inside {root}")
-        if full == root:
-            raise JvsError("E_USAGE", f"{raw!r} is the whole worktree",
-                           hint="leave out '-- PATH' to restore all of it")
-        out.append(os.path.relpath(full, root).replace(os.sep, "/"))
-    return tuple(out)
+    return worktree_relpaths(repo, worktree, started, paths,
+                             whole="leave out '-- PATH' to restore all of it")
 
 
 def _warn_if_shell_dir_replaced(ui, started: str, was: os.stat_result) -> None:
@@ -382,17 +369,43 @@ def worktree_remove(ctx, name, force):
                     "see 'jvs history --all')")
 
 
-@click.command()
+class _PathsAfterDashes(click.Command):
+    """A command whose arguments after ``--`` are paths, whatever their number: click
+    itself would hand ``jvs diff -- data`` to the first positional argument."""
+
+    def parse_args(self, ctx, args):
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["jvs.paths"] = tuple(args[at + 1:])
+            args = args[:at]
+        else:
+            ctx.meta["jvs.paths"] = ()
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx):
+        return [*super().collect_usage_pieces(ctx), "[-- PATH...]"]
+
+
+@click.command(cls=_PathsAfterDashes)
 @click.argument("a", required=False, shell_complete=complete_snapshot_ref)
 @click.argument("b", required=False, shell_complete=complete_snapshot_ref)
 @click.option("--stat", "stat_only", is_flag=True, help="Only a summary per file and in total.")
+@click.option("-p", "--patch", "as_patch", is_flag=True,
+              help="The content diff (unified, like git diff); binary files are reported "
+                   "as such.")
+@click.option("-U", "--unified", "context", type=click.IntRange(min=0), default=3,
+              show_default=True, metavar="N", help="Lines of context with -p.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when there are differences, 0 when there are none.")
 @json_option
 @click.pass_context
-def diff(ctx, a, b, stat_only):
-    """Show what changed from snapshot A to snapshot B.
+def diff(ctx, a, b, stat_only, as_patch, context, exit_code):
+    """Show what changed from snapshot A to snapshot B (only at or below PATHs).
 
     B missing: from A to the worktree as it is now. Both missing: from the head snapshot
-    to the worktree. Mode-only changes are shown as 'm'.
+    to the worktree. Mode-only changes are shown as 'm'. PATHs after '--' are relative
+    to the current directory (inside the worktree). With --exit-code the exit status is
+    1 when anything differs (errors also exit 1; they print 'jvs: E_...' on stderr).
 
     \b
     Examples:
@@ -400,16 +413,50 @@ def diff(ctx, a, b, stat_only):
       jvs diff exp1
       jvs diff exp1 exp2 --stat
       jvs diff HEAD~1 HEAD --json
+      jvs diff -p exp1 -- train.py
+      jvs diff --exit-code --stat
     """
     from jvs.diff import diff as do_diff
+    from jvs.diff import patch
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    result = do_diff(loc.repo, loc.worktree, a, b)
+    relpaths = _diff_paths(ctx, loc, ctx.meta.get("jvs.paths", ()))
+    result = do_diff(loc.repo, loc.worktree, a, b, relpaths)
+    if as_patch:
+        text = "".join(patch(loc.repo, result, context=context))
+        if ui.json:
+            ui.emit({**result.to_json(), "patch": text})
+        else:
+            click.echo(text, nl=False)
+    else:
+        _print_diff(ui, result, stat_only)
+    if exit_code and result.changes.items:
+        raise SystemExit(1)  # not ctx.exit: click returns that code instead of exiting
+
+
+def _diff_paths(ctx, loc, paths: tuple[str, ...]) -> tuple[str, ...]:
+    if not paths:
+        return ()
+    from jvs.errors import JvsError
+    from jvs.worktree import worktree_relpaths
+
+    if loc.worktree is None:
+        # Outside a worktree the paths are taken as worktree-relative already.
+        for raw in paths:
+            if raw.startswith("/") or ".." in raw.split("/"):
+                raise JvsError("E_PATH_ESCAPE", f"{raw!r}: outside a worktree, give paths "
+                               "relative to the worktree's root")
+        return tuple(p.strip("/") for p in paths if p.strip("/") not in ("", "."))
+    return worktree_relpaths(loc.repo, loc.worktree, start_dir(ctx), paths)
+
+
+def _print_diff(ui, result, stat_only: bool) -> None:
     s = result.summary()
     old = short(result.old.snapshot_id) if result.old else "(empty)"
     new = short(result.new.snapshot_id) if result.new else f"worktree '{result.worktree}'"
-    lines = [f"Comparing {old} -> {new}"]
+    within = f" (in {', '.join(result.paths)})" if result.paths else ""
+    lines = [f"Comparing {old} -> {new}{within}"]
     for c in result.changes.items:
         delta = f"  ({c.size_delta:+d} bytes)" if stat_only and c.kind == "file" else ""
         lines.append(f"  {_MARKS[c.change]} {c.relpath}{delta}")
