@@ -165,10 +165,21 @@ def snapshot(ctx, note, tags, paths, note_file, message):
               help="Every snapshot in the repository, rescues and other worktrees included.")
 @click.option("--collected", is_flag=True,
               help="Also list snapshots gc collected (marked; they cannot be restored).")
+@click.option("--since", "--after", "since", metavar="WHEN",
+              help="Only snapshots created at or after WHEN (2026-12-01, yesterday, "
+                   "'3 days ago', 2.days.ago).")
+@click.option("--until", "--before", "until", metavar="WHEN",
+              help="Only snapshots created at or before WHEN.")
+@click.option("--reverse", is_flag=True, help="Oldest first (after --limit, as in git).")
+@click.option("--oneline", is_flag=True, help="One short line per snapshot: ID, note, tags.")
+@click.option("--no-pager", is_flag=True,
+              help="Never page (on a terminal the list goes through JVS_PAGER, PAGER or "
+                   "less).")
 @json_option
 @click.pass_context
-def history(ctx, limit, grep, tag, all_snapshots, collected):
-    """List snapshots, newest first.
+def history(ctx, limit, grep, tag, all_snapshots, collected, since, until, reverse, oneline,
+            no_pager):
+    """List snapshots, newest first; times are local, with their UTC offset.
 
     \b
     Examples:
@@ -177,15 +188,21 @@ def history(ctx, limit, grep, tag, all_snapshots, collected):
       jvs history --grep Exp --limit 5 --json
       jvs history --all
       jvs history --collected
+      jvs history --since "3 days ago" --until yesterday --oneline
+      jvs history --reverse -n 10
     """
     from jvs.catalog import gc_paused
+    from jvs.dates import parse_time
     from jvs.descriptor import Descriptor
     from jvs.history import history as load_history
+    from jvs.ids import local_time
 
     ui = ui_of(ctx)
     loc = locate(ctx)
     result = load_history(loc.repo, loc.worktree, all_snapshots=all_snapshots, tag=tag,
-                          grep=grep, limit=limit, collected=collected)
+                          grep=grep, limit=limit, collected=collected,
+                          since=parse_time(since) if since else None,
+                          until=parse_time(until) if until else None, reverse=reverse)
     wt = result.worktree
     head = wt.head_snapshot_id if wt else None
     latest = wt.latest_snapshot_id if wt else None
@@ -209,12 +226,13 @@ def history(ctx, limit, grep, tag, all_snapshots, collected):
                               f"(latest is {short(latest)}); 'jvs restore HEAD' returns "
                               "to the latest", fg="yellow"))
     if not result.snapshots and not result.collected:
-        lines.append("No snapshots yet." if not (tag or grep) else "No matching snapshots.")
+        lines.append("No snapshots yet." if not (tag or grep or since or until)
+                     else "No matching snapshots.")
     entries = sorted([*result.snapshots, *result.collected], key=lambda e: e.snapshot_id,
-                     reverse=True)
+                     reverse=not reverse)
     for d in entries:
         if not isinstance(d, Descriptor):  # a tombstone
-            when = d.created_at[:19].replace("T", " ")
+            when = local_time(d.created_at)
             tags = f" [{', '.join(d.tags)}]" if d.tags else ""
             first_line = d.note.splitlines()[0] if d.note else ""
             lines.append(ui.style(f"{short(d.snapshot_id)}  {when}  {first_line}{tags}  "
@@ -233,12 +251,15 @@ def history(ctx, limit, grep, tag, all_snapshots, collected):
         if all_snapshots or (wt and d.worktree_name != wt.name):
             marks.append(f"@{d.worktree_name}")
         tags = f" [{', '.join(d.tags)}]" if d.tags else ""
-        when = d.created_at[:19].replace("T", " ")
         first_line = d.note.splitlines()[0] if d.note else ""
         mark = f"  ({', '.join(marks)})" if marks else ""
-        lines.append(f"{ui.style(short(d.snapshot_id), fg='yellow')}  {when}  "
-                     f"{first_line}{tags}{mark}")
-    click.echo("\n".join(lines))
+        if oneline:
+            lines.append(f"{ui.style(short(d.snapshot_id), fg='yellow')} {first_line}{tags}"
+                         f"{mark}")
+            continue
+        lines.append(f"{ui.style(short(d.snapshot_id), fg='yellow')}  "
+                     f"{local_time(d.created_at)}  {first_line}{tags}{mark}")
+    ui.page("\n".join(lines) + "\n", enabled=not no_pager)
 
 
 # ``status --short``: one letter per kind of change. Stable: scripts parse it.

@@ -37,6 +37,38 @@ class Ui:
         elif human is not None:
             click.echo(human)
 
+    def page(self, text: str, *, enabled: bool = True) -> None:
+        """Print *text*, through a pager when stdout is a terminal (as git does): the
+        command in ``JVS_PAGER``, else ``PAGER``, else ``less`` (with ``LESS=FRX`` unless
+        set: it exits at once when the text fits the screen, keeps colours, leaves the
+        text on screen). An empty ``JVS_PAGER``/``PAGER`` or ``cat`` means no pager."""
+        command = _pager_command() if enabled and sys.stdout.isatty() else None
+        if command is None:
+            click.echo(text, nl=False)
+            return
+        import subprocess
+
+        env = {**os.environ}
+        env.setdefault("LESS", "FRX")
+        env.setdefault("LV", "-c")
+        sys.stdout.flush()
+        try:
+            proc = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, env=env)
+        except OSError:
+            click.echo(text, nl=False)
+            return
+        try:
+            proc.stdin.write(text.encode("utf-8", "surrogateescape"))
+            proc.stdin.close()
+        except BrokenPipeError:  # the user quit the pager early
+            pass
+        while True:
+            try:
+                proc.wait()
+                break
+            except KeyboardInterrupt:  # ^C belongs to the pager, as with git
+                continue
+
     def warn(self, message: str) -> None:
         click.echo(f"jvs: warning: {message}", err=True)
 
@@ -49,6 +81,16 @@ class Ui:
             return
         self._last_progress = now
         click.echo(f"jvs: {message}...", err=True)
+
+
+def _pager_command() -> str | None:
+    import shutil
+
+    for var in ("JVS_PAGER", "PAGER"):
+        if var in os.environ:
+            command = os.environ[var].strip()
+            return None if command in ("", "cat") else command
+    return "less" if shutil.which("less") else None
 
 
 def pretty_json(data: object) -> str:
