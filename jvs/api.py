@@ -209,6 +209,8 @@ class Repository:
             choice = choose_engine(self.root, config.engine)
             engine, reason = choice.engine.name, choice.reason
         except JvsError as exc:
+            if exc.code == "E_USAGE":  # JVS_SNAPSHOT_ENGINE names no engine
+                raise
             engine, reason = None, exc.message
         data = {
             "repo_root": str(self.root),

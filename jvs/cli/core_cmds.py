@@ -295,7 +295,7 @@ def status(ctx, paths, short_format):
     wt = st.worktree
     if short_format and not ui.json:
         out = "".join(f"{SHORT_CODES[c.change]} {c.relpath}\n" for c in st.changes.items)
-        click.echo(out, nl=False)
+        ui.out(out)
         return
     data = {
         "worktree": wt.name,

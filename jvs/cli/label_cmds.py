@@ -71,7 +71,7 @@ def show(ctx, ref):
             marks = {"added": "+", "removed": "-", "modified": "M", "mode": "m", "type": "T"}
             lines.append(f"{len(shown.changes.items)} change(s) against {short(d.parent_id)}:")
             lines += [f"  {marks[ch.change]} {ch.relpath}" for ch in shown.changes.items]
-    click.echo("\n".join(lines))
+    ui.out("\n".join(lines) + "\n")
 
 
 def _size(n: float) -> str:
@@ -158,14 +158,14 @@ def tag_list(ctx):
         ui.emit({"tags": [t.to_json() for t in tags]})
         return
     if not tags:
-        click.echo("No tags.")
+        ui.out("No tags.\n")
         return
     width = max(len(t.tag) for t in tags)
     lines = []
     for t in tags:
         more = f"  (+{len(t.snapshot_ids) - 1} older)" if len(t.snapshot_ids) > 1 else ""
         lines.append(f"{t.tag:<{width}}  {short(t.snapshot_id)}{more}")
-    click.echo("\n".join(lines))
+    ui.out("\n".join(lines) + "\n")
 
 
 @click.command()

@@ -60,9 +60,12 @@ def _pick_interactively(ctx, repo, pattern: str | None) -> str:
               help="Throw away unsaved changes instead of saving them as a rescue snapshot.")
 @click.option("-i", "--interactive", is_flag=True,
               help="Pick from a numbered list (REF, if given, filters it).")
+@click.option("-n", "--dry-run", is_flag=True,
+              help="Print what would change (and whether unsaved work would become a "
+                   "rescue); change nothing.")
 @json_option
 @click.pass_context
-def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive):
+def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run):
     """Replace the worktree's contents with snapshot REF, in place, or only PATHs.
 
     REF is HEAD (the worktree's latest snapshot), latest, a snapshot ID or a unique prefix
@@ -86,6 +89,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive):
       jvs restore -i exp
       jvs restore baseline --discard-unsaved
       jvs restore v1 -- config.yaml data/labels
+      jvs restore exp1 --dry-run
     """
     from jvs.restore import restore as do_restore
 
@@ -104,6 +108,10 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive):
     elif not ref:
         raise click.UsageError("give a snapshot: REF, HEAD, --latest-tag TAG or -i")
     started = os.path.realpath(start_dir(ctx))
+    if dry_run:
+        _print_restore_preview(ui, repo, worktree, ref, discard_unsaved,
+                               _worktree_paths(repo, worktree, started, paths))
+        return
     was = os.stat(started)
     result = do_restore(repo, worktree, ref, discard_unsaved=discard_unsaved,
                         paths=_worktree_paths(repo, worktree, started, paths),
@@ -157,6 +165,28 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive):
         "conflicts": list(result.conflicts),
     }
     ui.emit(data, "\n".join(lines))
+
+
+_ACTION_MARKS = {"create": "+", "delete": "-", "replace": "M", "chmod": "m"}
+
+
+def _print_restore_preview(ui, repo, worktree, ref, discard_unsaved, paths) -> None:
+    from jvs.preview import restore_preview
+
+    preview = restore_preview(repo, worktree, ref, paths=paths,
+                              discard_unsaved=discard_unsaved)
+    target = preview.target.snapshot_id
+    lines = [f"Dry run: 'jvs restore' would restore to snapshot {target}; nothing changed."]
+    if preview.rescue:
+        lines.append(f"  first: {len(preview.unsaved)} unsaved change(s) would be saved as "
+                     "a rescue snapshot")
+    elif preview.unsaved:
+        lines.append(f"  first: {len(preview.unsaved)} unsaved change(s) would be DISCARDED "
+                     "(--discard-unsaved)")
+    if not preview.actions:
+        lines.append("  the worktree already holds it: no file would change")
+    lines += [f"  {_ACTION_MARKS[a]} {p}  ({a})" for a, p in preview.actions]
+    ui.emit(preview.to_json(), "\n".join(lines))
 
 
 def _worktree_paths(repo, worktree: str, started: str, paths: tuple[str, ...]
@@ -349,9 +379,12 @@ def worktree_rename(ctx, old, new):
 @worktree_group.command("remove")
 @click.argument("name", shell_complete=complete_worktree)
 @click.option("--force", is_flag=True, help="Remove even with unsaved changes.")
+@click.option("-n", "--dry-run", is_flag=True,
+              help="Print what would be removed (and whether it would be refused); change "
+                   "nothing.")
 @json_option
 @click.pass_context
-def worktree_remove(ctx, name, force):
+def worktree_remove(ctx, name, force, dry_run):
     """Remove worktree NAME (its folder and config; its snapshots stay).
 
     Refuses a worktree with unsaved changes unless --force.
@@ -359,8 +392,23 @@ def worktree_remove(ctx, name, force):
     \b
     Example:
       jvs worktree remove investigation
+      jvs worktree remove investigation --dry-run
     """
     from jvs.worktrees import remove
+
+    if dry_run:
+        from jvs.preview import remove_preview
+
+        p = remove_preview(locate(ctx).repo, name, force=force)
+        if p.refused:
+            human = (f"Dry run: 'jvs worktree remove {p.name}' would be refused: "
+                     f"{p.unsaved} unsaved change(s) (snapshot them, or --force)")
+        else:
+            lost = f"; {p.unsaved} unsaved change(s) would be LOST" if p.unsaved else ""
+            human = (f"Dry run: would remove worktree '{p.name}' ({p.path} and its config; "
+                     f"its snapshots stay{lost}); nothing changed.")
+        ui_of(ctx).emit(p.to_json(), human)
+        return
 
     config = remove(locate(ctx).repo, name, force=force)
     ui_of(ctx).emit({"name": config.name, "removed": True, "forced": force,
@@ -428,7 +476,7 @@ def diff(ctx, a, b, stat_only, as_patch, context, exit_code):
         if ui.json:
             ui.emit({**result.to_json(), "patch": text})
         else:
-            click.echo(text, nl=False)
+            ui.out(text)
     else:
         _print_diff(ui, result, stat_only)
     if exit_code and result.changes.items:
