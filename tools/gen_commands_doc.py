@@ -30,7 +30,7 @@ names on stdout. Options of `jvs` itself go **before** the command:
 | `--json` | JSON output for any command |
 | `--no-color` | never colour (also `NO_COLOR=1`; colour is only used on a terminal) |
 | `--no-progress` | no progress messages on stderr (they appear for work over ~1 s) |
-| `-q`, `--quiet` | no output on success (JSON still when asked; warnings and errors still on stderr) |
+| `-q`, `--quiet` | no output on success (JSON still; warnings, errors on stderr) |
 | `--version`, `-h/--help` | |
 
 Errors: one line `jvs: E_CLASS: message` on stderr (plus a `hint:`), exit 1; with
