@@ -29,16 +29,30 @@ MAX_NOTE_BYTES = 64 * 1024
               show_default=True, help="Content hash for payload records.")
 @click.option("--template", metavar="NAME|FILE", shell_complete=complete_template,
               help="Start main/.jvsignore from a ready template (unity, unreal) or a file.")
+@click.option("--from", "source", metavar="DIR", type=click.Path(file_okay=False),
+              help="Import DIR: main/ gets its content (clone, reflink or copy) and it "
+                   "becomes the first snapshot. DIR is left as it is.")
+@click.option("--move", is_flag=True,
+              help="With --from: rename DIR into the repository instead (same filesystem).")
 @json_option
 @click.pass_context
-def init(ctx, name, hash_algo, template):
+def init(ctx, name, hash_algo, template, source, move):
     """Create the repository NAME (with an empty main worktree) in the current directory.
 
     \b
     Examples:
       jvs init ml-experiments && cd ml-experiments/main
       jvs init my-game --template unity
+      jvs init datasets --from /data/dataset
     """
+    if source is not None or move:
+        if source is None:
+            raise click.UsageError("--move needs --from DIR")
+        if template:
+            raise click.UsageError("--template and --from: the imported folder brings its "
+                                   "own .jvsignore, if any")
+        _import(ctx, name, source, move, hash_algo)
+        return
     from jvs import fsio
     from jvs.audit import append_audit
     from jvs.ignore import IGNORE_FILE, template_text
@@ -63,6 +77,22 @@ def init(ctx, name, hash_algo, template):
          "ignore_file": str(main / IGNORE_FILE) if template else None},
         "\n".join(lines),
     )
+
+
+def _import(ctx, name: str, source: str, move: bool, hash_algo: str) -> None:
+    from jvs.importing import import_folder
+
+    ui = ui_of(ctx)
+    result = import_folder(Path(start_dir(ctx)), name, source, move=move,
+                           hash_algo=hash_algo, progress=ui.report)
+    repo = result.repo
+    desc = result.snapshot.descriptor
+    main = repo.root / "main"
+    ui.emit({"repo_root": str(repo.root), "repo_id": repo.repo_id(), "main": str(main),
+             "payload_hash_algo": hash_algo, "import": result.to_json()},
+            "\n".join([f"Initialized JVS repository in {repo.root}", f"Main worktree: {main}",
+                       f"Imported {result.source} ({result.how}: {result.reason})",
+                       f"Created snapshot {desc.snapshot_id}"]))
 
 
 def read_note(note: str | None, note_file: str | None) -> str:
