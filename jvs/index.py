@@ -77,6 +77,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     row = conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()
     if row is not None and row[0] != INDEX_VERSION:
         conn.execute("DROP TABLE IF EXISTS snapshots")
+        # A reader of an index it could not use expects no generation (see _store).
+        conn.execute("DELETE FROM meta WHERE key='generation'")
     conn.execute(_SCHEMA)
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (INDEX_VERSION,))
     return conn

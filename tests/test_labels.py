@@ -191,3 +191,19 @@ def test_show_describes_a_snapshot(two):
     assert data["descriptor"]["parent_id"] == first
     res = run_jvs("show", "nope", "--json", cwd=main, check=False)
     assert res.returncode == 1 and res.json["error"]["code"] == "E_NOT_FOUND"
+
+
+def test_an_index_of_another_version_is_rebuilt_after_a_relabel(two):
+    """A relabel leaves a generation in the index; a version change must not make every
+    later refresh refuse to store."""
+    import sqlite3
+
+    repo, first, _ = two
+    r = Repo(repo)
+    index.rebuild_index(r)
+    run_jvs("tag", "add", first, "golden", cwd=repo / "main")
+    conn = sqlite3.connect(index.index_path(r), isolation_level=None)
+    conn.execute("UPDATE meta SET value='0' WHERE key='version'")
+    conn.close()
+    assert len(index.load_descriptors(r)) == 2
+    assert len(index._query(index.index_path(r), index._SELECT)) == 2  # stored again
