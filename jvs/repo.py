@@ -254,7 +254,8 @@ def init_repo(parent: Path, name: str, *, hash_algo: str = "xxh3-128",
         if d != root and (d / ".jvs").is_dir():
             raise JvsError("E_USAGE", f"{root} would be nested inside the repository {d}")
     if root.exists() and any(root.iterdir()):
-        raise JvsError("E_USAGE", f"{root} exists and is not empty")
+        raise JvsError("E_USAGE", f"{root} exists and is not empty",
+                       hint=f"to version what it holds: jvs init NEWNAME --from {root}")
     jvs_dir = root / ".jvs"
     jvs_dir.mkdir(parents=True)
     for sub in CONTROL_DIRS:

@@ -73,3 +73,15 @@ def test_init_from_refuses_what_cannot_work_and_leaves_nothing(tmp_path):
     res = run_jvs("init", "again", "--from", "proj/main", cwd=tmp_path, check=False)
     assert res.returncode == 1 and "inside the jvs repository" in res.stderr
     assert not (tmp_path / "again").exists()
+
+
+def test_init_takes_a_path(tmp_path):
+    (tmp_path / "projects").mkdir()
+    res = run_jvs("init", str(tmp_path / "projects" / "ml"), "--json", cwd=tmp_path)
+    assert res.json["repo_root"] == str(tmp_path / "projects" / "ml")
+    run_jvs("init", "../side/", cwd=tmp_path / "projects")
+    assert (tmp_path / "side" / ".jvs" / "format_version").exists()
+    res = run_jvs("init", str(tmp_path / "nowhere" / "ml"), cwd=tmp_path, check=False)
+    assert res.returncode == 1 and "E_NOT_FOUND" in res.stderr
+    res = run_jvs("init", ".", cwd=tmp_path / "projects" / "ml" / "main", check=False)
+    assert res.returncode == 1 and "E_USAGE" in res.stderr  # a repository's own worktree

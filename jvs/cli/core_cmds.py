@@ -39,11 +39,14 @@ MAX_NOTE_BYTES = 64 * 1024
 def init(ctx, name, hash_algo, template, source, move):
     """Create the repository NAME (with an empty main worktree) in the current directory.
 
+    NAME may also be a path whose last part is the repository (/data/ml-experiments).
+
     \b
     Examples:
       jvs init ml-experiments && cd ml-experiments/main
       jvs init my-game --template unity
       jvs init datasets --from /data/dataset
+      jvs init /mnt/juicefs/projects/ml
     """
     if source is not None or move:
         if source is None:
@@ -60,7 +63,8 @@ def init(ctx, name, hash_algo, template, source, move):
     from jvs.repo import init_repo
 
     ignore_text = template_text(template) if template else None  # before creating anything
-    repo = init_repo(Path(start_dir(ctx)), name, hash_algo=hash_algo)
+    parent, name = _parent_and_name(ctx, name)
+    repo = init_repo(parent, name, hash_algo=hash_algo)
     main = repo.root / "main"
     if ignore_text is not None:
         fsio.write_bytes_atomic(main / IGNORE_FILE,
@@ -79,11 +83,25 @@ def init(ctx, name, hash_algo, template, source, move):
     )
 
 
+def _parent_and_name(ctx, name: str) -> tuple[Path, str]:
+    """NAME may be a path (``jvs init /data/projects/ml``, ``jvs init ../ml``): the
+    repository is its last component, made in the directory before it (which must exist)."""
+    full = os.path.normpath(os.path.join(start_dir(ctx), name))
+    parent, base = os.path.split(full)
+    if not os.path.isdir(parent):
+        from jvs.errors import JvsError
+
+        raise JvsError("E_NOT_FOUND", f"{parent}: no such directory",
+                       hint="create it first, or give a name in an existing directory")
+    return Path(parent), base
+
+
 def _import(ctx, name: str, source: str, move: bool, hash_algo: str) -> None:
     from jvs.importing import import_folder
 
     ui = ui_of(ctx)
-    result = import_folder(Path(start_dir(ctx)), name, source, move=move,
+    parent, name = _parent_and_name(ctx, name)
+    result = import_folder(parent, name, source, move=move,
                            hash_algo=hash_algo, progress=ui.report)
     repo = result.repo
     desc = result.snapshot.descriptor
