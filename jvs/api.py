@@ -33,8 +33,10 @@ if TYPE_CHECKING:
     from jvs.doctor import Report
     from jvs.gc import Pin, Plan, RunResult
     from jvs.history import History
+    from jvs.labels import Relabel, TagInfo
     from jvs.repo import Repo, RepoConfig
     from jvs.restore import RestoreResult
+    from jvs.show import Shown
     from jvs.snapshot import SnapshotResult
     from jvs.space import RepoSpace
     from jvs.status import Status
@@ -137,22 +139,63 @@ class Repository:
                        grep=grep, limit=limit, collected=collected)
 
     def resolve(self, ref: str) -> Descriptor:
-        """The snapshot *ref* names (HEAD, HEAD~N, ID, tag, short ID, note, note prefix)."""
+        """The snapshot *ref* names (HEAD, latest, ID, tag, short ID, note, note prefix;
+        ``~N`` or ``^`` after any of them)."""
         from jvs.resolve import resolve
 
         return resolve(self._repo, ref, self.worktree_name)
 
-    def status(self) -> Status:
-        """``jvs status``: ``.changes`` (``.clean``, ``.items``) against the head."""
+    def show(self, ref: str) -> Shown:
+        """``jvs show REF``: the descriptor, changes against the parent, contents."""
+        from jvs.show import show
+
+        return show(self._repo, ref, self.worktree_name)
+
+    def add_tags(self, ref: str, *tags: str) -> Relabel:
+        """``jvs tag add REF TAG...``."""
+        from jvs.labels import add_tags
+
+        return add_tags(self._repo, ref, list(tags), self.worktree_name)
+
+    def remove_tags(self, ref: str, *tags: str) -> Relabel:
+        """``jvs tag remove REF TAG...``."""
+        from jvs.labels import remove_tags
+
+        return remove_tags(self._repo, ref, list(tags), self.worktree_name)
+
+    def tags(self) -> list[TagInfo]:
+        """``jvs tag list``."""
+        from jvs.labels import list_tags
+
+        return list_tags(self._repo)
+
+    def set_note(self, ref: str, note: str) -> Relabel:
+        """``jvs note REF TEXT``."""
+        from jvs.labels import set_note
+
+        return set_note(self._repo, ref, note, self.worktree_name)
+
+    def status(self, *paths: str) -> Status:
+        """``jvs status [PATH...]``: ``.changes`` (``.clean``, ``.items``) against the
+        head; *paths* are relative to the worktree's root."""
         from jvs.status import worktree_status
 
-        return worktree_status(self._repo, self._current())
+        return worktree_status(self._repo, self._current(), tuple(paths))
 
-    def diff(self, a: str | None = None, b: str | None = None) -> Diff:
-        """``jvs diff [A [B]]``: from A (default: head) to B (default: the worktree)."""
+    def diff(self, a: str | None = None, b: str | None = None, *,
+             paths: Iterable[str] = ()) -> Diff:
+        """``jvs diff [A [B]] [-- PATH...]``: from A (default: head) to B (default: the
+        worktree); *paths* are relative to the worktree's root."""
         from jvs.diff import diff
 
-        return diff(self._repo, self.worktree_name, a, b)
+        return diff(self._repo, self.worktree_name, a, b, tuple(paths))
+
+    def patch(self, a: str | None = None, b: str | None = None, *,
+              paths: Iterable[str] = (), context: int = 3) -> str:
+        """``jvs diff -p``: the unified content diff as text."""
+        from jvs.diff import patch
+
+        return "".join(patch(self._repo, self.diff(a, b, paths=paths), context=context))
 
     def info(self) -> dict:
         """``jvs info --json``: the same fields."""
@@ -166,6 +209,8 @@ class Repository:
             choice = choose_engine(self.root, config.engine)
             engine, reason = choice.engine.name, choice.reason
         except JvsError as exc:
+            if exc.code == "E_USAGE":  # JVS_SNAPSHOT_ENGINE names no engine
+                raise
             engine, reason = None, exc.message
         data = {
             "repo_root": str(self.root),

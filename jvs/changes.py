@@ -71,6 +71,18 @@ def compare(old: list[Entry], new: list[Entry]) -> Changes:
     return Changes(items)
 
 
+def is_under(relpath: str, paths: tuple[str, ...]) -> bool:
+    """Whether *relpath* is one of *paths* or inside one (all worktree-relative)."""
+    return any(relpath == p or relpath.startswith(p + "/") for p in paths)
+
+
+def under(changes: Changes, paths: tuple[str, ...]) -> Changes:
+    """The *changes* at or below *paths* (all of them when *paths* is empty)."""
+    if not paths:
+        return changes
+    return Changes([c for c in changes.items if is_under(c.relpath, paths)])
+
+
 def visible(entries: list[Entry], ignore: IgnoreRules | None) -> list[Entry]:
     """*entries* without the paths *ignore* matches: comparisons with a worktree leave
     out what its ``.jvsignore`` keeps out of snapshots."""

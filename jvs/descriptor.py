@@ -188,3 +188,41 @@ def publish_descriptor(repo: Repo, tmp: Path, snapshot_id: str) -> None:
     """The commit point of a snapshot: the descriptor appears under its final name."""
     fsio.rename_noreplace(tmp, repo.descriptor_path(snapshot_id))
     fsio.fsync_dir(repo.descriptors_dir)
+
+
+def relabeled(desc: Descriptor, *, tags: tuple[str, ...] | None = None,
+              note: str | None = None) -> Descriptor:
+    """*desc* with new *tags* and/or *note* and a new checksum; every other field is kept
+    exactly as it was read (field order, timestamps as their original strings, fields of
+    other implementations; a Go-written descriptor stays one: no field is added). Both are
+    omitted when empty, as when a snapshot is written (and as the Go implementation does)."""
+    body = dict(desc.raw if desc.raw is not None else desc.to_json())
+    for key, value in (("tags", None if tags is None else list(tags)), ("note", note)):
+        if value is None:
+            continue
+        if value:
+            body[key] = value
+        else:
+            body.pop(key, None)
+    ordered = {k: body[k] for k in _FIELDS if k in body}
+    ordered.update((k, v) for k, v in body.items() if k not in ordered)
+    ordered["descriptor_checksum"] = ""
+    fresh = parse_descriptor(json.dumps(ordered).encode())
+    ordered["descriptor_checksum"] = fresh.computed_checksum()
+    return parse_descriptor(json.dumps(ordered).encode())
+
+
+def descriptor_bytes(desc: Descriptor) -> bytes:
+    """The file of *desc* as written: its fields as read (``raw``), pretty-printed."""
+    body = desc.raw if desc.raw is not None else desc.to_json()
+    return (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def replace_descriptor(repo: Repo, desc: Descriptor) -> bytes:
+    """Replace the published descriptor of *desc* atomically (the caller holds the
+    repository lock): a temporary file, fsynced, renamed over the old one, the directory
+    fsynced. A reader sees the old descriptor or the new one, each with a valid checksum;
+    a crash leaves one of them and at most a ``.part`` file ``doctor`` removes."""
+    data = descriptor_bytes(desc)
+    fsio.write_bytes_atomic(repo.descriptor_path(desc.snapshot_id), data)
+    return data

@@ -45,11 +45,16 @@ def match_tags(snapshots: list, pattern: str) -> list:
 
 def history(repo: Repo, worktree: str | None, *, all_snapshots: bool = False,
             tag: str | None = None, grep: str | None = None,
-            limit: int | None = None, collected: bool = False) -> History:
+            limit: int | None = None, collected: bool = False,
+            since: float | None = None, until: float | None = None,
+            reverse: bool = False) -> History:
     """The snapshots of *worktree* (those it made, plus the ancestors of its head), or of
     the whole repository with *all_snapshots* or outside any worktree. Rescue snapshots
     appear only with *all_snapshots*; collected ones only with *collected*. The lineage
-    is followed through collected snapshots (their tombstones keep the parent link)."""
+    is followed through collected snapshots (their tombstones keep the parent link).
+    *since*/*until* (seconds since the epoch, both inclusive) keep the snapshots created
+    in that span; *limit* then keeps the newest, and *reverse* lists them oldest first
+    (as git's ``--reverse``, after the limit)."""
     descriptors = load_descriptors(repo)
     published = {d.snapshot_id: d for d in descriptors}
     stones: dict[str, Tombstone] = {}
@@ -81,6 +86,9 @@ def history(repo: Repo, worktree: str | None, *, all_snapshots: bool = False,
         needle = grep.casefold()
         selected = [d for d in selected if needle in d.note.casefold()]
         gone = [t for t in gone if needle in t.note.casefold()]
+    if since is not None or until is not None:
+        selected = [d for d in selected if _within(d.snapshot_id, since, until)]
+        gone = [t for t in gone if _within(t.snapshot_id, since, until)]
     selected.sort(key=lambda d: d.snapshot_id, reverse=True)
     gone.sort(key=lambda t: t.snapshot_id, reverse=True)
     if limit is not None and limit >= 0:
@@ -90,7 +98,17 @@ def history(repo: Repo, worktree: str | None, *, all_snapshots: bool = False,
         shown = set(merged)
         selected = [d for d in selected if d.snapshot_id in shown]
         gone = [t for t in gone if t.snapshot_id in shown]
+    if reverse:
+        selected.reverse()
+        gone.reverse()
     return History(wt, selected, gone)
+
+
+def _within(snapshot_id: str, since: float | None, until: float | None) -> bool:
+    """Whether the snapshot was created in [since, until]: its ID starts with its creation
+    time in ms (SPEC §2), so no timestamp string is parsed for 20,000 snapshots."""
+    ms = int(snapshot_id[:13])
+    return (since is None or ms >= since * 1000) and (until is None or ms <= until * 1000)
 
 
 def _collected(repo: Repo, published: dict[str, Descriptor]) -> dict[str, Tombstone]:

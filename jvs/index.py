@@ -7,8 +7,13 @@ index holds: descriptors that appeared are read and added, rows whose descriptor
 (collected by ``gc``) are dropped. Because that listing is taken on every read, a host on a
 shared JuiceFS volume never answers from a stale index, whichever host wrote it.
 
-A descriptor is never rewritten in place by jvs (its name is its identity and its checksum
-seals it), so a set comparison is enough. ``doctor`` compares every row with its file and
+A descriptor's name is its identity, so a set comparison finds every snapshot that
+appeared or went. The one change in place is a relabel (``jvs tag``, ``jvs note``: the
+descriptor is replaced atomically, with a new checksum), and the relabelling command
+updates its row itself, under the repository lock (``record_rewrite``). A reader's refresh
+that read descriptor files before a relabel must not store what it read after it: every
+relabel changes the index's ``generation``, and a refresh stores only if the generation is
+still the one it started from. ``doctor`` compares every row with its file and
 ``doctor --repair rebuild_index`` rebuilds it; deleting the file only costs one slow read.
 
 Writing the index is best effort: readers (``history``, the view) refresh it without the
@@ -72,6 +77,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     row = conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()
     if row is not None and row[0] != INDEX_VERSION:
         conn.execute("DROP TABLE IF EXISTS snapshots")
+        # A reader of an index it could not use expects no generation (see _store).
+        conn.execute("DELETE FROM meta WHERE key='generation'")
     conn.execute(_SCHEMA)
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (INDEX_VERSION,))
     return conn
@@ -79,19 +86,32 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def _query(path: Path, sql: str) -> list[tuple] | None:
     """Rows of a read-only query, or None if there is no usable index."""
+    return _query_at_generation(path, sql)[0]
+
+
+def _query_at_generation(path: Path, sql: str) -> tuple[list[tuple] | None, str | None]:
+    """(rows of a read-only query or None if there is no usable index, the index's
+    generation when they were read), in one read transaction."""
     if not path.exists():
-        return None
+        return None, None
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_S)
         try:
+            conn.execute("BEGIN")
             version = conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()
             if version is None or version[0] != INDEX_VERSION:
-                return None
-            return conn.execute(sql).fetchall()
+                return None, None
+            rows = conn.execute(sql).fetchall()
+            return rows, _generation(conn)
         finally:
             conn.close()
     except sqlite3.Error:
-        return None
+        return None, None
+
+
+def _generation(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+    return row[0] if row else None
 
 
 def _read_descriptor_file(repo: Repo, sid: str) -> bytes | None:
@@ -124,8 +144,9 @@ def _row_of(sid: str, data: bytes, desc: Descriptor | None = None) -> tuple:
 
 
 def _store(path: Path, added: list[tuple], removed: Iterable[str], *,
-           rebuild: bool) -> bool:
-    """Apply changes to the index file; False if it could not be written."""
+           rebuild: bool, generation: str | None = None, check: bool = False) -> bool:
+    """Apply changes to the index file; False if it could not be written, or (with
+    *check*) if a relabel changed its *generation* since the caller read it."""
     try:
         conn = _connect(path)
     except sqlite3.OperationalError:
@@ -141,6 +162,9 @@ def _store(path: Path, added: list[tuple], removed: Iterable[str], *,
         return False
     try:
         conn.execute("BEGIN IMMEDIATE")
+        if check and _generation(conn) != generation:
+            conn.execute("ROLLBACK")
+            return False  # what the caller read may predate a relabel: the next read redoes it
         if rebuild:
             conn.execute("DELETE FROM snapshots")
         conn.executemany("DELETE FROM snapshots WHERE id=?", ((sid,) for sid in removed))
@@ -184,7 +208,7 @@ def load_descriptors(repo: Repo) -> list[Descriptor]:
     current, reading only descriptors it does not hold yet and dropping vanished ones."""
     path = index_path(repo)
     ids = published_ids(repo)
-    rows = _query(path, _SELECT)
+    rows, generation = _query_at_generation(path, _SELECT)
     rebuild = rows is None
     rows = rows or []
     present = {row[0] for row in rows}
@@ -195,7 +219,7 @@ def load_descriptors(repo: Repo) -> list[Descriptor]:
         if data is not None:
             added.append(_row_of(sid, data))
     if rebuild or stale or added:
-        _store(path, added, stale, rebuild=rebuild)
+        _store(path, added, stale, rebuild=rebuild, generation=generation, check=True)
     out = []
     for row in rows:
         if row[0] in stale:
@@ -207,6 +231,34 @@ def load_descriptors(repo: Repo) -> list[Descriptor]:
         out += [d for d in map(_descriptor_of, added) if d is not None]
         out.sort(key=lambda d: d.snapshot_id)
     return out
+
+
+# How long a relabel waits for readers' refreshes (each a short transaction) before it
+# gives up on updating the index and removes it instead.
+_REWRITE_TIMEOUT_S = 5.0
+
+
+def record_rewrite(repo: Repo, sid: str, data: bytes) -> None:
+    """After a relabel replaced the descriptor of *sid* with *data* (the caller holds the
+    repository lock): its row, and a new generation so that no refresh that started
+    earlier stores what it read. If the index cannot be written, it is removed (the next
+    reader rebuilds it): a row older than its descriptor must not stay."""
+    path = index_path(repo)
+    if not path.exists():
+        return  # the next reader builds it from the files
+    try:
+        conn = sqlite3.connect(path, timeout=_REWRITE_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
+                         _row_of(sid, data))
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)",
+                         (os.urandom(8).hex(),))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        path.unlink(missing_ok=True)
 
 
 def rebuild_index(repo: Repo) -> int:

@@ -45,8 +45,8 @@ def validate_worktree_name(raw: str) -> str:
 def validate_tag(raw: str) -> str:
     """Return the NFC form of a tag, or raise E_NAME_INVALID."""
     tag = _check("tag", raw)
-    if tag == "HEAD" or tag.startswith("HEAD~"):
-        raise JvsError("E_NAME_INVALID", f"tag {tag!r} is reserved")
+    if tag in ("HEAD", "latest") or tag.startswith("HEAD~"):
+        raise JvsError("E_NAME_INVALID", f"tag {tag!r} is reserved (it is a reference)")
     if SNAPSHOT_ID_RE.fullmatch(tag):
         raise JvsError("E_NAME_INVALID", f"tag {tag!r} looks like a snapshot ID")
     return tag

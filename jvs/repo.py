@@ -239,8 +239,13 @@ def _worktree_of(root: Path, path: Path) -> str | None:
     return None
 
 
-def init_repo(parent: Path, name: str, *, hash_algo: str = "xxh3-128") -> Repo:
-    """Create ``<parent>/<name>`` with an empty main worktree. Refuses an existing repo."""
+def init_repo(parent: Path, name: str, *, hash_algo: str = "xxh3-128",
+              populate=None) -> Repo:
+    """Create ``<parent>/<name>`` with an empty main worktree. Refuses an existing repo.
+
+    *populate(main)*, if given, makes the main worktree's directory (which does not exist
+    yet when it is called) before ``format_version`` is written: until then the directory
+    is not a repository, so an import that fails or is killed leaves none half-made."""
     from jvs.names import validate_worktree_name
 
     validate_worktree_name(name)  # a repo name obeys the same charset as worktree names
@@ -254,7 +259,8 @@ def init_repo(parent: Path, name: str, *, hash_algo: str = "xxh3-128") -> Repo:
         if d != root and (d / ".jvs").is_dir():
             raise JvsError("E_USAGE", f"{root} would be nested inside the repository {d}")
     if root.exists() and any(root.iterdir()):
-        raise JvsError("E_USAGE", f"{root} exists and is not empty")
+        raise JvsError("E_USAGE", f"{root} exists and is not empty",
+                       hint=f"to version what it holds: jvs init NEWNAME --from {root}")
     jvs_dir = root / ".jvs"
     jvs_dir.mkdir(parents=True)
     for sub in CONTROL_DIRS:
@@ -262,7 +268,10 @@ def init_repo(parent: Path, name: str, *, hash_algo: str = "xxh3-128") -> Repo:
     repo = Repo(root)
     fsio.write_bytes_atomic(jvs_dir / "repo_id", (str(uuid.uuid4()) + "\n").encode())
     repo.write_config(RepoConfig(payload_hash_algo=hash_algo))
-    (root / "main").mkdir()
+    if populate is None:
+        (root / "main").mkdir()
+    else:
+        populate(root / "main")
     from jvs.ids import rfc3339_utc
     from jvs.worktree import WorktreeConfig, save_worktree_config
 

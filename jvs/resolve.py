@@ -3,13 +3,20 @@
 Every command that takes a snapshot reference (restore, fork, ``worktree create --from``,
 diff, verify, the view's lookups) resolves it here, in this order:
 
-1. ``HEAD`` and ``HEAD~N`` of the current worktree (N parents back from its head);
+1. ``HEAD`` (the current worktree's head) and ``latest`` (its newest snapshot; outside a
+   worktree, the repository's newest);
 2. an exact snapshot ID;
 3. an exact tag (the newest snapshot carrying it);
-4. a unique prefix of a snapshot ID or of its short form (the 8-hex suffix);
+4. a unique prefix of a snapshot ID or of its short form (the 8-hex suffix), at least
+   ``MIN_ID_PREFIX`` characters;
 5. an exact note (the newest snapshot with it);
-6. a unique note prefix (several snapshots sharing one identical note count as one: the
-   newest wins, as for an exact note).
+6. a unique note prefix of at least ``MIN_NOTE_PREFIX`` characters (several snapshots
+   sharing one identical note count as one: the newest wins, as for an exact note).
+
+Any of them may be followed by git's ancestry suffixes: ``~N`` (N parents back), ``~``
+and ``^`` (one parent back), combined as in ``exp1^^`` or ``baseline~2^``. Tags and IDs
+cannot hold ``~`` or ``^``; a note can, so a reference whose base names nothing is tried
+whole as a note before it is reported missing.
 
 A step that matches several different snapshots is an error listing them (E_AMBIGUOUS);
 nothing matching is E_NOT_FOUND with "did you mean" hints from tags and notes, or, for the
@@ -32,7 +39,14 @@ from jvs.repo import Repo
 # A prefix shorter than this is never taken for an ID (git's rule too): "cafe" or "add"
 # are more likely the start of a note than a snapshot the user half-remembers.
 MIN_ID_PREFIX = 4
-_HEAD_RE = re.compile(r"HEAD(?:~(\d+))?")
+# A note prefix shorter than this never resolves: "e" or "ex" would pick whichever snapshot
+# happens to be the only one whose note starts so, and change meaning with the next one.
+MIN_NOTE_PREFIX = 3
+HEAD = "HEAD"
+LATEST = "latest"
+# ``REF~N``, ``REF~`` and ``REF^``, any number of them, at the end of a reference.
+_ANCESTRY_RE = re.compile(r"(?:~\d*|\^)+\Z")
+_STEP_RE = re.compile(r"~(\d*)|\^")
 _ID_PREFIX_RE = re.compile(r"[0-9a-f-]+")
 _MAX_LISTED = 10
 # "Did you mean" compares the reference with every tag but only the notes of the newest
@@ -48,9 +62,37 @@ def resolve(repo: Repo, ref: str, worktree: str | None = None) -> Descriptor:
     ref = ref.strip()
     if not ref:
         raise JvsError("E_NOT_FOUND", "empty snapshot reference")
-    head = _HEAD_RE.fullmatch(ref)
-    if head:
-        return resolve_head(repo, worktree, int(head.group(1) or 0))
+    base, back = split_ancestry(ref)
+    if not back and base == ref:
+        return _resolve_base(repo, ref, worktree)
+    try:
+        start = _resolve_base(repo, base, worktree)
+    except JvsError as exc:
+        if exc.code != "E_NOT_FOUND":
+            raise
+        try:
+            return _resolve_base(repo, ref, worktree)  # a note that holds "~" or "^"
+        except JvsError:
+            raise exc from None
+    return walk_back(repo, start, back, ref)
+
+
+def split_ancestry(ref: str) -> tuple[str, int]:
+    """(base, how many parents back) of *ref*: ``exp1~2^`` is ("exp1", 3); a reference
+    without an ancestry suffix is (ref, 0)."""
+    suffix = _ANCESTRY_RE.search(ref)
+    if suffix is None or suffix.start() == 0:
+        return ref, 0
+    back = sum(int(m.group(1) or 1) if m.group(0).startswith("~") else 1
+               for m in _STEP_RE.finditer(suffix.group(0)))
+    return ref[:suffix.start()], back
+
+
+def _resolve_base(repo: Repo, ref: str, worktree: str | None) -> Descriptor:
+    if ref == HEAD:
+        return resolve_head(repo, worktree)
+    if ref == LATEST:
+        return resolve_latest(repo, worktree)
     if is_snapshot_id(ref) and repo.descriptor_path(ref).exists():
         return read_descriptor(repo, ref, verify=False)
     try:
@@ -62,6 +104,52 @@ def resolve(repo: Repo, ref: str, worktree: str | None = None) -> Descriptor:
         if stone is None:
             raise
         raise collected_error(stone.snapshot_id, stone) from None
+
+
+def resolve_latest(repo: Repo, worktree: str | None) -> Descriptor:
+    """``latest``: the newest snapshot of *worktree* (its ``latest_snapshot_id``, which a
+    restore does not move); outside a worktree, the newest snapshot that is not a rescue."""
+    if worktree is None:
+        snapshots = [d for d in load_descriptors(repo) if not d.is_rescue]
+        if not snapshots:
+            raise JvsError("E_NOT_FOUND", "the repository has no snapshots yet",
+                           hint="take one with 'jvs snapshot'")
+        return snapshots[-1]
+    from jvs.worktree import load_worktree_config
+
+    sid = load_worktree_config(repo, worktree).latest_snapshot_id
+    if sid is None:
+        raise JvsError("E_NOT_FOUND", f"worktree {worktree!r} has no snapshots yet",
+                       hint="take one with 'jvs snapshot'")
+    return read_descriptor(repo, sid, verify=False)
+
+
+def check_new_tag(snapshots: list[Descriptor], tag: str) -> None:
+    """Refuse (E_USAGE) a new *tag* that reads as a reference to an existing snapshot:
+    its ID, its short form or an ID prefix of at least ``MIN_ID_PREFIX`` characters.
+    Tags are looked up before ID prefixes, so such a tag would silently take that
+    reference over (a script's ``jvs restore fa855057`` would land elsewhere)."""
+    if len(tag) < MIN_ID_PREFIX or not _ID_PREFIX_RE.fullmatch(tag):
+        return
+    shadowed = [d for d in snapshots
+                if d.snapshot_id.startswith(tag) or short_id(d.snapshot_id).startswith(tag)]
+    if shadowed:
+        what = describe(shadowed[-1])
+        more = f" (and {len(shadowed) - 1} more)" if len(shadowed) > 1 else ""
+        raise JvsError("E_USAGE",
+                       f"tag {tag!r} would shadow snapshot {what}{more}: a tag is looked up "
+                       "before an ID prefix", hint="choose a tag that is not hex digits")
+
+
+def check_new_tags(repo: Repo, tags: tuple[str, ...] | list[str]) -> None:
+    """``check_new_tag`` for each of *tags*; the snapshot list is read only when one of
+    them could read as an ID prefix (hex digits and dashes), which most tags cannot."""
+    suspects = [t for t in tags
+                if len(t) >= MIN_ID_PREFIX and _ID_PREFIX_RE.fullmatch(t) is not None]
+    if suspects:
+        snapshots = load_descriptors(repo)
+        for tag in suspects:
+            check_new_tag(snapshots, tag)
 
 
 def resolve_among(snapshots: list[Descriptor], ref: str) -> Descriptor:
@@ -86,7 +174,8 @@ def resolve_among(snapshots: list[Descriptor], ref: str) -> Descriptor:
     noted = [d for d in snapshots if d.note == ref or d.note.strip() == ref]
     if noted:
         return noted[-1]
-    prefixed = [d for d in snapshots if d.note.startswith(ref)]
+    prefixed = [d for d in snapshots if d.note.startswith(ref)] \
+        if len(ref) >= MIN_NOTE_PREFIX else []
     if prefixed:
         notes = {d.note for d in prefixed}
         if len(notes) == 1:
@@ -141,16 +230,23 @@ def resolve_head(repo: Repo, worktree: str | None, back: int = 0) -> Descriptor:
     if sid is None:
         raise JvsError("E_NOT_FOUND", f"worktree {worktree!r} has no snapshots yet",
                        hint="take one with 'jvs snapshot'")
-    desc = read_descriptor(repo, sid, verify=False)
+    return walk_back(repo, read_descriptor(repo, sid, verify=False), back, name)
+
+
+def walk_back(repo: Repo, start: Descriptor, back: int, name: str) -> Descriptor:
+    """The snapshot *back* parents before *start* (*name*: the reference, for errors).
+    Walks through collected snapshots (their tombstones keep the parent link); landing
+    on one is E_NOT_FOUND naming it."""
     by_id = {d.snapshot_id: d for d in load_descriptors(repo)} \
         if back > _MAX_FILE_WALK else None
     tombstones = None  # read once, the first time the walk meets a collected snapshot
-    current, parent = desc, desc.parent_id  # *current* is a Descriptor or a Tombstone
+    current, parent = start, start.parent_id  # *current* is a Descriptor or a Tombstone
     for step in range(back):
         if parent is None:
             raise JvsError("E_NOT_FOUND",
-                           f"{name}: the lineage of {worktree!r} is only {step} snapshot(s) "
-                           "deep", hint="see 'jvs history'")
+                           f"{name}: the lineage of {short_id(start.snapshot_id)} "
+                           f"({start.worktree_name!r}) is only {step} snapshot(s) deep",
+                           hint="see 'jvs history'")
         child = current.snapshot_id
         try:
             if by_id is None:

@@ -47,6 +47,7 @@ from jvs.lock import assert_lock_still_held, worktree_lock
 from jvs.names import validate_tag
 from jvs.publish import fsync_payload, publish_payload, write_manifest
 from jvs.repo import Repo
+from jvs.resolve import check_new_tags
 from jvs.statcache import StatCache
 from jvs.trash import drop_ignored, empty_trash
 from jvs.worktree import (
@@ -104,6 +105,7 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
     """Snapshot *worktree*. When this returns, the snapshot is published (or, on an error,
     nothing of it is left) and nothing of the command runs on."""
     tags = tuple(dict.fromkeys(validate_tag(t) for t in tags))
+    check_new_tags(repo, tags)
     profile_step("snapshot:start")
     with worktree_lock(repo, worktree, "snapshot"):
         profile_step("snapshot:locked")

@@ -8,6 +8,7 @@ from jvs.changes import (
     Changes,
     compare,
     snapshot_entries,
+    under,
     visible,
     without_go_marker,
     worktree_entries,
@@ -26,25 +27,28 @@ class Status:
     changes: Changes
     stats: HashStats
     interrupted: Intent | None = None  # a restore of this worktree that crashed
+    paths: tuple[str, ...] = ()  # only changes at or below these (worktree-relative)
 
 
-def worktree_status(repo: Repo, worktree: str) -> Status:
+def worktree_status(repo: Repo, worktree: str, paths: tuple[str, ...] = ()) -> Status:
+    """The worktree against its head snapshot; with *paths* (worktree-relative), only
+    what lies at or below them is compared, and only there are files read."""
     found = intents_of(repo, RestoreIntent, worktree=worktree)
-    st = _status(repo, worktree)
+    st = _status(repo, worktree, tuple(paths))
     return replace(st, interrupted=found[0]) if found else st
 
 
-def _status(repo: Repo, worktree: str) -> Status:
+def _status(repo: Repo, worktree: str, paths: tuple[str, ...]) -> Status:
     wt = load_worktree_config(repo, worktree)
     payload = worktree_payload(repo, worktree)
     stats = HashStats()
     if wt.head_snapshot_id is None:
         algo = repo.config().payload_hash_algo
-        return Status(wt, compare([], worktree_entries(repo, worktree, payload, algo, stats)),
-                      stats)
+        new = worktree_entries(repo, worktree, payload, algo, stats, paths)
+        return Status(wt, under(compare([], new), paths), stats, paths=paths)
     head = read_descriptor(repo, wt.head_snapshot_id)
-    within = head.partial_paths
+    within = head.partial_paths or paths  # a partial head says nothing elsewhere
     old = visible(snapshot_entries(repo, head), IgnoreRules.load(payload))
     new = without_go_marker(
         worktree_entries(repo, worktree, payload, head.payload_hash_algo, stats, within), head)
-    return Status(wt, compare(old, new), stats)
+    return Status(wt, under(compare(old, new), paths), stats, paths=paths)

@@ -94,3 +94,26 @@ def worktree_payload(repo: Repo, name: str) -> Path:
     path = repo.worktree_dir(name)
     fsio.ensure_inside(repo.root, path)
     return path
+
+
+def worktree_relpaths(repo: Repo, worktree: str, started: str, paths: tuple[str, ...] | list[str],
+                      *, whole: str | None = None) -> tuple[str, ...]:
+    """PATHs as a user gives them (relative to the directory the command *started* in
+    when that is inside the worktree, else to the worktree's root) as paths relative to
+    the worktree's root. The root itself is refused with *whole* as the hint (a command
+    for which it means "everything" passes ``whole=None`` and gets ``()`` back)."""
+    root = os.path.realpath(repo.worktree_dir(worktree))
+    started = os.path.realpath(started)
+    base = started if started == root or started.startswith(root + os.sep) else root
+    out: list[str] = []
+    for raw in paths:
+        full = os.path.normpath(os.path.join(base, raw))
+        if full != root and not full.startswith(root + os.sep):
+            raise JvsError("E_PATH_ESCAPE", f"{raw!r} is outside worktree {worktree!r}",
+                           hint=f"give paths inside {root}")
+        if full == root:
+            if whole is None:
+                return ()  # the whole worktree: no filter
+            raise JvsError("E_USAGE", f"{raw!r} is the whole worktree", hint=whole)
+        out.append(os.path.relpath(full, root).replace(os.sep, "/"))
+    return tuple(dict.fromkeys(out))

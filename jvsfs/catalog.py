@@ -36,7 +36,7 @@ from jvs.errors import JvsError
 from jvs.fsio import ensure_inside
 from jvs.ids import parse_rfc3339
 from jvs.repo import Repo
-from jvs.resolve import resolve_among
+from jvs.resolve import resolve_among, split_ancestry
 from jvs.worktree import list_worktree_names, load_worktree_config
 from jvsfs.backing import SnapshotStore
 
@@ -158,8 +158,23 @@ class ViewCatalog:
 
     @staticmethod
     def _resolve(state: CatalogState, ref: str) -> str | None:
-        if _HEAD.fullmatch(ref):
+        if _HEAD.fullmatch(ref) or ref.startswith("HEAD^"):
             return None  # the view belongs to no worktree: @worktrees/<name> is its HEAD
+        base, back = split_ancestry(ref)
+        if base != ref:  # REF~N, REF^ (SPEC §2): parents among the served snapshots
+            sid = ViewCatalog._resolve_base(state, base)
+            if sid is None:
+                return ViewCatalog._resolve_base(state, ref)  # a note holding "~" or "^"
+            for _ in range(back):
+                parent = state.snapshots[sid].parent_id
+                if parent is None or parent not in state.snapshots:
+                    return None
+                sid = parent
+            return sid
+        return ViewCatalog._resolve_base(state, ref)
+
+    @staticmethod
+    def _resolve_base(state: CatalogState, ref: str) -> str | None:
         if ref in state.snapshots:
             return ref
         if ref in state.tags:

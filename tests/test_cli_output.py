@@ -72,3 +72,19 @@ def test_history_json_is_the_descriptors_in_the_documented_layout(repo):
     out = run_jvs("history", "--json", cwd=main).stdout
     assert out == json.dumps(expected, indent=2, ensure_ascii=False) + "\n"
     assert descs[1]["tags"] == ["t1", "t2"] and "\u00fc" in out
+
+
+def test_quiet_silences_success_output_but_not_json_or_errors(repo):
+    main = repo / "main"
+    (main / "a").write_text("a\n")
+    quiet = run_jvs("-q", "snapshot", "quiet", "--tag", "q1", cwd=main)
+    assert quiet.stdout == "" and quiet.stderr == ""
+    assert run_jvs("-q", "tag", "add", "q1", "q2", cwd=main).stdout == ""
+    assert run_jvs("-q", "history", cwd=main).stdout == ""
+    assert run_jvs("--quiet", "restore", "q1", cwd=main).stdout == ""
+    data = run_jvs("-q", "history", "--json", cwd=main).json
+    assert data["snapshots"][0]["tags"] == ["q1", "q2"]
+    res = run_jvs("-q", "restore", "nope", cwd=main, check=False)
+    assert res.returncode == 1 and "E_NOT_FOUND" in res.stderr
+    (main / "a").write_text("changed\n")
+    assert run_jvs("-q", "diff", "--exit-code", cwd=main, check=False).returncode == 1

@@ -134,3 +134,13 @@ def test_a_broken_repository_gives_no_candidates_and_no_traceback(populated):
     r = run_jvs(env={"_JVS_COMPLETE": "bash_complete", "COMP_WORDS": "jvs restore ",
                      "COMP_CWORD": "2"}, cwd=wt)
     assert r.stdout.strip() == "" and "Traceback" not in r.stderr
+
+
+def test_show_and_tag_complete_references_and_tags(populated):
+    wt, first, second = populated
+    assert {"HEAD", "latest", "baseline", "exp1", second[-8:]} <= set(complete("jvs show ", wt))
+    assert complete("jvs tag ", wt) == ["add", "list", "remove"]
+    assert "exp1" in complete("jvs tag add ", wt)
+    assert complete("jvs tag remove exp1 ", wt) == ["exp1"]
+    assert complete("jvs tag remove baseline ", wt) == ["baseline"]
+    assert complete("jvs note base", wt) == ["baseline"]

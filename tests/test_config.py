@@ -115,3 +115,27 @@ def test_config_works_from_repo_root_and_with_C(repo, tmp_path):
                    cwd=tmp_path).stdout.strip() == "copy"
     outside = run_jvs("config", "show", cwd=tmp_path, check=False)
     assert outside.returncode == 1 and "E_NOT_A_REPO" in outside.stderr
+
+
+def test_the_go_implementations_key_names_work(repo, main_wt):
+    run_jvs("config", "set", "default_engine", "copy", cwd=main_wt)
+    assert run_jvs("config", "get", "engine", cwd=main_wt).stdout.strip() == "copy"
+    assert run_jvs("config", "get", "default_engine", cwd=main_wt).stdout.strip() == "copy"
+    run_jvs("config", "set", "default_tags", "[nightly, ml]", cwd=main_wt)  # Go's YAML list
+    assert run_jvs("config", "get", "default_tags", cwd=main_wt).stdout.strip() == "nightly,ml"
+    run_jvs("config", "unset", "default_engine", cwd=main_wt)
+    assert run_jvs("config", "get", "engine", cwd=main_wt).stdout.strip() == "auto"
+    res = run_jvs("config", "set", "output_format", "json", cwd=main_wt, check=False)
+    assert res.returncode == 1 and "E_USAGE" in res.stderr and "--json" in res.stderr
+
+
+def test_info_with_an_invalid_engine_in_the_environment_is_a_usage_error(main_wt):
+    res = run_jvs("info", "--json", cwd=main_wt, env={"JVS_SNAPSHOT_ENGINE": "zfs"},
+                  check=False)
+    assert res.returncode == 1 and res.json["error"]["code"] == "E_USAGE"
+    assert "JVS_SNAPSHOT_ENGINE='zfs'" in res.json["error"]["message"]
+    res = run_jvs("snapshot", "x", cwd=main_wt, env={"JVS_SNAPSHOT_ENGINE": "zfs"},
+                  check=False)
+    assert res.returncode == 1 and "E_USAGE" in res.stderr
+    assert "Engine: copy" in run_jvs("info", cwd=main_wt,
+                                     env={"JVS_SNAPSHOT_ENGINE": "copy"}).stdout

@@ -76,3 +76,81 @@ def test_diff_unknown_ref_is_not_found(repo):
     snap(main, "one")
     res = run_jvs("diff", "nope", cwd=main, check=False)
     assert res.returncode == 1 and "E_NOT_FOUND" in res.stderr
+
+
+def _tree(main):
+    (main / "data").mkdir()
+    (main / "data" / "x.txt").write_text("a\nb\nc\n")
+    (main / "data" / "y.txt").write_text("y\n")
+    (main / "bin.dat").write_bytes(b"\0\1\2")
+    (main / "keep.txt").write_text("k\n")
+    return snap(main, "base", "base")
+
+
+def test_paths_limit_diff_and_are_relative_to_the_current_directory(repo):
+    main = repo / "main"
+    _tree(main)
+    (main / "data" / "x.txt").write_text("a\nB\nc\n")
+    (main / "bin.dat").write_bytes(b"\0\3")
+    (main / "data2").mkdir()
+    (main / "data2" / "z").write_text("z\n")  # shares the prefix "data", not the directory
+    assert set(changes(run_jvs("diff", "--json", cwd=main).json)) == \
+        {"bin.dat", "data/x.txt", "data2", "data2/z"}
+    only = run_jvs("diff", "--json", "--", "data", cwd=main).json
+    assert changes(only) == {"data/x.txt": "modified"} and only["paths"] == ["data"]
+    inside = run_jvs("diff", "base", "--json", "--", "x.txt", cwd=main / "data").json
+    assert changes(inside) == {"data/x.txt": "modified"}
+    # "--" keeps a path that looks like a reference from being taken for one
+    assert changes(run_jvs("diff", "--json", "--", "base", cwd=main).json) == {}
+    res = run_jvs("diff", "--", "../../elsewhere", cwd=main, check=False)
+    assert res.returncode == 1 and "E_PATH_ESCAPE" in res.stderr
+
+
+def test_patch_shows_text_changes_and_reports_binaries(repo):
+    main = repo / "main"
+    _tree(main)
+    (main / "data" / "x.txt").write_text("a\nB\nc\n")
+    (main / "data" / "new.txt").write_text("new\n")
+    (main / "data" / "y.txt").unlink()
+    (main / "bin.dat").write_bytes(b"\0\3")
+    os.chmod(main / "keep.txt", 0o755)
+    out = run_jvs("diff", "-p", cwd=main).stdout
+    assert "--- a/data/x.txt\n+++ b/data/x.txt\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n" in out
+    assert "--- /dev/null\n+++ b/data/new.txt\n@@ -0,0 +1 @@\n+new\n" in out
+    assert "--- a/data/y.txt\n+++ /dev/null\n" in out
+    assert "Binary files a/bin.dat and b/bin.dat differ" in out
+    assert "old mode 100644\nnew mode 100755\n" in out
+    # between two snapshots, within a path; and as JSON
+    second = snap(main, "second")
+    out = run_jvs("diff", "-p", "base", second, "--", "data/x.txt", cwd=main).stdout
+    assert out.startswith("diff --jvs a/data/x.txt b/data/x.txt\n") and "bin.dat" not in out
+    data = run_jvs("diff", "-p", "base", second, "--json", cwd=main).json
+    assert "+B\n" in data["patch"] and changes(data)["bin.dat"] == "modified"
+    assert subprocess_patch_applies(repo, main, out)
+
+
+def subprocess_patch_applies(repo, main, text) -> bool:
+    """The patch is one `patch -p1` understands (a user pipes it there)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("patch") is None:
+        return True
+    scratch = repo.parent / "scratch"
+    scratch.mkdir()
+    (scratch / "data").mkdir()
+    (scratch / "data" / "x.txt").write_text("a\nb\nc\n")
+    proc = subprocess.run(["patch", "-p1"], input=text, text=True, cwd=scratch,
+                          capture_output=True)
+    return proc.returncode == 0 and (scratch / "data" / "x.txt").read_text() == "a\nB\nc\n"
+
+
+def test_exit_code_says_whether_anything_differs(repo):
+    main = repo / "main"
+    _tree(main)
+    assert run_jvs("diff", "--exit-code", cwd=main).returncode == 0
+    (main / "keep.txt").write_text("changed\n")
+    res = run_jvs("diff", "--exit-code", "--stat", cwd=main, check=False)
+    assert res.returncode == 1 and "M keep.txt" in res.stdout
+    assert run_jvs("diff", "--exit-code", "--", "data", cwd=main).returncode == 0
+    assert run_jvs("diff", "--exit-code", "-p", cwd=main, check=False).returncode == 1

@@ -373,3 +373,16 @@ def test_view_of_a_repository_on_juicefs(juicefs_dir, tmp_path):
                                str(repo / ".jvs" / "snapshots" / sid)]).returncode == 0
     finally:
         run_jvs("umount", str(view))
+
+
+def test_a_new_tag_shows_in_the_view_without_remounting(mounted):
+    view, baseline = mounted["view"], mounted["baseline"]
+    run_jvs("tag", "add", baseline, "golden", cwd=mounted["main"])
+    try:
+        assert wait_until(lambda: os.path.lexists(view / "@snapshots" / "golden"))
+        assert os.readlink(view / "@snapshots" / "golden") == baseline
+        tags = os.getxattr(view / "@snapshots" / baseline, "user.jvs.tags")
+        assert b"golden" in tags
+    finally:
+        run_jvs("tag", "remove", baseline, "golden", cwd=mounted["main"])
+    assert wait_until(lambda: not os.path.lexists(view / "@snapshots" / "golden"))

@@ -131,3 +131,73 @@ def test_did_you_mean_knows_every_tag_but_only_recent_notes(history_repo, monkey
     with pytest.raises(JvsError) as exc:
         resolve(Repo(root), "nightly rnu")
     assert "'nightly run'" in exc.value.hint
+
+
+def test_ancestry_suffixes_work_on_any_reference(history_repo):
+    """``REF~N``, ``REF~`` and ``REF^`` after a tag, an ID, a short ID, a note or HEAD."""
+    root, ids = history_repo
+    r = Repo(root)
+    short = ids["seed"].rpartition("-")[2]
+    assert resolve(r, "exp1~1").snapshot_id == ids["exp1a"]
+    assert resolve(r, "exp1^").snapshot_id == ids["exp1a"]
+    assert resolve(r, "exp1~").snapshot_id == ids["exp1a"]
+    assert resolve(r, "exp1^^").snapshot_id == ids["base"]
+    assert resolve(r, "exp1~0").snapshot_id == ids["exp1b"]
+    assert resolve(r, f"{short}~2").snapshot_id == ids["exp1a"]
+    assert resolve(r, f"{ids['seed']}^").snapshot_id == ids["exp1b"]
+    assert resolve(r, "Experiment with seed 42~3").snapshot_id == ids["base"]
+    assert resolve(r, "HEAD^", "main").snapshot_id == ids["dup1"]
+    assert resolve(r, "HEAD~2^", "main").snapshot_id == ids["exp1b"]
+    with pytest.raises(JvsError) as exc:
+        resolve(r, "baseline^")
+    assert exc.value.code == "E_NOT_FOUND" and "only 0 snapshot(s) deep" in exc.value.message
+    # the CLI takes them wherever a reference goes
+    res = run_jvs("diff", "exp1^", "exp1", "--json", cwd=root / "main")
+    assert res.json["from"] == ids["exp1a"] and res.json["to"] == ids["exp1b"]
+
+
+def test_a_note_holding_a_tilde_still_resolves_whole(repo):
+    a = snap(repo, "first")
+    b = snap(repo, "v2~beta candidate")
+    assert resolve(Repo(repo), "v2~beta candidate").snapshot_id == b
+    assert resolve(Repo(repo), "v2~beta candidate^").snapshot_id == a
+
+
+def test_latest_is_the_worktrees_newest_snapshot_even_when_detached(repo):
+    first = snap(repo, "first")
+    second = snap(repo, "second")
+    run_jvs("restore", first, "--discard-unsaved", cwd=repo / "main")
+    r = Repo(repo)
+    assert resolve(r, "HEAD", "main").snapshot_id == first
+    assert resolve(r, "latest", "main").snapshot_id == second
+    assert resolve(r, "latest~1", "main").snapshot_id == first
+    assert resolve(r, "latest").snapshot_id == second  # outside a worktree: the newest
+    res = run_jvs("restore", "latest", cwd=repo / "main")
+    assert f"Restored to snapshot {second}" in res.stdout
+
+
+def test_single_characters_do_not_resolve_by_note_prefix(repo):
+    sid = snap(repo, "experiment one")
+    for ref in ("e", "ex"):
+        with pytest.raises(JvsError) as exc:
+            resolve(Repo(repo), ref)
+        assert exc.value.code == "E_NOT_FOUND"
+    assert resolve(Repo(repo), "exp").snapshot_id == sid
+    only = snap(repo, "x")
+    assert resolve(Repo(repo), "x").snapshot_id == only  # an exact note of one character
+
+
+def test_a_tag_that_would_shadow_a_snapshot_id_is_refused(repo):
+    sid = snap(repo, "first")
+    short = sid.rpartition("-")[2]
+    (repo / "main" / "g.txt").write_text("more\n")
+    for tag in (short, short[:4], sid[:8]):
+        res = run_jvs("snapshot", "again", "--tag", tag, cwd=repo / "main", check=False)
+        assert res.returncode == 1, tag
+        assert "E_USAGE" in res.stderr and f"would shadow snapshot {short}" in res.stderr
+    assert resolve(Repo(repo), short).snapshot_id == sid
+    # hex-looking tags that name no snapshot, and reserved words
+    snap(repo, "ok", ["cafe1234"] if not short.startswith("cafe") else ["beef1234"])
+    for tag in ("latest", "HEAD"):
+        res = run_jvs("snapshot", "x", "--tag", tag, cwd=repo / "main", check=False)
+        assert res.returncode == 1 and "E_NAME_INVALID" in res.stderr and "reserved" in res.stderr

@@ -30,13 +30,15 @@ names on stdout. Options of `jvs` itself go **before** the command:
 | `--json` | JSON output for any command |
 | `--no-color` | never colour (also `NO_COLOR=1`; colour is only used on a terminal) |
 | `--no-progress` | no progress messages on stderr (they appear for work over ~1 s) |
+| `-q`, `--quiet` | no output on success (JSON still; warnings, errors on stderr) |
 | `--version`, `-h/--help` | |
 
 Errors: one line `jvs: E_CLASS: message` on stderr (plus a `hint:`), exit 1; with
 `--json` also `{"error": {"code", "message"}}` on stdout. Command-line errors exit 2.
 See [troubleshooting](troubleshooting.md). Snapshot references (REF) are resolved in one
-way everywhere: `HEAD`, `HEAD~N`, a snapshot ID, a tag (newest carrying it), a unique ID
-or short-ID prefix, a note, a unique note prefix ([restore](restore.md)).
+way everywhere: `HEAD`, `latest`, a snapshot ID, a tag (newest carrying it), a unique ID
+or short-ID prefix, a note, a unique note prefix (3+ characters), each optionally followed
+by `~N`, `~` or `^` (parents back: `exp1^`, `HEAD~2`) ([restore](restore.md)).
 
 Environment: `JVS_SNAPSHOT_ENGINE` (juicefs-clone | reflink-copy | copy) overrides the
 engine; `JVS_LOCK_TIMEOUT` (seconds, default 10) is how long a writer waits for the

@@ -64,7 +64,9 @@ def complete_snapshot_ref(ctx: click.Context, param: click.Parameter,
         return []
     out: list[CompletionItem] = []
     if "HEAD".startswith(incomplete):
-        out.append(CompletionItem("HEAD", help="the worktree's latest snapshot"))
+        out.append(CompletionItem("HEAD", help="the worktree's head snapshot"))
+    if "latest".startswith(incomplete):
+        out.append(CompletionItem("latest", help="the worktree's newest snapshot"))
     seen: set[str] = set()
     for d in descs:
         for t in d.tags:
@@ -79,6 +81,20 @@ def complete_snapshot_ref(ctx: click.Context, param: click.Parameter,
             note = d.note.splitlines()[0] if d.note else ""
             out.append(CompletionItem(ident, help=note[:60]))
     return out
+
+
+def complete_tag_of_ref(ctx: click.Context, param: click.Parameter,
+                        incomplete: str) -> list[CompletionItem]:
+    """The tags of the snapshot named earlier on the line (``tag remove REF TAG``)."""
+    try:
+        from jvs.resolve import resolve
+
+        loc = _repo_location(ctx)
+        desc = resolve(loc.repo, ctx.params.get("ref") or "", loc.worktree)
+    except Exception:
+        return []
+    given = set(ctx.params.get("tags") or ())
+    return [CompletionItem(t) for t in desc.tags if t.startswith(incomplete) and t not in given]
 
 
 def complete_config_key(ctx: click.Context, param: click.Parameter,

@@ -33,7 +33,11 @@ def _parse_engine(text: str) -> str | None:
 def _parse_tags(text: str) -> tuple[str, ...]:
     from jvs.names import validate_tag
 
-    parts = [p.strip() for p in text.split(",")]
+    # A YAML list ("[a, b]") as the Go implementation's `config set default_tags` takes.
+    body = text.strip()
+    if body.startswith("[") and body.endswith("]"):
+        body = body[1:-1]
+    parts = [p.strip().strip("'\"") for p in body.split(",")]
     return tuple(dict.fromkeys(validate_tag(p) for p in parts if p))
 
 
@@ -109,8 +113,22 @@ KEYS: dict[str, KeySpec] = {
 }
 
 
+# The Go implementation's key names (its .jvs/config.yaml), so its users' scripts keep
+# working: `jvs config set default_engine copy` sets `engine`.
+GO_ALIASES = {"default_engine": "engine"}
+# Go keys with no setting here: refused, with what to use instead.
+GO_ONLY = {
+    "output_format": "jvs has no output setting: give --json (or --format json) per command",
+    "progress_enabled": "jvs shows progress on a terminal only; --no-progress turns it off",
+}
+
+
 def spec_of(key: str) -> KeySpec:
-    spec = KEYS.get(key.strip())
+    key = GO_ALIASES.get(key.strip(), key.strip())
+    if key in GO_ONLY:
+        raise JvsError("E_USAGE", f"config key {key!r} (of the Go implementation) has no "
+                       "equivalent in this one", hint=GO_ONLY[key])
+    spec = KEYS.get(key)
     if spec is None:
         import difflib
 

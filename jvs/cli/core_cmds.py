@@ -29,16 +29,33 @@ MAX_NOTE_BYTES = 64 * 1024
               show_default=True, help="Content hash for payload records.")
 @click.option("--template", metavar="NAME|FILE", shell_complete=complete_template,
               help="Start main/.jvsignore from a ready template (unity, unreal) or a file.")
+@click.option("--from", "source", metavar="DIR", type=click.Path(file_okay=False),
+              help="Import DIR: main/ gets its content (clone, reflink or copy) and it "
+                   "becomes the first snapshot. DIR is left as it is.")
+@click.option("--move", is_flag=True,
+              help="With --from: rename DIR into the repository instead (same filesystem).")
 @json_option
 @click.pass_context
-def init(ctx, name, hash_algo, template):
+def init(ctx, name, hash_algo, template, source, move):
     """Create the repository NAME (with an empty main worktree) in the current directory.
+
+    NAME may also be a path whose last part is the repository (/data/ml-experiments).
 
     \b
     Examples:
       jvs init ml-experiments && cd ml-experiments/main
       jvs init my-game --template unity
+      jvs init datasets --from /data/dataset
+      jvs init /mnt/juicefs/projects/ml
     """
+    if source is not None or move:
+        if source is None:
+            raise click.UsageError("--move needs --from DIR")
+        if template:
+            raise click.UsageError("--template and --from: the imported folder brings its "
+                                   "own .jvsignore, if any")
+        _import(ctx, name, source, move, hash_algo)
+        return
     from jvs import fsio
     from jvs.audit import append_audit
     from jvs.ignore import IGNORE_FILE, template_text
@@ -46,7 +63,8 @@ def init(ctx, name, hash_algo, template):
     from jvs.repo import init_repo
 
     ignore_text = template_text(template) if template else None  # before creating anything
-    repo = init_repo(Path(start_dir(ctx)), name, hash_algo=hash_algo)
+    parent, name = _parent_and_name(ctx, name)
+    repo = init_repo(parent, name, hash_algo=hash_algo)
     main = repo.root / "main"
     if ignore_text is not None:
         fsio.write_bytes_atomic(main / IGNORE_FILE,
@@ -65,7 +83,37 @@ def init(ctx, name, hash_algo, template):
     )
 
 
-def _read_note(note: str | None, note_file: str | None) -> str:
+def _parent_and_name(ctx, name: str) -> tuple[Path, str]:
+    """NAME may be a path (``jvs init /data/projects/ml``, ``jvs init ../ml``): the
+    repository is its last component, made in the directory before it (which must exist)."""
+    full = os.path.normpath(os.path.join(start_dir(ctx), name))
+    parent, base = os.path.split(full)
+    if not os.path.isdir(parent):
+        from jvs.errors import JvsError
+
+        raise JvsError("E_NOT_FOUND", f"{parent}: no such directory",
+                       hint="create it first, or give a name in an existing directory")
+    return Path(parent), base
+
+
+def _import(ctx, name: str, source: str, move: bool, hash_algo: str) -> None:
+    from jvs.importing import import_folder
+
+    ui = ui_of(ctx)
+    parent, name = _parent_and_name(ctx, name)
+    result = import_folder(parent, name, source, move=move,
+                           hash_algo=hash_algo, progress=ui.report)
+    repo = result.repo
+    desc = result.snapshot.descriptor
+    main = repo.root / "main"
+    ui.emit({"repo_root": str(repo.root), "repo_id": repo.repo_id(), "main": str(main),
+             "payload_hash_algo": hash_algo, "import": result.to_json()},
+            "\n".join([f"Initialized JVS repository in {repo.root}", f"Main worktree: {main}",
+                       f"Imported {result.source} ({result.how}: {result.reason})",
+                       f"Created snapshot {desc.snapshot_id}"]))
+
+
+def read_note(note: str | None, note_file: str | None) -> str:
     if note_file is not None and note not in (None,):
         raise click.UsageError("give the note as an argument or with -F, not both")
     from jvs.errors import JvsError
@@ -99,15 +147,18 @@ def _read_note(note: str | None, note_file: str | None) -> str:
               help="Partial snapshot: only these paths (repeatable).")
 @click.option("-F", "--file", "note_file", metavar="FILE",
               help="Read the note from FILE ('-': stdin).")
+@click.option("-m", "--message", "message", metavar="NOTE",
+              help="The note, as an option (like git commit -m).")
 @json_option
 @click.pass_context
-def snapshot(ctx, note, tags, paths, note_file):
+def snapshot(ctx, note, tags, paths, note_file, message):
     """Snapshot the current worktree. NOTE '-' reads the note from stdin.
 
     \b
     Examples:
       jvs snapshot "Initial setup with dataset" --tag baseline
       jvs snapshot "Exp1" --tag exp1 --tag model
+      jvs snapshot -m "Exp2: LR 0.001" -t exp2
       jvs snapshot -F note.txt
       echo "note" | jvs snapshot -
       jvs snapshot "assets only" --paths Assets --paths ProjectSettings
@@ -116,7 +167,11 @@ def snapshot(ctx, note, tags, paths, note_file):
 
     ui = ui_of(ctx)
     repo, worktree = current_worktree(ctx)
-    text = _read_note(note, note_file)
+    if message is not None:
+        if note is not None:
+            raise click.UsageError("give the note as an argument or with -m, not both")
+        note = message
+    text = read_note(note, note_file)
     all_tags = list(tags) + [t for t in repo.config().default_tags if t not in tags]
     result = create_snapshot(repo, worktree, note=text, tags=all_tags, paths=list(paths),
                              progress=ui.report)
@@ -158,10 +213,21 @@ def snapshot(ctx, note, tags, paths, note_file):
               help="Every snapshot in the repository, rescues and other worktrees included.")
 @click.option("--collected", is_flag=True,
               help="Also list snapshots gc collected (marked; they cannot be restored).")
+@click.option("--since", "--after", "since", metavar="WHEN",
+              help="Only snapshots created at or after WHEN (2026-12-01, yesterday, "
+                   "'3 days ago', 2.days.ago).")
+@click.option("--until", "--before", "until", metavar="WHEN",
+              help="Only snapshots created at or before WHEN.")
+@click.option("--reverse", is_flag=True, help="Oldest first (after --limit, as in git).")
+@click.option("--oneline", is_flag=True, help="One short line per snapshot: ID, note, tags.")
+@click.option("--no-pager", is_flag=True,
+              help="Never page (on a terminal the list goes through JVS_PAGER, PAGER or "
+                   "less).")
 @json_option
 @click.pass_context
-def history(ctx, limit, grep, tag, all_snapshots, collected):
-    """List snapshots, newest first.
+def history(ctx, limit, grep, tag, all_snapshots, collected, since, until, reverse, oneline,
+            no_pager):
+    """List snapshots, newest first; times are local, with their UTC offset.
 
     \b
     Examples:
@@ -170,15 +236,21 @@ def history(ctx, limit, grep, tag, all_snapshots, collected):
       jvs history --grep Exp --limit 5 --json
       jvs history --all
       jvs history --collected
+      jvs history --since "3 days ago" --until yesterday --oneline
+      jvs history --reverse -n 10
     """
     from jvs.catalog import gc_paused
+    from jvs.dates import parse_time
     from jvs.descriptor import Descriptor
     from jvs.history import history as load_history
+    from jvs.ids import local_time
 
     ui = ui_of(ctx)
     loc = locate(ctx)
     result = load_history(loc.repo, loc.worktree, all_snapshots=all_snapshots, tag=tag,
-                          grep=grep, limit=limit, collected=collected)
+                          grep=grep, limit=limit, collected=collected,
+                          since=parse_time(since) if since else None,
+                          until=parse_time(until) if until else None, reverse=reverse)
     wt = result.worktree
     head = wt.head_snapshot_id if wt else None
     latest = wt.latest_snapshot_id if wt else None
@@ -202,12 +274,13 @@ def history(ctx, limit, grep, tag, all_snapshots, collected):
                               f"(latest is {short(latest)}); 'jvs restore HEAD' returns "
                               "to the latest", fg="yellow"))
     if not result.snapshots and not result.collected:
-        lines.append("No snapshots yet." if not (tag or grep) else "No matching snapshots.")
+        lines.append("No snapshots yet." if not (tag or grep or since or until)
+                     else "No matching snapshots.")
     entries = sorted([*result.snapshots, *result.collected], key=lambda e: e.snapshot_id,
-                     reverse=True)
+                     reverse=not reverse)
     for d in entries:
         if not isinstance(d, Descriptor):  # a tombstone
-            when = d.created_at[:19].replace("T", " ")
+            when = local_time(d.created_at)
             tags = f" [{', '.join(d.tags)}]" if d.tags else ""
             first_line = d.note.splitlines()[0] if d.note else ""
             lines.append(ui.style(f"{short(d.snapshot_id)}  {when}  {first_line}{tags}  "
@@ -226,32 +299,55 @@ def history(ctx, limit, grep, tag, all_snapshots, collected):
         if all_snapshots or (wt and d.worktree_name != wt.name):
             marks.append(f"@{d.worktree_name}")
         tags = f" [{', '.join(d.tags)}]" if d.tags else ""
-        when = d.created_at[:19].replace("T", " ")
         first_line = d.note.splitlines()[0] if d.note else ""
         mark = f"  ({', '.join(marks)})" if marks else ""
-        lines.append(f"{ui.style(short(d.snapshot_id), fg='yellow')}  {when}  "
-                     f"{first_line}{tags}{mark}")
-    click.echo("\n".join(lines))
+        if oneline:
+            lines.append(f"{ui.style(short(d.snapshot_id), fg='yellow')} {first_line}{tags}"
+                         f"{mark}")
+            continue
+        lines.append(f"{ui.style(short(d.snapshot_id), fg='yellow')}  "
+                     f"{local_time(d.created_at)}  {first_line}{tags}{mark}")
+    ui.page("\n".join(lines) + "\n", enabled=not no_pager)
+
+
+# ``status --short``: one letter per kind of change. Stable: scripts parse it.
+SHORT_CODES = {"added": "A", "removed": "D", "modified": "M", "mode": "m", "type": "T"}
 
 
 @click.command()
+@click.argument("paths", nargs=-1, metavar="[PATH...]", shell_complete=complete_path)
+@click.option("-s", "--short", "short_format", is_flag=True,
+              help="One line per change, 'CODE PATH' (A added, D removed, M modified, "
+                   "m mode, T type), paths from the worktree root; stable for scripts.")
 @json_option
 @click.pass_context
-def status(ctx):
-    """Show how the worktree differs from its head snapshot.
+def status(ctx, paths, short_format):
+    """Show how the worktree differs from its head snapshot (only at or below PATHs).
+
+    PATHs are relative to the current directory (inside the worktree) and only files
+    there are read.
 
     \b
-    Example:
+    Examples:
       jvs status
+      jvs status data/ train.py
+      jvs status --short
     """
     from jvs.status import worktree_status
+    from jvs.worktree import worktree_relpaths
 
     ui = ui_of(ctx)
     repo, worktree = current_worktree(ctx)
-    st = worktree_status(repo, worktree)
+    relpaths = worktree_relpaths(repo, worktree, start_dir(ctx), paths)
+    st = worktree_status(repo, worktree, relpaths)
     wt = st.worktree
+    if short_format and not ui.json:
+        out = "".join(f"{SHORT_CODES[c.change]} {c.relpath}\n" for c in st.changes.items)
+        ui.out(out)
+        return
     data = {
         "worktree": wt.name,
+        "paths": list(relpaths),
         "head_snapshot_id": wt.head_snapshot_id,
         "latest_snapshot_id": wt.latest_snapshot_id,
         "detached": wt.detached,
@@ -280,7 +376,8 @@ def status(ctx):
     else:
         lines.append(f"HEAD: {short(wt.head_snapshot_id)} (HEAD state: at latest)")
     if st.changes.clean:
-        lines.append("Clean: the worktree matches its head snapshot.")
+        lines.append(f"Clean: {', '.join(relpaths)} match(es) the head snapshot." if relpaths
+                     else "Clean: the worktree matches its head snapshot.")
     else:
         marks = {"added": "+", "removed": "-", "modified": "M", "mode": "m", "type": "T"}
         lines.append(f"{len(st.changes.items)} change(s) since the head snapshot:")

@@ -247,20 +247,36 @@ def _size(n: int) -> str:
 @click.option("--plan-id", required=True, metavar="ID",
               help="The Plan ID printed by 'jvs gc plan' (surrounding blanks are ignored).")
 @_now_option
+@click.option("-n", "--dry-run", is_flag=True,
+              help="Print what the run would delete (or why it would refuse); delete "
+                   "nothing.")
 @json_option
 @click.pass_context
-def gc_run(ctx, plan_id, now):
+def gc_run(ctx, plan_id, now, dry_run):
     """Delete the candidates of a plan, if the repository still agrees with it.
 
     \b
     Example:
       PLAN_ID=$(jvs gc plan --keep-daily 7 --keep-tagged | grep "Plan ID:" | cut -d: -f2)
       jvs gc run --plan-id "$PLAN_ID"
+      jvs gc run --plan-id "$PLAN_ID" --dry-run
     """
     from jvs.gc import gc_now, run_plan
 
     ui = ui_of(ctx)
     repo = locate(ctx).repo
+    if dry_run:
+        from jvs.preview import gc_run_preview
+
+        p = gc_run_preview(repo, plan_id, gc_now(now))
+        if p.mismatch:
+            human = f"Dry run: GC run {p.plan_id} would fail (E_GC_PLAN_MISMATCH): {p.mismatch}"
+        else:
+            human = "\n".join([f"Dry run: GC run {p.plan_id} would delete {len(p.deleted)} "
+                               f"snapshot(s), about {_size(p.bytes_estimate)}; nothing "
+                               "changed.", *(f"  - {sid}" for sid in p.deleted)])
+        ui.emit(p.to_json(), human)
+        return
     result = run_plan(repo, plan_id, gc_now(now))
     lines = []
     if result.finished_from_earlier:

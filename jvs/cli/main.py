@@ -34,6 +34,7 @@ COMMAND_MODULES = {
     "du": "integrity_cmds",
     "mount": "mount_cmds", "umount": "mount_cmds",
     "config": "config_cmds", "completion": "config_cmds",
+    "show": "label_cmds", "tag": "label_cmds", "note": "label_cmds",
 }
 
 
@@ -71,8 +72,11 @@ class JvsGroup(click.Group):
 @click.option("--no-color", is_flag=True, help="Never colour the output (also NO_COLOR).")
 @click.option("--no-progress", is_flag=True, help="No progress messages on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every command).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No output on success (JSON still when asked; warnings and errors "
+                   "still go to stderr).")
 @click.pass_context
-def cli(ctx: click.Context, directory, no_color, no_progress, as_json) -> None:
+def cli(ctx: click.Context, directory, no_color, no_progress, as_json, quiet) -> None:
     """jvs: snapshots of whole working folders, instant restore, and a browsable history."""
     ui = ctx.ensure_object(Ui)
     ui.directory = directory
@@ -82,6 +86,8 @@ def cli(ctx: click.Context, directory, no_color, no_progress, as_json) -> None:
         ui.progress = False
     if as_json:
         ui.json = True
+    if quiet:
+        ui.quiet = True
     if ctx.invoked_subcommand is None:
         from jvs.cli.guide import guide
 

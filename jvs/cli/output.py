@@ -18,6 +18,7 @@ class Ui:
     json: bool = False
     color: bool | None = None  # None: decide from the TTY and NO_COLOR
     progress: bool = True
+    quiet: bool = False  # -q: no human output on stdout (JSON still; stderr still)
     directory: str | None = None
     _started: float = field(default_factory=time.monotonic)
     _last_progress: float = 0.0
@@ -34,21 +35,70 @@ class Ui:
         """Print *data* as pretty JSON with --json, otherwise the human text."""
         if self.json:
             click.echo(pretty_json(data))
-        elif human is not None:
+        elif human is not None and not self.quiet:
             click.echo(human)
+
+    def out(self, text: str) -> None:
+        """Human output written as is (no newline added); nothing with ``-q``."""
+        if not self.quiet:
+            click.echo(text, nl=False)
+
+    def page(self, text: str, *, enabled: bool = True) -> None:
+        """Print *text*, through a pager when stdout is a terminal (as git does): the
+        command in ``JVS_PAGER``, else ``PAGER``, else ``less`` (with ``LESS=FRX`` unless
+        set: it exits at once when the text fits the screen, keeps colours, leaves the
+        text on screen). An empty ``JVS_PAGER``/``PAGER`` or ``cat`` means no pager."""
+        if self.quiet:
+            return
+        command = _pager_command() if enabled and sys.stdout.isatty() else None
+        if command is None:
+            click.echo(text, nl=False)
+            return
+        import subprocess
+
+        env = {**os.environ}
+        env.setdefault("LESS", "FRX")
+        env.setdefault("LV", "-c")
+        sys.stdout.flush()
+        try:
+            proc = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, env=env)
+        except OSError:
+            click.echo(text, nl=False)
+            return
+        try:
+            proc.stdin.write(text.encode("utf-8", "surrogateescape"))
+            proc.stdin.close()
+        except BrokenPipeError:  # the user quit the pager early
+            pass
+        while True:
+            try:
+                proc.wait()
+                break
+            except KeyboardInterrupt:  # ^C belongs to the pager, as with git
+                continue
 
     def warn(self, message: str) -> None:
         click.echo(f"jvs: warning: {message}", err=True)
 
     def report(self, message: str) -> None:
         """Progress on stderr, only for work that has already taken over a second."""
-        if self.json or not self.progress:
+        if self.json or not self.progress or self.quiet:
             return
         now = time.monotonic()
         if now - self._started < 1.0 or now - self._last_progress < 0.5:
             return
         self._last_progress = now
         click.echo(f"jvs: {message}...", err=True)
+
+
+def _pager_command() -> str | None:
+    import shutil
+
+    for var in ("JVS_PAGER", "PAGER"):
+        if var in os.environ:
+            command = os.environ[var].strip()
+            return None if command in ("", "cat") else command
+    return "less" if shutil.which("less") else None
 
 
 def pretty_json(data: object) -> str:

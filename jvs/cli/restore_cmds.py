@@ -60,17 +60,22 @@ def _pick_interactively(ctx, repo, pattern: str | None) -> str:
               help="Throw away unsaved changes instead of saving them as a rescue snapshot.")
 @click.option("-i", "--interactive", is_flag=True,
               help="Pick from a numbered list (REF, if given, filters it).")
+@click.option("-n", "--dry-run", is_flag=True,
+              help="Print what would change (and whether unsaved work would become a "
+                   "rescue); change nothing.")
 @click.option("--verify", "verify_payload", is_flag=True,
               help="Hash the whole snapshot first and refuse if it was tampered with "
                    "(the descriptor checksum is always checked).")
 @json_option
 @click.pass_context
-def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, verify_payload):
+def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
+            verify_payload):
     """Replace the worktree's contents with snapshot REF, in place, or only PATHs.
 
-    REF is HEAD (the worktree's latest snapshot), HEAD~N, a snapshot ID or a unique prefix
+    REF is HEAD (the worktree's latest snapshot), latest, a snapshot ID or a unique prefix
     of it or of its short form, a tag (newest snapshot carrying it), a note, or a unique
-    note prefix. Unsaved changes first become a rescue snapshot, restorable by its ID,
+    note prefix; any of them followed by ~N or ^ goes back along the lineage (exp1^,
+    HEAD~2). Unsaved changes first become a rescue snapshot, restorable by its ID,
     unless --discard-unsaved. Restoring an older snapshot leaves the worktree DETACHED;
     'jvs snapshot' continues from there and 'jvs restore HEAD' returns to the latest.
     Only what differs is touched: unchanged files are never moved, copied or read.
@@ -88,6 +93,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, verify_pa
       jvs restore -i exp
       jvs restore baseline --discard-unsaved
       jvs restore v1 -- config.yaml data/labels
+      jvs restore exp1 --dry-run
       jvs restore prod --verify
     """
     from jvs.restore import restore as do_restore
@@ -107,6 +113,10 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, verify_pa
     elif not ref:
         raise click.UsageError("give a snapshot: REF, HEAD, --latest-tag TAG or -i")
     started = os.path.realpath(start_dir(ctx))
+    if dry_run:
+        _print_restore_preview(ui, repo, worktree, ref, discard_unsaved,
+                               _worktree_paths(repo, worktree, started, paths))
+        return
     was = os.stat(started)
     result = do_restore(repo, worktree, ref, discard_unsaved=discard_unsaved,
                         paths=_worktree_paths(repo, worktree, started, paths),
@@ -162,25 +172,34 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, verify_pa
     ui.emit(data, "\n".join(lines))
 
 
+_ACTION_MARKS = {"create": "+", "delete": "-", "replace": "M", "chmod": "m"}
+
+
+def _print_restore_preview(ui, repo, worktree, ref, discard_unsaved, paths) -> None:
+    from jvs.preview import restore_preview
+
+    preview = restore_preview(repo, worktree, ref, paths=paths,
+                              discard_unsaved=discard_unsaved)
+    target = preview.target.snapshot_id
+    lines = [f"Dry run: 'jvs restore' would restore to snapshot {target}; nothing changed."]
+    if preview.rescue:
+        lines.append(f"  first: {len(preview.unsaved)} unsaved change(s) would be saved as "
+                     "a rescue snapshot")
+    elif preview.unsaved:
+        lines.append(f"  first: {len(preview.unsaved)} unsaved change(s) would be DISCARDED "
+                     "(--discard-unsaved)")
+    if not preview.actions:
+        lines.append("  the worktree already holds it: no file would change")
+    lines += [f"  {_ACTION_MARKS[a]} {p}  ({a})" for a, p in preview.actions]
+    ui.emit(preview.to_json(), "\n".join(lines))
+
+
 def _worktree_paths(repo, worktree: str, started: str, paths: tuple[str, ...]
                     ) -> tuple[str, ...]:
-    """PATHs as given (relative to the current directory when that is inside the worktree,
-    else to the worktree's root), as paths relative to the worktree's root."""
-    from jvs.errors import JvsError
+    from jvs.worktree import worktree_relpaths
 
-    root = os.path.realpath(repo.worktree_dir(worktree))
-    base = started if started == root or started.startswith(root + os.sep) else root
-    out = []
-    for raw in paths:
-        full = os.path.normpath(os.path.join(base, raw))
-        if full != root and not full.startswith(root + os.sep):
-            raise JvsError("E_PATH_ESCAPE", f"{raw!r} is outside worktree {worktree!r}",
-                           hint=f"give paths inside {root}")
-        if full == root:
-            raise JvsError("E_USAGE", f"{raw!r} is the whole worktree",
-                           hint="leave out '-- PATH' to restore all of it")
-        out.append(os.path.relpath(full, root).replace(os.sep, "/"))
-    return tuple(out)
+    return worktree_relpaths(repo, worktree, started, paths,
+                             whole="leave out '-- PATH' to restore all of it")
 
 
 def _warn_if_shell_dir_replaced(ui, started: str, was: os.stat_result) -> None:
@@ -365,9 +384,12 @@ def worktree_rename(ctx, old, new):
 @worktree_group.command("remove")
 @click.argument("name", shell_complete=complete_worktree)
 @click.option("--force", is_flag=True, help="Remove even with unsaved changes.")
+@click.option("-n", "--dry-run", is_flag=True,
+              help="Print what would be removed (and whether it would be refused); change "
+                   "nothing.")
 @json_option
 @click.pass_context
-def worktree_remove(ctx, name, force):
+def worktree_remove(ctx, name, force, dry_run):
     """Remove worktree NAME (its folder and config; its snapshots stay).
 
     Refuses a worktree with unsaved changes unless --force.
@@ -375,8 +397,23 @@ def worktree_remove(ctx, name, force):
     \b
     Example:
       jvs worktree remove investigation
+      jvs worktree remove investigation --dry-run
     """
     from jvs.worktrees import remove
+
+    if dry_run:
+        from jvs.preview import remove_preview
+
+        p = remove_preview(locate(ctx).repo, name, force=force)
+        if p.refused:
+            human = (f"Dry run: 'jvs worktree remove {p.name}' would be refused: "
+                     f"{p.unsaved} unsaved change(s) (snapshot them, or --force)")
+        else:
+            lost = f"; {p.unsaved} unsaved change(s) would be LOST" if p.unsaved else ""
+            human = (f"Dry run: would remove worktree '{p.name}' ({p.path} and its config; "
+                     f"its snapshots stay{lost}); nothing changed.")
+        ui_of(ctx).emit(p.to_json(), human)
+        return
 
     config = remove(locate(ctx).repo, name, force=force)
     ui_of(ctx).emit({"name": config.name, "removed": True, "forced": force,
@@ -385,17 +422,43 @@ def worktree_remove(ctx, name, force):
                     "see 'jvs history --all')")
 
 
-@click.command()
+class _PathsAfterDashes(click.Command):
+    """A command whose arguments after ``--`` are paths, whatever their number: click
+    itself would hand ``jvs diff -- data`` to the first positional argument."""
+
+    def parse_args(self, ctx, args):
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["jvs.paths"] = tuple(args[at + 1:])
+            args = args[:at]
+        else:
+            ctx.meta["jvs.paths"] = ()
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx):
+        return [*super().collect_usage_pieces(ctx), "[-- PATH...]"]
+
+
+@click.command(cls=_PathsAfterDashes)
 @click.argument("a", required=False, shell_complete=complete_snapshot_ref)
 @click.argument("b", required=False, shell_complete=complete_snapshot_ref)
 @click.option("--stat", "stat_only", is_flag=True, help="Only a summary per file and in total.")
+@click.option("-p", "--patch", "as_patch", is_flag=True,
+              help="The content diff (unified, like git diff); binary files are reported "
+                   "as such.")
+@click.option("-U", "--unified", "context", type=click.IntRange(min=0), default=3,
+              show_default=True, metavar="N", help="Lines of context with -p.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when there are differences, 0 when there are none.")
 @json_option
 @click.pass_context
-def diff(ctx, a, b, stat_only):
-    """Show what changed from snapshot A to snapshot B.
+def diff(ctx, a, b, stat_only, as_patch, context, exit_code):
+    """Show what changed from snapshot A to snapshot B (only at or below PATHs).
 
     B missing: from A to the worktree as it is now. Both missing: from the head snapshot
-    to the worktree. Mode-only changes are shown as 'm'.
+    to the worktree. Mode-only changes are shown as 'm'. PATHs after '--' are relative
+    to the current directory (inside the worktree). With --exit-code the exit status is
+    1 when anything differs (errors also exit 1; they print 'jvs: E_...' on stderr).
 
     \b
     Examples:
@@ -403,16 +466,50 @@ def diff(ctx, a, b, stat_only):
       jvs diff exp1
       jvs diff exp1 exp2 --stat
       jvs diff HEAD~1 HEAD --json
+      jvs diff -p exp1 -- train.py
+      jvs diff --exit-code --stat
     """
     from jvs.diff import diff as do_diff
+    from jvs.diff import patch
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    result = do_diff(loc.repo, loc.worktree, a, b)
+    relpaths = _diff_paths(ctx, loc, ctx.meta.get("jvs.paths", ()))
+    result = do_diff(loc.repo, loc.worktree, a, b, relpaths)
+    if as_patch:
+        text = "".join(patch(loc.repo, result, context=context))
+        if ui.json:
+            ui.emit({**result.to_json(), "patch": text})
+        else:
+            ui.out(text)
+    else:
+        _print_diff(ui, result, stat_only)
+    if exit_code and result.changes.items:
+        raise SystemExit(1)  # not ctx.exit: click returns that code instead of exiting
+
+
+def _diff_paths(ctx, loc, paths: tuple[str, ...]) -> tuple[str, ...]:
+    if not paths:
+        return ()
+    from jvs.errors import JvsError
+    from jvs.worktree import worktree_relpaths
+
+    if loc.worktree is None:
+        # Outside a worktree the paths are taken as worktree-relative already.
+        for raw in paths:
+            if raw.startswith("/") or ".." in raw.split("/"):
+                raise JvsError("E_PATH_ESCAPE", f"{raw!r}: outside a worktree, give paths "
+                               "relative to the worktree's root")
+        return tuple(p.strip("/") for p in paths if p.strip("/") not in ("", "."))
+    return worktree_relpaths(loc.repo, loc.worktree, start_dir(ctx), paths)
+
+
+def _print_diff(ui, result, stat_only: bool) -> None:
     s = result.summary()
     old = short(result.old.snapshot_id) if result.old else "(empty)"
     new = short(result.new.snapshot_id) if result.new else f"worktree '{result.worktree}'"
-    lines = [f"Comparing {old} -> {new}"]
+    within = f" (in {', '.join(result.paths)})" if result.paths else ""
+    lines = [f"Comparing {old} -> {new}{within}"]
     for c in result.changes.items:
         delta = f"  ({c.size_delta:+d} bytes)" if stat_only and c.kind == "file" else ""
         lines.append(f"  {_MARKS[c.change]} {c.relpath}{delta}")

@@ -40,6 +40,10 @@ def get_engine(name: str, repo_root: Path) -> Engine:
 def choose_engine(repo_root: Path, configured: str | None) -> EngineChoice:
     env = os.environ.get("JVS_SNAPSHOT_ENGINE")
     if env:
+        if env not in ENGINE_NAMES:  # the user's setting is wrong, not the engine
+            raise JvsError("E_USAGE", f"JVS_SNAPSHOT_ENGINE={env!r} is not an engine",
+                           hint=f"use one of {', '.join(ENGINE_NAMES)}, or unset it to "
+                           "detect one")
         return EngineChoice(get_engine(env, repo_root), "JVS_SNAPSHOT_ENGINE")
     if configured:
         return EngineChoice(get_engine(configured, repo_root), "config.json")
