@@ -16,8 +16,8 @@ def open(path=".", *, worktree=None):  # noqa: A001 - mirrors the CLI's verb, on
     return Repository.open(path, worktree=worktree)
 
 
-def init(parent, name: str, *, hash_algo: str = "xxh3-128"):
+def init(parent, name: str, *, hash_algo: str = "xxh3-128", template=None):
     """Create repository *name* in *parent* (``jvs init``); returns it seen from main."""
     from jvs.api import Repository
 
-    return Repository.init(parent, name, hash_algo=hash_algo)
+    return Repository.init(parent, name, hash_algo=hash_algo, template=template)

@@ -70,6 +70,14 @@ class SnapshotResult:
     ignored: tuple[str, ...] = field(default=())  # left out by .jvsignore (top-most paths)
     audit_error: str | None = None  # published, but its audit record could not be written
 
+    def to_json(self) -> dict:
+        """``jvs snapshot --json``: the snapshot, and what taking it cost."""
+        return {**self.descriptor.to_summary_json(),
+                "stats": {"files_hashed": self.stats.files_hashed,
+                          "bytes_hashed": self.stats.bytes_hashed},
+                "was_detached": self.was_detached,
+                "ignored": list(self.ignored)}
+
 
 def normalise_paths(worktree_dir: Path, paths: list[str],
                     ignore: IgnoreRules | None = None) -> tuple[str, ...]:

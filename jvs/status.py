@@ -27,6 +27,24 @@ class Status:
     stats: HashStats
     interrupted: Intent | None = None  # a restore of this worktree that crashed
 
+    def to_json(self) -> dict:
+        wt = self.worktree
+        interrupted = None
+        if self.interrupted is not None:
+            rec = self.interrupted.record
+            interrupted = {"target_id": rec.target_id, "phase": rec.phase,
+                           "started_at": self.interrupted.started_at,
+                           "rescue_id": rec.rescue_id}
+        return {
+            "worktree": wt.name,
+            "head_snapshot_id": wt.head_snapshot_id,
+            "latest_snapshot_id": wt.latest_snapshot_id,
+            "detached": wt.detached,
+            "clean": self.changes.clean,
+            "changes": self.changes.to_json(),
+            "interrupted_restore": interrupted,
+        }
+
 
 def worktree_status(repo: Repo, worktree: str) -> Status:
     found = intents_of(repo, RestoreIntent, worktree=worktree)

@@ -27,7 +27,7 @@ def _verify_lines(result) -> list[str]:
     lines = [f"{result.snapshot_id}  TAMPERED  ({result.severity})"]
     lines += [f"  {p}" for p in result.problems]
     for c in result.changes[:50]:
-        lines.append(f"  {c.change:<8} {c.relpath}")
+        lines.append(f"  {c.change:<8} {c.path}")
     if len(result.changes) > 50:
         lines.append(f"  ... and {len(result.changes) - 50} more")
     return lines
@@ -111,15 +111,12 @@ def doctor(ctx, strict, repair_runtime, repairs):
       jvs doctor --strict --repair-runtime
       jvs doctor --repair audit_repair
     """
-    from jvs.doctor import RUNTIME_REPAIRS, diagnose, repair
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    actions = list(dict.fromkeys([*(RUNTIME_REPAIRS if repair_runtime else ()), *repairs]))
-    if actions:
-        report = repair(loc.repo, actions, strict=strict, progress=ui.report)
-    else:
-        report = diagnose(loc.repo, strict=strict, progress=ui.report)
+    report = Repository(loc.repo, loc.worktree).doctor(
+        strict=strict, repair=repairs, repair_runtime=repair_runtime, progress=ui.report)
     for warning in report.warnings:
         ui.warn(warning)
     lines = []
