@@ -262,3 +262,18 @@ def test_each_error_class_is_a_subclass_carrying_its_code(tmp_path):
     assert str(err) == "E_NOT_FOUND: gone"
     with pytest.raises(ValueError):
         JvsError("E_NO_SUCH_CLASS", "x")
+
+
+def test_the_python_api_page_runs(tmp_path, monkeypatch, capsys):
+    """Every ``python`` block of docs/python-api.md, in order, in one namespace."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "python-api.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/python-api.md", "exec"), namespace)  # noqa: S102
+    assert (tmp_path / "ml-experiments" / "main" / "result.txt").read_text() == "seed 3\n"
+    assert "Agent run 3" in capsys.readouterr().out
