@@ -185,7 +185,7 @@ def _stage_and_commit(repo: Repo, wt: WorktreeConfig, source: Path, ignore: Igno
         # juicefs-clone would walk the worktree during the clone to find what it cannot
         # keep (hardlinks, owners), competing with the clone for the same JuiceFS client;
         # it learns that from the scan below instead, taken anyway once the clone is done.
-        scan_reports = hasattr(engine, "report_from_scan") and not partial
+        scan_reports = engine.capabilities.reports_from_scan and not partial
         try:
             clone = materialise(engine, source, staged, partial, hashing, ignore, listing,
                                 report=not scan_reports)
@@ -310,9 +310,10 @@ def hashing_copy(repo: Repo, wt: WorktreeConfig, engine: Engine, algo: str, cach
     the files it vouches for from the head snapshot instead of copying them. (The
     reflink-copy engine takes it too, and neither hashes nor links on the way: its
     copies share extents already.)"""
-    if partial or not hasattr(engine, "clone_hashing"):
+    if partial or not engine.capabilities.walks_files:
         return None
-    previous = previous_payload(repo, wt, algo, cache) if engine.name == "copy" else None
+    previous = previous_payload(repo, wt, algo, cache) \
+        if engine.capabilities.links_unchanged_files else None
     return HashingCopy(algo, lambda rel, st: cache.lookup(rel, st) is None, previous)
 
 
