@@ -281,7 +281,7 @@ class Repository:
     # ------------------------------------------------------------------ integrity
 
     def verify(self, ref: str | None = None, *, all: bool = False,  # noqa: A002
-               check: bool = False) -> VerifyReport:
+               check: bool = False, progress: Progress | None = None) -> VerifyReport:
         """``jvs verify [REF] [--all]``. The report's ``.ok`` is False when anything was
         tampered with; with *check*, that raises the report's JvsError instead (the CLI's
         exit 1)."""
@@ -289,8 +289,8 @@ class Repository:
 
         if all and ref is not None:
             raise JvsError("E_USAGE", "give a ref or all=True, not both")
-        report = verify_all(self._repo) if all else verify_ref(self._repo, ref,
-                                                                self.worktree_name)
+        report = verify_all(self._repo, progress=progress) if all \
+            else verify_ref(self._repo, ref, self.worktree_name)
         if check and report.error() is not None:
             raise report.error()
         return report

@@ -558,6 +558,13 @@ class RunResult:
     def bytes_estimate(self) -> int:
         return self.freed.estimate
 
+    def to_json(self) -> dict:
+        """``jvs gc run --json``."""
+        return {"plan_id": self.plan_id, "deleted": list(self.collected),
+                "finished_from_earlier": list(self.finished_from_earlier),
+                "deleted_bytes_estimate": self.bytes_estimate,
+                "freed": self.freed.to_json()}
+
 
 def record_tombstones(repo: Repo, plan_id: str, snapshots: list[Descriptor],
                       now_ns: int | None = None) -> Path | None:

@@ -77,6 +77,7 @@ class VerifyReport:
     results: list[VerifyResult]
     audit_problems: list[str] = field(default_factory=list)
     audit_checked: bool = False
+    stats: HashStats = field(default_factory=HashStats)  # what verifying read
 
     @property
     def ok(self) -> bool:
@@ -101,6 +102,21 @@ class VerifyReport:
         return JvsError(code, f"{len(bad)} of {len(self.results)} snapshot(s) TAMPERED",
                         hint="restore from a good snapshot; 'jvs doctor --strict' lists "
                         "every problem")
+
+    def to_json(self) -> dict:
+        """``jvs verify --json``."""
+        data = {
+            "ok": self.ok,
+            "snapshots": [r.to_json() for r in self.results],
+            "bytes_hashed": self.stats.bytes_hashed,
+        }
+        if self.audit_checked:
+            data["audit_chain_valid"] = not self.audit_problems
+            data["audit_problems"] = list(self.audit_problems)
+        error = self.error()
+        if error is not None:
+            data["error"] = {"code": error.code, "message": error.message}
+        return data
 
 
 def verify_snapshot(repo: Repo, snapshot_id: str, stats: HashStats | None = None) -> VerifyResult:
@@ -166,7 +182,7 @@ def verify_all(repo: Repo, *, stats: HashStats | None = None,
             progress(f"verified {i - 1}/{len(ids)} snapshots")
         results.append(verify_snapshot(repo, sid, stats))
     audit = [f"line {p.line}: {p.message}" for p in check_chain(repo)]
-    return VerifyReport(results, audit, audit_checked=True)
+    return VerifyReport(results, audit, audit_checked=True, stats=stats)
 
 
 def resolve_for_verify(repo: Repo, ref: str, worktree: str | None) -> str:
@@ -201,4 +217,5 @@ def verify_ref(repo: Repo, ref: str | None, worktree: str | None,
         sid = head
     else:
         sid = resolve_for_verify(repo, ref, worktree)
-    return VerifyReport([verify_snapshot(repo, sid, stats)])
+    stats = stats if stats is not None else HashStats()
+    return VerifyReport([verify_snapshot(repo, sid, stats)], stats=stats)

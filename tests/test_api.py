@@ -173,8 +173,9 @@ def _normalised(docs: list, root) -> list:
 
 
 def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
-    """init, snapshot, status, diff, history, restore, info: the CLI's --json documents
-    and the API's to_json() agree, field for field, for the same workflow."""
+    """init, snapshot, status, diff, history, restore, info, verify, doctor: the CLI's
+    --json documents and the API's to_json() agree, field for field, for the same
+    workflow."""
 
     def files(wt, text):
         (wt / "data.txt").write_text(text)
@@ -200,6 +201,8 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     cli.append(run_jvs("history", "--all", "--json", cwd=wt).json)
     cli.append(run_jvs("restore", "--latest-tag", "exp1", "--json", cwd=wt).json)
     cli.append(run_jvs("info", "--json", cwd=wt).json)
+    cli.append(run_jvs("verify", "--all", "--json", cwd=wt).json)
+    cli.append(run_jvs("doctor", "--strict", "--json", cwd=wt).json)
 
     init = init_repository(api_dir, "proj")
     repo = init.repository
@@ -217,6 +220,8 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     api.append(repo.history(all=True).to_json())
     api.append(restore_result_json(repo.restore(latest_tag="exp1")))
     api.append(repo.info().to_json())
+    api.append(repo.verify(all=True).to_json())
+    api.append(repo.doctor(strict=True).to_json())
 
     assert _normalised(api, api_dir) == _normalised(cli, cli_dir)
     # What the comparison rests on is really there: a rescue, a detached state, changes.

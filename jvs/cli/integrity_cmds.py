@@ -50,29 +50,15 @@ def verify(ctx, ref, all_snapshots):
       jvs verify baseline
       jvs verify HEAD~1 --json
     """
-    from jvs.integrity import HashStats
-    from jvs.verify import verify_all, verify_ref
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    stats = HashStats()
-    if all_snapshots:
-        if ref:
-            raise click.UsageError("give a REF or --all, not both")
-        report = verify_all(loc.repo, stats=stats, progress=ui.report)
-    else:
-        report = verify_ref(loc.repo, ref, loc.worktree, stats)
+    if all_snapshots and ref:
+        raise click.UsageError("give a REF or --all, not both")
+    report = Repository(loc.repo, loc.worktree).verify(ref, all=all_snapshots,
+                                                       progress=ui.report)
     error = report.error()
-    data = {
-        "ok": report.ok,
-        "snapshots": [r.to_json() for r in report.results],
-        "bytes_hashed": stats.bytes_hashed,
-    }
-    if report.audit_checked:
-        data["audit_chain_valid"] = not report.audit_problems
-        data["audit_problems"] = report.audit_problems
-    if error is not None:
-        data["error"] = {"code": error.code, "message": error.message}
     lines = [line for r in report.results for line in _verify_lines(r)]
     if report.audit_checked:
         if report.audit_problems:
@@ -82,7 +68,7 @@ def verify(ctx, ref, all_snapshots):
             lines.append("audit log  OK")
     if not report.results:
         lines.insert(0, "No snapshots to verify.")
-    ui.emit(data, "\n".join(lines))
+    ui.emit(report.to_json(), "\n".join(lines))
     if error is not None:
         _fail(ctx, error)
 
@@ -263,10 +249,7 @@ def gc_run(ctx, plan_id, now):
                      "snapshot(s) deleted")
     lines.append(f"GC run {result.plan_id}: deleted {len(result.collected)} snapshot(s), "
                  f"freed {_freed(result.freed)}")
-    ui.emit({"plan_id": result.plan_id, "deleted": list(result.collected),
-             "finished_from_earlier": list(result.finished_from_earlier),
-             "deleted_bytes_estimate": result.bytes_estimate,
-             "freed": result.freed.to_json()}, "\n".join(lines))
+    ui.emit(result.to_json(), "\n".join(lines))
 
 
 def _resolve_id(ctx, ref: str) -> str:
