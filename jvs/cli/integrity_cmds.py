@@ -107,8 +107,8 @@ def doctor(ctx, strict, repair_runtime, repairs):
         ui.warn(warning)
     lines = []
     for item in report.repaired:
-        lines.append(f"Repaired ({item['action']}): " + "; ".join(item["items"][:10])
-                     + (f"; ... {len(item['items']) - 10} more" if len(item["items"]) > 10
+        lines.append(f"Repaired ({item.action}): " + "; ".join(item.items[:10])
+                     + (f"; ... {len(item.items) - 10} more" if len(item.items) > 10
                         else ""))
     for op in report.in_flight:
         lines.append(f"In flight: {op}")
