@@ -5,6 +5,8 @@ and the wheel installed into a fresh virtualenv gives a working ``jvs`` and ``ma
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -77,3 +79,42 @@ def test_the_installed_wheel_gives_jvs_and_its_man_page(dist, tmp_path):
     found = subprocess.run(["man", "-w", "jvs-snapshot"], env=env, capture_output=True,
                            text=True)
     assert found.returncode == 0 and found.stdout.strip() == str(page), found.stderr
+
+
+@pytest.mark.fuse
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None,
+                    reason="FUSE (/dev/fuse, fusermount3) is not available")
+def test_the_sdist_with_the_mount_extra_gives_a_working_jvs_mount(dist, tmp_path):
+    """``pip install 'jvs[mount]'`` from the sdist into a fresh virtualenv, then a real
+    mount: the snapshot's file reads back through the kernel."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q",
+                    f"{dist / f'jvs-{VERSION}.tar.gz'}[mount]"],
+                   check=True, capture_output=True, timeout=900)
+    jvs_bin = str(venv / "bin" / "jvs")
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
+
+    def run(*args, cwd):
+        return subprocess.run([jvs_bin, *args], cwd=cwd, env=env, capture_output=True,
+                              text=True, check=True, timeout=120)
+
+    run("init", "proj", cwd=tmp_path)
+    main = tmp_path / "proj" / "main"
+    (main / "data.txt").write_text("through the view\n")
+    sid = json_of(run("snapshot", "first", "--json", cwd=main).stdout)["snapshot_id"]
+    view = tmp_path / "view"
+    view.mkdir()
+    run("mount", str(view), cwd=main)
+    try:
+        assert (view / "@snapshots" / sid / "data.txt").read_text() == "through the view\n"
+    finally:
+        run("umount", str(view), cwd=main)
+    assert not os.path.ismount(view)
+
+
+def json_of(text: str) -> dict:
+    import json
+
+    return json.loads(text)
