@@ -437,7 +437,7 @@ class Tombstone:
     created_at: str = ""
     note: str = ""
     tags: tuple[str, ...] = ()
-    kind: str | None = None
+    kind: str = "snapshot"  # or "rescue", as the descriptor's
 
     @classmethod
     def of(cls, desc: Descriptor, plan_id: str, collected_at: str) -> Tombstone:
@@ -457,7 +457,7 @@ class Tombstone:
                    str(obj.get("collected_at") or obj.get("unpublished_at") or ""),
                    obj.get("parent_id") or None, str(obj.get("worktree_name", "")),
                    str(obj.get("created_at", "")), str(obj.get("note", "")),
-                   tuple(obj.get("tags") or ()), obj.get("kind") or None)
+                   tuple(obj.get("tags") or ()), obj.get("kind") or "snapshot")
 
 
 def tombstones_dir(repo: Repo) -> Path:
