@@ -5,27 +5,33 @@
     repo = jvs.open("ml-experiments/main")          # like running jvs in that directory
     result = repo.snapshot("Exp1", tags=["exp1"])
     print(result.descriptor.snapshot_id)
-    for d in repo.history(tag="exp*").snapshots:
-        print(d.snapshot_id, d.note)
+    for d in repo.history(tag="exp*"):
+        print(d.short_id, d.created, d.note)
     repo.restore("baseline")
 
 A :class:`Repository` is a repository seen from one worktree (the one *path* is in, or
 the one named with ``worktree=``), the way a shell command sees it from its working
 directory. Each method calls the same library function the CLI command calls, so the
 semantics, the locking, the audit records and the errors (:class:`jvs.errors.JvsError`
-with its SPEC error class) are the CLI's; methods return the library's own result
-objects, which all have the fields the CLI's ``--json`` output shows. Library modules
-are imported on first use, so ``import jvs`` stays cheap.
+subclasses, one per SPEC error class) are the CLI's. The CLI is built on this module:
+where a command does more than one library call (default tags, the note limit,
+``--latest-tag``, doctor's repair actions, init and its audit record, info), the
+composition is written here once and the command calls it. Methods return the
+library's own result objects, whose fields are named as in the CLI's ``--json`` output
+and whose ``to_json()`` is that output. Library modules are imported on first use, so
+``import jvs`` stays cheap.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jvs.errors import JvsError
+from jvs.names import MAX_NOTE_BYTES  # noqa: F401 - re-exported: the API's note limit
 
 if TYPE_CHECKING:
     from jvs.descriptor import Descriptor
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from jvs.doctor import Report
     from jvs.gc import Pin, Plan, RunResult
     from jvs.history import History
+    from jvs.info import RepoInfo
     from jvs.labels import Relabel, TagInfo
     from jvs.repo import Repo, RepoConfig
     from jvs.restore import RestoreResult
@@ -43,7 +50,70 @@ if TYPE_CHECKING:
     from jvs.verify import VerifyReport
     from jvs.worktrees import WorktreeInfo
 
-MAX_NOTE_BYTES = 64 * 1024  # the CLI's limit on notes (docs/guarantees.md)
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """``jvs init``: the new repository, seen from main."""
+
+    repository: Repository
+    ignore_file: Path | None  # main/.jvsignore, when started from a template
+    template: str | None = None
+
+    def to_json(self) -> dict:
+        repo = self.repository.repo
+        return {"repo_root": str(repo.root), "repo_id": repo.repo_id(),
+                "main": str(repo.worktree_dir("main")),
+                "payload_hash_algo": repo.config().payload_hash_algo,
+                "ignore_file": str(self.ignore_file) if self.ignore_file else None}
+
+
+def init_repository(parent: str | os.PathLike, name: str, *, hash_algo: str = "xxh3-128",
+                    template: str | None = None) -> InitResult:
+    """``jvs init NAME [--template T]`` in *parent*: the repository, main's ``.jvsignore``
+    from the template, and the audit record of the init."""
+    from jvs import fsio
+    from jvs.audit import append_audit
+    from jvs.ignore import IGNORE_FILE, template_text
+    from jvs.lock import repo_lock
+    from jvs.repo import init_repo
+
+    ignore_text = template_text(template) if template else None  # before creating anything
+    repo = init_repo(Path(parent), name, hash_algo=hash_algo)
+    ignore_file = None
+    if ignore_text is not None:
+        ignore_file = repo.worktree_dir("main") / IGNORE_FILE
+        fsio.write_bytes_atomic(ignore_file, ignore_text.encode("utf-8", "surrogateescape"))
+    with repo_lock(repo, "init"):
+        append_audit(repo, "init", repo.repo_id(), f"repository {name}",
+                     **({"template": template} if template else {}))
+    return InitResult(Repository(repo, "main"), ignore_file, template)
+
+
+def restore_result_json(result: RestoreResult) -> dict:
+    """``jvs restore --json``. (Belongs on RestoreResult as ``to_json``; kept here until
+    jvs/restore.py takes it.)"""
+    wt = result.worktree
+    return {
+        "worktree": wt.name,
+        "snapshot_id": result.target.snapshot_id,
+        "short_id": result.target.short_id,
+        "previous_head": result.previous_head,
+        "head_snapshot_id": wt.head_snapshot_id,
+        "latest_snapshot_id": wt.latest_snapshot_id,
+        "detached": wt.detached,
+        "rescue_id": result.rescue.snapshot_id if result.rescue else None,
+        "unsaved_changes": result.unsaved,
+        "discarded_unsaved": result.discarded,
+        "partial_paths": list(result.target.partial_paths),
+        "unchanged": result.unchanged,
+        "finished_interrupted": list(result.finished),
+        "not_restored": list(result.not_restored),
+        "paths": list(result.paths),
+        "changed_entries": result.changed,
+        "conflicts": list(result.conflicts),
+    }
 
 
 class Repository:
@@ -66,17 +136,11 @@ class Repository:
         return repository.at(worktree) if worktree else repository
 
     @classmethod
-    def init(cls, parent: str | os.PathLike, name: str, *,
-             hash_algo: str = "xxh3-128") -> Repository:
+    def init(cls, parent: str | os.PathLike, name: str, *, hash_algo: str = "xxh3-128",
+             template: str | None = None) -> Repository:
         """``jvs init NAME`` in *parent*: a new repository; returns it seen from main."""
-        from jvs.audit import append_audit
-        from jvs.lock import repo_lock
-        from jvs.repo import init_repo
-
-        repo = init_repo(Path(parent), name, hash_algo=hash_algo)
-        with repo_lock(repo, "init"):
-            append_audit(repo, "init", repo.repo_id(), f"repository {name}")
-        return cls(repo, "main")
+        return init_repository(parent, name, hash_algo=hash_algo,
+                               template=template).repository
 
     def at(self, worktree: str) -> Repository:
         """The same repository seen from *worktree* (``jvs -C <its path>``)."""
@@ -115,24 +179,25 @@ class Repository:
     # ------------------------------------------------------------------ snapshots
 
     def snapshot(self, note: str = "", *, tags: Iterable[str] = (),
-                 paths: Iterable[str] = ()) -> SnapshotResult:
+                 paths: Iterable[str] = (), progress: Progress | None = None
+                 ) -> SnapshotResult:
         """``jvs snapshot NOTE --tag T... --paths P...``; the configured default_tags are
         added, as on the command line. ``result.descriptor`` is the new snapshot."""
+        from jvs.names import validate_note
         from jvs.snapshot import create_snapshot
 
-        note = note.rstrip("\n")
-        if len(note.encode("utf-8")) > MAX_NOTE_BYTES:
-            raise JvsError("E_USAGE", f"note is longer than {MAX_NOTE_BYTES} bytes")
+        note = validate_note(note)
         tags = list(tags)
         tags += [t for t in self._repo.config().default_tags if t not in tags]
         return create_snapshot(self._repo, self._current(), note=note, tags=tags,
-                               paths=list(paths))
+                               paths=list(paths), progress=progress)
 
     def history(self, *, all: bool = False, tag: str | None = None,  # noqa: A002
                 grep: str | None = None, limit: int | None = None,
                 collected: bool = False) -> History:
-        """``jvs history``: ``.snapshots`` newest first, ``.worktree`` its config; with
-        *collected*, ``.collected`` the tombstones of snapshots gc collected."""
+        """``jvs history``: a sequence of snapshots newest first (also ``.snapshots``),
+        ``.worktree`` its config; with *collected*, ``.collected`` the tombstones of
+        snapshots gc collected."""
         from jvs.history import history
 
         return history(self._repo, self.worktree_name, all_snapshots=all, tag=tag,
@@ -176,8 +241,8 @@ class Repository:
         return set_note(self._repo, ref, note, self.worktree_name)
 
     def status(self, *paths: str) -> Status:
-        """``jvs status [PATH...]``: ``.changes`` (``.clean``, ``.items``) against the
-        head; *paths* are relative to the worktree's root."""
+        """``jvs status [PATH...]``: ``.changes`` (a sequence of changes; ``.clean``) against
+        the head; *paths* are relative to the worktree's root."""
         from jvs.status import worktree_status
 
         return worktree_status(self._repo, self._current(), tuple(paths))
@@ -197,45 +262,22 @@ class Repository:
 
         return "".join(patch(self._repo, self.diff(a, b, paths=paths), context=context))
 
-    def info(self) -> dict:
-        """``jvs info --json``: the same fields."""
-        from jvs.descriptor import list_snapshot_ids
-        from jvs.engines import choose_engine
-        from jvs.repo import FORMAT_VERSION
-        from jvs.worktree import list_worktree_names, load_worktree_config
+    def info(self) -> RepoInfo:
+        """``jvs info``; ``.to_json()`` is ``jvs info --json``."""
+        from jvs.info import repository_info
 
-        config = self._repo.config()
-        try:
-            choice = choose_engine(self.root, config.engine)
-            engine, reason = choice.engine.name, choice.reason
-        except JvsError as exc:
-            if exc.code == "E_USAGE":  # JVS_SNAPSHOT_ENGINE names no engine
-                raise
-            engine, reason = None, exc.message
-        data = {
-            "repo_root": str(self.root),
-            "repo_id": self._repo.repo_id(),
-            "format_version": FORMAT_VERSION,
-            "engine": engine,
-            "engine_reason": reason,
-            "payload_hash_algo": config.payload_hash_algo,
-            "worktrees": list_worktree_names(self._repo),
-            "snapshot_count": len(list_snapshot_ids(self._repo)),
-            "worktree": self.worktree_name,
-        }
-        if self.worktree_name:
-            wt = load_worktree_config(self._repo, self.worktree_name)
-            data.update(head_snapshot_id=wt.head_snapshot_id,
-                        latest_snapshot_id=wt.latest_snapshot_id, detached=wt.detached)
-        return data
+        return repository_info(self._repo, self.worktree_name)
 
     # ------------------------------------------------------------------ restore, worktrees
 
     def restore(self, ref: str | None = None, *, latest_tag: str | None = None,
-                discard_unsaved: bool = False, paths: tuple[str, ...] = ()) -> RestoreResult:
+                discard_unsaved: bool = False, paths: Iterable[str] = (),
+                progress: Progress | None = None,
+                verify_payload: bool = False) -> RestoreResult:
         """``jvs restore REF [-- PATH...]`` (or ``--latest-tag T``); *paths* are relative
         to the worktree's root. Unsaved work becomes a rescue snapshot
-        (``result.rescue``) unless *discard_unsaved*."""
+        (``result.rescue``) unless *discard_unsaved*. With *verify_payload* the whole
+        snapshot is hashed first (``restore --verify``)."""
         from jvs.restore import restore
 
         if (ref is None) == (latest_tag is None):
@@ -246,7 +288,7 @@ class Repository:
 
             ref = latest_with_tag(self._repo, latest_tag).snapshot_id
         return restore(self._repo, self._current(), ref, discard_unsaved=discard_unsaved,
-                       paths=tuple(paths))
+                       paths=tuple(paths), progress=progress, verify_payload=verify_payload)
 
     def fork(self, name: str, *, ref: str | None = None) -> WorktreeInfo:
         """``jvs fork [REF] NAME``: a new worktree at REF (default: this worktree's head).
@@ -283,7 +325,7 @@ class Repository:
     # ------------------------------------------------------------------ integrity
 
     def verify(self, ref: str | None = None, *, all: bool = False,  # noqa: A002
-               check: bool = False) -> VerifyReport:
+               check: bool = False, progress: Progress | None = None) -> VerifyReport:
         """``jvs verify [REF] [--all]``. The report's ``.ok`` is False when anything was
         tampered with; with *check*, that raises the report's JvsError instead (the CLI's
         exit 1)."""
@@ -291,14 +333,14 @@ class Repository:
 
         if all and ref is not None:
             raise JvsError("E_USAGE", "give a ref or all=True, not both")
-        report = verify_all(self._repo) if all else verify_ref(self._repo, ref,
-                                                                self.worktree_name)
+        report = verify_all(self._repo, progress=progress) if all \
+            else verify_ref(self._repo, ref, self.worktree_name)
         if check and report.error() is not None:
             raise report.error()
         return report
 
     def doctor(self, *, strict: bool = False, repair: Iterable[str] = (),
-               repair_runtime: bool = False) -> Report:
+               repair_runtime: bool = False, progress: Progress | None = None) -> Report:
         """``jvs doctor [--strict] [--repair-runtime] [--repair ACTION]...``;
         ``report.healthy`` and ``report.findings``."""
         from jvs.doctor import RUNTIME_REPAIRS, diagnose
@@ -306,8 +348,8 @@ class Repository:
 
         actions = list(dict.fromkeys([*(RUNTIME_REPAIRS if repair_runtime else ()), *repair]))
         if actions:
-            return do_repair(self._repo, actions, strict=strict)
-        return diagnose(self._repo, strict=strict)
+            return do_repair(self._repo, actions, strict=strict, progress=progress)
+        return diagnose(self._repo, strict=strict, progress=progress)
 
     # ------------------------------------------------------------------ gc
 
@@ -369,28 +411,20 @@ class Repository:
 
     def get_config(self, key: str) -> object:
         """``jvs config get KEY``: the value in effect (defaults filled in)."""
-        from jvs.cli.config_cmds import effective_values, spec_of
+        from jvs.config import get_config
 
-        return effective_values(self._repo.config())[spec_of(key).key]
+        return get_config(self._repo, key).value
 
     def set_config(self, key: str, value: object) -> object:
         """``jvs config set KEY VALUE`` (locked, checked, audited); returns the new value.
         *value* may be the CLI's text or a Python value (a list of tags, an int, a bool)."""
-        from jvs.cli.config_cmds import change_config
+        from jvs.config import change_config, python_value_text
 
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (list, tuple)):
-            text = ",".join(value)
-        elif value is None:
-            text = "auto" if key == "engine" else None
-        else:
-            text = str(value)
-        return change_config(self._repo, key, text).new
+        return change_config(self._repo, key, python_value_text(key, value)).new
 
     def unset_config(self, key: str) -> object:
         """``jvs config unset KEY``; returns the default now in effect."""
-        from jvs.cli.config_cmds import change_config
+        from jvs.config import change_config
 
         return change_config(self._repo, key, None).new
 
@@ -400,6 +434,7 @@ def open(path: str | os.PathLike = ".", *, worktree: str | None = None) -> Repos
     return Repository.open(path, worktree=worktree)
 
 
-def init(parent: str | os.PathLike, name: str, *, hash_algo: str = "xxh3-128") -> Repository:
+def init(parent: str | os.PathLike, name: str, *, hash_algo: str = "xxh3-128",
+         template: str | None = None) -> Repository:
     """``jvs init NAME`` in *parent*."""
-    return Repository.init(parent, name, hash_algo=hash_algo)
+    return Repository.init(parent, name, hash_algo=hash_algo, template=template)

@@ -7,6 +7,7 @@ these comparisons read only files that changed since they were last hashed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,26 +31,54 @@ from jvs.statcache import StatCache
 
 @dataclass(frozen=True)
 class Change:
-    relpath: str
+    """One entry that differs; the fields are named as in ``--json`` output."""
+
+    path: str  # relative to the worktree's root, "/"-separated
     change: str  # "added" | "removed" | "modified" | "mode" | "type"
-    kind: str  # entry type on the newer side (or the older one if removed)
+    type: str  # entry type on the newer side (or the older one if removed)
     size_delta: int = 0
 
+    @property
+    def relpath(self) -> str:
+        """Deprecated: the older name of :attr:`path`."""
+        return self.path
+
+    @property
+    def kind(self) -> str:
+        """Deprecated: the older name of :attr:`type`."""
+        return self.type
+
     def to_json(self) -> dict:
-        return {"path": self.relpath, "change": self.change, "type": self.kind,
+        return {"path": self.path, "change": self.change, "type": self.type,
                 "size_delta": self.size_delta}
 
 
 @dataclass(frozen=True)
-class Changes:
+class Changes(Sequence[Change]):
+    """The changes between two states, sorted by path: a sequence of :class:`Change`
+    (``len``, indexing, iteration); empty (and falsy) when the states are equal."""
+
     items: list[Change] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index):  # int -> Change, slice -> list[Change]
+        return self.items[index]
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self.items)
 
     @property
     def clean(self) -> bool:
         return not self.items
 
-    def count(self, change: str) -> int:
+    def count(self, change: str) -> int:  # type: ignore[override]
+        """How many changes are of this *change* kind ("added", "modified", ...)."""
         return sum(1 for c in self.items if c.change == change)
+
+    def to_json(self) -> list[dict]:
+        return [c.to_json() for c in self.items]
 
 
 def compare(old: list[Entry], new: list[Entry]) -> Changes:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from jvs import fsio
 from jvs.canonical import canonical_json, sha256_hex
 from jvs.errors import JvsError
-from jvs.ids import is_snapshot_id
+from jvs.ids import is_snapshot_id, rfc3339_datetime, short_id
 from jvs.repo import Repo
 
 # Field order of the pretty-printed file; the checksum does not depend on it.
@@ -38,12 +39,22 @@ class Descriptor:
     integrity_state: str = "verified"
     partial_paths: tuple[str, ...] = ()
     restored_from: str | None = None
-    kind: str | None = None
+    kind: str = "snapshot"  # or "rescue" (SPEC §6); the file omits "snapshot"
     degraded: tuple[str, ...] = ()
     # Fields written by other implementations survive a round trip and count in the checksum.
     extra: dict = field(default_factory=dict, compare=False, repr=False)
     # The parsed file as read; the checksum of a read descriptor is computed over this.
     raw: dict | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def short_id(self) -> str:
+        """The 8-hex suffix human output shows (SPEC §2)."""
+        return short_id(self.snapshot_id)
+
+    @property
+    def created(self) -> datetime:
+        """``created_at`` as an aware UTC datetime (microseconds: Python has no finer)."""
+        return rfc3339_datetime(self.created_at)
 
     @property
     def is_rescue(self) -> bool:
@@ -75,7 +86,9 @@ class Descriptor:
             "integrity_state": self.integrity_state,
             "partial_paths": list(self.partial_paths),
             "restored_from": self.restored_from,
-            "kind": self.kind,
+            # An ordinary snapshot's file has no "kind" (unless one that was read had it).
+            "kind": None if self.kind == "snapshot" and "kind" not in (self.raw or ())
+            else self.kind,
             "degraded": list(self.degraded),
         }
         out = {k: values[k] for k in _FIELDS
@@ -103,7 +116,7 @@ class Descriptor:
                 integrity_state=obj.get("integrity_state", ""),
                 partial_paths=tuple(obj.get("partial_paths") or ()),
                 restored_from=obj.get("restored_from") or None,
-                kind=obj.get("kind") or None,
+                kind=obj.get("kind") or "snapshot",
                 degraded=tuple(obj.get("degraded") or ()),
                 extra={k: v for k, v in obj.items() if k not in known},
                 raw=obj,
@@ -115,6 +128,29 @@ class Descriptor:
             return desc
         except (KeyError, TypeError) as exc:
             raise ValueError(f"missing or malformed field {exc}") from None
+
+    def to_summary_json(self, *, head: str | None = None,
+                        latest: str | None = None) -> dict:
+        """The snapshot as ``history``, ``snapshot`` and ``show`` print it with ``--json``
+        (not the descriptor file: that is :meth:`to_json`). With *head* or *latest*,
+        ``is_head`` and ``is_latest`` say whether it is the worktree's."""
+        out = {
+            "snapshot_id": self.snapshot_id,
+            "short_id": short_id(self.snapshot_id),
+            "parent_id": self.parent_id,
+            "worktree_name": self.worktree_name,
+            "created_at": self.created_at,
+            "note": self.note,
+            "tags": list(self.tags),
+            "engine": self.engine,
+            "kind": self.kind,
+            "partial_paths": list(self.partial_paths),
+            "degraded": list(self.degraded),
+        }
+        if head is not None or latest is not None:
+            out["is_head"] = self.snapshot_id == head
+            out["is_latest"] = self.snapshot_id == latest
+        return out
 
     def computed_checksum(self) -> str:
         """SHA-256 of the canonical JSON with checksum and integrity_state blanked."""

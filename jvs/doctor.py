@@ -67,11 +67,22 @@ class Finding:
                 "repair": self.repair}
 
 
+@dataclass(frozen=True)
+class Repaired:
+    """One repair action that changed something, and what it changed (for humans)."""
+
+    action: str
+    items: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {"action": self.action, "items": list(self.items)}
+
+
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
     in_flight: list[str] = field(default_factory=list)
-    repaired: list[dict] = field(default_factory=list)
+    repaired: list[Repaired] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -80,7 +91,8 @@ class Report:
 
     def to_json(self) -> dict:
         return {"healthy": self.healthy, "findings": [f.to_json() for f in self.findings],
-                "in_flight": self.in_flight, "repaired": self.repaired,
+                "in_flight": self.in_flight,
+                "repaired": [r.to_json() for r in self.repaired],
                 "warnings": self.warnings}
 
 
@@ -536,7 +548,7 @@ def repair(repo: Repo, actions: list[str], *, strict: bool = False,
     if unknown:
         raise JvsError("E_USAGE", f"unknown repair {unknown[0]!r}",
                        hint=f"choose from {', '.join(REPAIRS)}")
-    repaired: list[dict] = []
+    repaired: list[Repaired] = []
     warnings: list[str] = []
     def findings_to_repair() -> list[Finding]:
         found = diagnose(repo, locked=True).findings
@@ -563,7 +575,7 @@ def repair(repo: Repo, actions: list[str], *, strict: bool = False,
 
                 append_audit(repo, "doctor", action, "repair", items=done[:100],
                              count=len(done))
-                repaired.append({"action": action, "items": done})
+                repaired.append(Repaired(action, tuple(done)))
         after = diagnose(repo, strict=strict, locked=True, progress=progress)
     after.repaired = repaired
     after.warnings = warnings

@@ -1,41 +1,55 @@
-"""The one error type of jvs: a SPEC error class, a message and an optional hint."""
+"""The errors of jvs: one class per SPEC error class, all of them :class:`JvsError`.
+
+Every error carries its class as ``.code`` (what the CLI prints as ``jvs: E_CLASS:``), a
+message and an optional hint. ``JvsError("E_NOT_FOUND", ...)`` builds a
+:class:`NotFoundError`, so library code names the SPEC class and Python callers catch
+the subclass::
+
+    try:
+        repo.restore("nightly")
+    except jvs.errors.NotFoundError:
+        ...
+"""
 
 from __future__ import annotations
 
-# Every class the SPEC names (§10). A JvsError must carry one of them.
-ERROR_CLASSES = frozenset(
-    {
-        "E_NAME_INVALID",
-        "E_PATH_ESCAPE",
-        "E_NOT_FOUND",
-        "E_AMBIGUOUS",
-        "E_NOT_A_REPO",
-        "E_BUSY",
-        "E_DESCRIPTOR_CORRUPT",
-        "E_PAYLOAD_HASH_MISMATCH",
-        "E_LINEAGE_BROKEN",
-        "E_PARTIAL_SNAPSHOT",
-        "E_GC_PLAN_MISMATCH",
-        "E_FORMAT_UNSUPPORTED",
-        "E_AUDIT_CHAIN_BROKEN",
-        "E_ENGINE",
-        "E_UNSAVED",
-        "E_USAGE",
-        "E_IO",
-    }
-)
+from typing import ClassVar
 
 
 class JvsError(Exception):
     """A failure the user should see as ``jvs: E_CLASS: message``."""
 
-    def __init__(self, code: str, message: str, hint: str | None = None) -> None:
-        if code not in ERROR_CLASSES:
-            raise ValueError(f"unknown error class {code!r}")
-        super().__init__(message)
+    code: str
+    #: The SPEC error class of a subclass (``""`` on JvsError itself).
+    CODE: ClassVar[str] = ""
+
+    def __new__(cls, *args: object, **kwargs: object) -> JvsError:
+        if cls is JvsError and args:
+            sub = _BY_CODE.get(args[0]) if isinstance(args[0], str) else None
+            if sub is None:
+                raise ValueError(f"unknown error class {args[0]!r}")
+            cls = sub
+        return super().__new__(cls)
+
+    def __init__(self, *args: str | None, hint: str | None = None) -> None:
+        # JvsError(code, message[, hint]); on a subclass also Subclass(message[, hint]).
+        code = self.CODE
+        if len(args) >= 2 and args[0] in _BY_CODE and (not code or args[0] == code):
+            code, args = args[0], args[1:]
+        if not code:
+            raise ValueError(f"unknown error class {args[0] if args else None!r}")
+        if not args or len(args) > 2:
+            raise TypeError(f"{type(self).__name__}(message, hint=None)")
+        message = args[0]
+        if len(args) == 2:
+            hint = args[1]
+        super().__init__(code, message, hint)
         self.code = code
         self.message = message
         self.hint = hint
+
+    def __reduce__(self):
+        return (type(self), (self.code, self.message, self.hint))
 
     def to_json(self) -> dict:
         err = {"code": self.code, "message": self.message}
@@ -45,6 +59,82 @@ class JvsError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+class NameInvalidError(JvsError):
+    CODE = "E_NAME_INVALID"
+
+
+class PathEscapeError(JvsError):
+    CODE = "E_PATH_ESCAPE"
+
+
+class NotFoundError(JvsError):
+    CODE = "E_NOT_FOUND"
+
+
+class AmbiguousError(JvsError):
+    CODE = "E_AMBIGUOUS"
+
+
+class NotARepoError(JvsError):
+    CODE = "E_NOT_A_REPO"
+
+
+class BusyError(JvsError):
+    CODE = "E_BUSY"
+
+
+class DescriptorCorruptError(JvsError):
+    CODE = "E_DESCRIPTOR_CORRUPT"
+
+
+class PayloadHashMismatchError(JvsError):
+    CODE = "E_PAYLOAD_HASH_MISMATCH"
+
+
+class LineageBrokenError(JvsError):
+    CODE = "E_LINEAGE_BROKEN"
+
+
+class PartialSnapshotError(JvsError):
+    CODE = "E_PARTIAL_SNAPSHOT"
+
+
+class GcPlanMismatchError(JvsError):
+    CODE = "E_GC_PLAN_MISMATCH"
+
+
+class FormatUnsupportedError(JvsError):
+    CODE = "E_FORMAT_UNSUPPORTED"
+
+
+class AuditChainBrokenError(JvsError):
+    CODE = "E_AUDIT_CHAIN_BROKEN"
+
+
+class EngineError(JvsError):
+    CODE = "E_ENGINE"
+
+
+class UnsavedError(JvsError):
+    CODE = "E_UNSAVED"
+
+
+class UsageError(JvsError):
+    CODE = "E_USAGE"
+
+
+class IOFailure(JvsError):
+    """E_IO: the file system failed under an operation (disk full, permissions)."""
+
+    CODE = "E_IO"
+
+
+_BY_CODE: dict[str, type[JvsError]] = {c.CODE: c for c in JvsError.__subclasses__()}
+
+# Every class the SPEC names (§10), and the two of the CLI (usage, I/O).
+ERROR_CLASSES = frozenset(_BY_CODE)
 
 
 def short_path(path: object, limit: int = 160) -> str:

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 from jvs.errors import JvsError
+from jvs.libc import last_errno, libc
 
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
-_libc = None
 
 
 def fsync_file(path: Path) -> None:
@@ -92,11 +92,8 @@ FRESH_READ_WAIT_S = 5.0
 
 
 def _fs_type(path: Path) -> int:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
     buf = ctypes.create_string_buffer(256)  # struct statfs; f_type is its first long
-    if _libc.statfs(os.fsencode(path), buf) != 0:
+    if libc().statfs(os.fsencode(path), buf) != 0:
         return 0
     return ctypes.c_long.from_buffer(buf).value
 
@@ -150,17 +147,14 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     never publish over each other; elsewhere falls back to a check then rename, which is
     safe because every publishing writer holds the repository lock.
     """
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(_libc, "renameat2", None)
+    renameat2 = getattr(libc(), "renameat2", None)
     if renameat2 is not None:
         res = renameat2(
             _AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE
         )
         if res == 0:
             return
-        err = ctypes.get_errno()
+        err = last_errno()
         if err == errno.EEXIST:
             raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
         if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):

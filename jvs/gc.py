@@ -443,7 +443,7 @@ class Tombstone:
     created_at: str = ""
     note: str = ""
     tags: tuple[str, ...] = ()
-    kind: str | None = None
+    kind: str = "snapshot"  # or "rescue", as the descriptor's
 
     @classmethod
     def of(cls, desc: Descriptor, plan_id: str, collected_at: str) -> Tombstone:
@@ -463,7 +463,7 @@ class Tombstone:
                    str(obj.get("collected_at") or obj.get("unpublished_at") or ""),
                    obj.get("parent_id") or None, str(obj.get("worktree_name", "")),
                    str(obj.get("created_at", "")), str(obj.get("note", "")),
-                   tuple(obj.get("tags") or ()), obj.get("kind") or None)
+                   tuple(obj.get("tags") or ()), obj.get("kind") or "snapshot")
 
 
 def tombstones_dir(repo: Repo) -> Path:
@@ -563,6 +563,13 @@ class RunResult:
     @property
     def bytes_estimate(self) -> int:
         return self.freed.estimate
+
+    def to_json(self) -> dict:
+        """``jvs gc run --json``."""
+        return {"plan_id": self.plan_id, "deleted": list(self.collected),
+                "finished_from_earlier": list(self.finished_from_earlier),
+                "deleted_bytes_estimate": self.bytes_estimate,
+                "freed": self.freed.to_json()}
 
 
 def record_tombstones(repo: Repo, plan_id: str, snapshots: list[Descriptor],

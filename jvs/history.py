@@ -7,9 +7,10 @@ With ``collected=True`` their tombstones are listed too, in their place in time.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from jvs.catalog import load_descriptors
+from jvs.catalog import gc_paused, load_descriptors
 from jvs.descriptor import Descriptor
 from jvs.gc import Tombstone, load_tombstones
 from jvs.repo import Repo
@@ -17,10 +18,40 @@ from jvs.worktree import WorktreeConfig, load_worktree_config
 
 
 @dataclass(frozen=True)
-class History:
+class History(Sequence[Descriptor]):
+    """``jvs history``: a sequence of the listed snapshots, newest first (``len``,
+    indexing, iteration), with the worktree they were listed for."""
+
     worktree: WorktreeConfig | None
     snapshots: list[Descriptor]  # newest first
     collected: list[Tombstone] = field(default_factory=list)  # newest first; when asked
+    listed_collected: bool = False  # collected=True was asked for
+
+    def __len__(self) -> int:
+        return len(self.snapshots)
+
+    def __getitem__(self, index):  # int -> Descriptor, slice -> list[Descriptor]
+        return self.snapshots[index]
+
+    def __iter__(self) -> Iterator[Descriptor]:
+        return iter(self.snapshots)
+
+    def to_json(self) -> dict:
+        wt = self.worktree
+        head = wt.head_snapshot_id if wt else None
+        latest = wt.latest_snapshot_id if wt else None
+        with gc_paused():  # one dict per snapshot
+            records = [d.to_summary_json(head=head, latest=latest) for d in self.snapshots]
+        data = {
+            "worktree": wt.name if wt else None,
+            "head_snapshot_id": head,
+            "latest_snapshot_id": latest,
+            "detached": bool(wt and wt.detached),
+            "snapshots": records,
+        }
+        if self.listed_collected:
+            data["collected"] = [t.to_json() for t in self.collected]
+        return data
 
 
 def lineage(by_id: dict[str, Descriptor | Tombstone], start: str | None) -> list[str]:
@@ -101,7 +132,7 @@ def history(repo: Repo, worktree: str | None, *, all_snapshots: bool = False,
     if reverse:
         selected.reverse()
         gone.reverse()
-    return History(wt, selected, gone)
+    return History(wt, selected, gone, listed_collected=collected)
 
 
 def _within(snapshot_id: str, since: float | None, until: float | None) -> bool:

@@ -36,6 +36,11 @@ def rfc3339_utc(ns: int | None = None) -> str:
 
 def parse_rfc3339(text: str) -> float:
     """Seconds since the epoch for an RFC 3339 string (nanoseconds are truncated to µs)."""
+    return rfc3339_datetime(text).timestamp()
+
+
+def rfc3339_datetime(text: str) -> datetime:
+    """An RFC 3339 string as an aware datetime in UTC (nanoseconds truncated to µs)."""
     t = text.strip()
     if t.endswith("Z") or t.endswith("z"):
         t = t[:-1] + "+00:00"
@@ -45,7 +50,7 @@ def parse_rfc3339(text: str) -> float:
         while rest and rest[0].isdigit():
             digits, rest = digits + rest[0], rest[1:]
         t = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
-    return datetime.fromisoformat(t).timestamp()
+    return datetime.fromisoformat(t).astimezone(UTC)
 
 
 def local_time(created_at: str) -> str:

@@ -138,7 +138,10 @@ def _row_of(sid: str, data: bytes, desc: Descriptor | None = None) -> tuple:
             value = json.dumps(list(value)) if value else ""
         values.append(value or "")
     fields = _SEP.join(values)
+    # An explicit "kind": "snapshot" in the file is not rebuilt from the fields (an
+    # ordinary snapshot's file has no "kind"), so such a file is kept raw.
     canonical = int(desc.snapshot_id == sid and not desc.extra and desc.to_json() == desc.raw
+                    and (desc.raw or {}).get("kind") != "snapshot"
                     and fields.count(_SEP) == len(_FIELDS) - 1)
     return (sid, canonical, data, fields)
 
@@ -198,7 +201,7 @@ def _descriptor_of(row: tuple) -> Descriptor | None:
         note=note, tags=tuple(json.loads(tags)) if tags else (),
         descriptor_checksum=checksum, integrity_state=state,
         partial_paths=tuple(json.loads(partial)) if partial else (),
-        restored_from=restored_from or None, kind=kind or None,
+        restored_from=restored_from or None, kind=kind or "snapshot",
         degraded=tuple(json.loads(degraded)) if degraded else (), extra={}, raw=None)
     return desc
 

@@ -50,3 +50,22 @@ def validate_tag(raw: str) -> str:
     if SNAPSHOT_ID_RE.fullmatch(tag):
         raise JvsError("E_NAME_INVALID", f"tag {tag!r} looks like a snapshot ID")
     return tag
+
+
+# Notes are text a person reads; the limit keeps a mistaken `-F bigfile` out of every
+# listing (docs/guarantees.md).
+MAX_NOTE_BYTES = 64 * 1024
+
+
+def validate_note(text: str) -> str:
+    """A snapshot note as stored: trailing newlines dropped (``echo note |`` adds one),
+    at most :data:`MAX_NOTE_BYTES` of UTF-8, else E_USAGE."""
+    note = text.rstrip("\n")
+    try:
+        size = len(note.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise JvsError("E_USAGE", "note is not valid UTF-8",
+                       hint="notes are text; check the file's encoding") from None
+    if size > MAX_NOTE_BYTES:
+        raise JvsError("E_USAGE", f"note is longer than {MAX_NOTE_BYTES} bytes")
+    return note

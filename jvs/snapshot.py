@@ -71,6 +71,14 @@ class SnapshotResult:
     ignored: tuple[str, ...] = field(default=())  # left out by .jvsignore (top-most paths)
     audit_error: str | None = None  # published, but its audit record could not be written
 
+    def to_json(self) -> dict:
+        """``jvs snapshot --json``: the snapshot, and what taking it cost."""
+        return {**self.descriptor.to_summary_json(),
+                "stats": {"files_hashed": self.stats.files_hashed,
+                          "bytes_hashed": self.stats.bytes_hashed},
+                "was_detached": self.was_detached,
+                "ignored": list(self.ignored)}
+
 
 def normalise_paths(worktree_dir: Path, paths: list[str],
                     ignore: IgnoreRules | None = None) -> tuple[str, ...]:
@@ -179,7 +187,7 @@ def _stage_and_commit(repo: Repo, wt: WorktreeConfig, source: Path, ignore: Igno
         # juicefs-clone would walk the worktree during the clone to find what it cannot
         # keep (hardlinks, owners), competing with the clone for the same JuiceFS client;
         # it learns that from the scan below instead, taken anyway once the clone is done.
-        scan_reports = hasattr(engine, "report_from_scan") and not partial
+        scan_reports = engine.capabilities.reports_from_scan and not partial
         try:
             clone = materialise(engine, source, staged, partial, hashing, ignore, listing,
                                 report=not scan_reports)
@@ -304,9 +312,10 @@ def hashing_copy(repo: Repo, wt: WorktreeConfig, engine: Engine, algo: str, cach
     the files it vouches for from the head snapshot instead of copying them. (The
     reflink-copy engine takes it too, and neither hashes nor links on the way: its
     copies share extents already.)"""
-    if partial or not hasattr(engine, "clone_hashing"):
+    if partial or not engine.capabilities.walks_files:
         return None
-    previous = previous_payload(repo, wt, algo, cache) if engine.name == "copy" else None
+    previous = previous_payload(repo, wt, algo, cache) \
+        if engine.capabilities.links_unchanged_files else None
     return HashingCopy(algo, lambda rel, st: cache.lookup(rel, st) is None, previous)
 
 

@@ -29,6 +29,25 @@ class Status:
     interrupted: Intent | None = None  # a restore of this worktree that crashed
     paths: tuple[str, ...] = ()  # only changes at or below these (worktree-relative)
 
+    def to_json(self) -> dict:
+        wt = self.worktree
+        interrupted = None
+        if self.interrupted is not None:
+            rec = self.interrupted.record
+            interrupted = {"target_id": rec.target_id, "phase": rec.phase,
+                           "started_at": self.interrupted.started_at,
+                           "rescue_id": rec.rescue_id}
+        return {
+            "worktree": wt.name,
+            "paths": list(self.paths),
+            "head_snapshot_id": wt.head_snapshot_id,
+            "latest_snapshot_id": wt.latest_snapshot_id,
+            "detached": wt.detached,
+            "clean": self.changes.clean,
+            "changes": self.changes.to_json(),
+            "interrupted_restore": interrupted,
+        }
+
 
 def worktree_status(repo: Repo, worktree: str, paths: tuple[str, ...] = ()) -> Status:
     """The worktree against its head snapshot; with *paths* (worktree-relative), only

@@ -77,6 +77,7 @@ class VerifyReport:
     results: list[VerifyResult]
     audit_problems: list[str] = field(default_factory=list)
     audit_checked: bool = False
+    stats: HashStats = field(default_factory=HashStats)  # what verifying read
     collected: list[str] = field(default_factory=list)  # by a gc run while verify ran
 
     @property
@@ -102,6 +103,22 @@ class VerifyReport:
         return JvsError(code, f"{len(bad)} of {len(self.results)} snapshot(s) TAMPERED",
                         hint="restore from a good snapshot; 'jvs doctor --strict' lists "
                         "every problem")
+
+    def to_json(self) -> dict:
+        """``jvs verify --json``."""
+        data = {
+            "ok": self.ok,
+            "snapshots": [r.to_json() for r in self.results],
+            "bytes_hashed": self.stats.bytes_hashed,
+        }
+        if self.audit_checked:
+            data["audit_chain_valid"] = not self.audit_problems
+            data["audit_problems"] = list(self.audit_problems)
+            data["collected_while_verifying"] = list(self.collected)
+        error = self.error()
+        if error is not None:
+            data["error"] = {"code": error.code, "message": error.message}
+        return data
 
 
 def verify_snapshot(repo: Repo, snapshot_id: str, stats: HashStats | None = None) -> VerifyResult:
@@ -172,7 +189,7 @@ def verify_all(repo: Repo, *, stats: HashStats | None = None,
         else:
             results.append(result)
     audit = [f"line {p.line}: {p.message}" for p in check_chain(repo)]
-    return VerifyReport(results, audit, audit_checked=True, collected=collected)
+    return VerifyReport(results, audit, audit_checked=True, stats=stats, collected=collected)
 
 
 def collected_meanwhile(repo: Repo, snapshot_id: str) -> bool:
@@ -217,4 +234,5 @@ def verify_ref(repo: Repo, ref: str | None, worktree: str | None,
         sid = head
     else:
         sid = resolve_for_verify(repo, ref, worktree)
-    return VerifyReport([verify_snapshot(repo, sid, stats)])
+    stats = stats if stats is not None else HashStats()
+    return VerifyReport([verify_snapshot(repo, sid, stats)], stats=stats)

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 import pytest
 
 import jvs
 from conftest import run_jvs
-from jvs.errors import JvsError
+from jvs.api import init_repository, restore_result_json
+from jvs.errors import JvsError, NotFoundError, UsageError
 
 
 def test_full_workflow_through_the_api_matches_the_cli(tmp_path):
@@ -30,7 +34,7 @@ def test_full_workflow_through_the_api_matches_the_cli(tmp_path):
     assert repo.resolve("baseline").snapshot_id == base.snapshot_id
     assert repo.resolve("HEAD~1").snapshot_id == base.snapshot_id
     cli_info = run_jvs("info", "--json", cwd=wt).json
-    assert repo.info() == cli_info
+    assert repo.info().to_json() == cli_info
     assert repo.status().changes.clean
 
     # Opening from a path inside the worktree, as jvs.open documents.
@@ -43,7 +47,7 @@ def test_full_workflow_through_the_api_matches_the_cli(tmp_path):
     assert result.target.snapshot_id == base.snapshot_id
     assert result.rescue is not None and result.worktree.detached
     assert (wt / "data.txt").read_text() == "v1"
-    assert [c.relpath for c in repo.diff("baseline", "exp1").changes.items] == ["data.txt"]
+    assert [c.path for c in repo.diff("baseline", "exp1").changes] == ["data.txt"]
     cli_status = run_jvs("status", "--json", cwd=wt).json
     assert cli_status["detached"] is True and cli_status["clean"] is True
     assert repo.restore(result.rescue.snapshot_id).target.kind == "rescue"
@@ -137,3 +141,144 @@ def test_errors_are_the_cli_error_classes(tmp_path):
     assert exc.value.code == "E_NOT_FOUND"
     assert root_view.at("main").worktree_name == "main"
     assert jvs.open(repo.root, worktree="main").path == repo.path
+
+
+def _normalised(docs: list, root) -> list:
+    """*docs* with what must differ between two repositories made the same way replaced
+    by placeholders: the root, the repo ID, snapshot IDs (numbered in order of first
+    appearance) and their short forms, and times."""
+    ids: dict[str, str] = {}
+    id_re = re.compile(r"[0-9]{13}-([0-9a-f]{8})")
+    time_re = re.compile(r"\d{4}-\d\d-\d\dT[0-9:.]+Z")
+
+    def walk(value, repo_id):
+        if isinstance(value, dict):
+            # stats: how many files were re-read depends on how long ago they were written
+            # (the stat cache re-reads "racily clean" ones), not on the workflow.
+            return {k: "<STATS>" if k == "stats" else walk(v, repo_id)
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, repo_id) for v in value]
+        if not isinstance(value, str):
+            return value
+        value = value.replace(str(root), "<ROOT>").replace(repo_id, "<REPO_ID>")
+        for m in id_re.finditer(value):
+            ids.setdefault(m.group(0), f"S{len(ids) + 1}")
+        for full, name in ids.items():
+            value = value.replace(full, f"<{name}>").replace(full[-8:], f"<{name}.short>")
+        return time_re.sub("<TIME>", value)
+
+    repo_id = docs[0]["repo_id"]
+    return [walk(d, repo_id) for d in docs]
+
+
+def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
+    """init, snapshot, status, diff, history, restore, info, verify, doctor: the CLI's
+    --json documents and the API's to_json() agree, field for field, for the same
+    workflow."""
+
+    def files(wt, text):
+        (wt / "data.txt").write_text(text)
+        (wt / "models").mkdir(exist_ok=True)
+        (wt / "models" / "m.bin").write_bytes(text.encode() * 100)
+
+    cli_dir, api_dir = tmp_path / "cli", tmp_path / "api"
+    cli_dir.mkdir()
+    api_dir.mkdir()
+
+    cli = [run_jvs("init", "proj", "--json", cwd=cli_dir).json]
+    wt = cli_dir / "proj" / "main"
+    files(wt, "v1")
+    cli.append(run_jvs("snapshot", "base", "--tag", "baseline", "--json", cwd=wt).json)
+    files(wt, "v2")
+    cli.append(run_jvs("status", "--json", cwd=wt).json)
+    cli.append(run_jvs("diff", "--json", cwd=wt).json)
+    cli.append(run_jvs("snapshot", "exp1", "--tag", "exp1", "--json", cwd=wt).json)
+    cli.append(run_jvs("history", "--json", cwd=wt).json)
+    (wt / "data.txt").write_text("unsaved")
+    cli.append(run_jvs("restore", "baseline", "--json", cwd=wt).json)
+    cli.append(run_jvs("diff", "baseline", "exp1", "--json", cwd=wt).json)
+    cli.append(run_jvs("history", "--all", "--json", cwd=wt).json)
+    cli.append(run_jvs("restore", "--latest-tag", "exp1", "--json", cwd=wt).json)
+    cli.append(run_jvs("info", "--json", cwd=wt).json)
+    cli.append(run_jvs("verify", "--all", "--json", cwd=wt).json)
+    cli.append(run_jvs("doctor", "--strict", "--json", cwd=wt).json)
+
+    init = init_repository(api_dir, "proj")
+    repo = init.repository
+    api = [init.to_json()]
+    files(repo.path, "v1")
+    api.append(repo.snapshot("base", tags=["baseline"]).to_json())
+    files(repo.path, "v2")
+    api.append(repo.status().to_json())
+    api.append(repo.diff().to_json())
+    api.append(repo.snapshot("exp1", tags=["exp1"]).to_json())
+    api.append(repo.history().to_json())
+    (repo.path / "data.txt").write_text("unsaved")
+    api.append(restore_result_json(repo.restore("baseline")))
+    api.append(repo.diff("baseline", "exp1").to_json())
+    api.append(repo.history(all=True).to_json())
+    api.append(restore_result_json(repo.restore(latest_tag="exp1")))
+    api.append(repo.info().to_json())
+    api.append(repo.verify(all=True).to_json())
+    api.append(repo.doctor(strict=True).to_json())
+
+    assert _normalised(api, api_dir) == _normalised(cli, cli_dir)
+    # What the comparison rests on is really there: a rescue, a detached state, changes.
+    assert api[6]["rescue_id"] and api[6]["detached"] is True
+    assert [c["path"] for c in api[2]["changes"]] == ["data.txt", "models/m.bin"]
+
+
+def test_results_behave_like_python_values(tmp_path):
+    repo = jvs.init(tmp_path, "proj")
+    (repo.path / "a.txt").write_text("1")
+    first = repo.snapshot("one", tags=["t1"]).descriptor
+    (repo.path / "a.txt").write_text("22")
+    (repo.path / "b.txt").write_text("new")
+    second = repo.snapshot("two").descriptor
+
+    hist = repo.history()
+    assert len(hist) == 2 and list(hist) == [second, first] and hist[0] == second
+    assert [d.short_id for d in hist] == [second.snapshot_id[-8:], first.snapshot_id[-8:]]
+    assert first.kind == "snapshot"
+    assert isinstance(first.created, datetime) and first.created.tzinfo == UTC
+    assert abs((datetime.now(UTC) - first.created).total_seconds()) < 3600
+    assert first.created_at.endswith("Z")  # the descriptor's own string, unchanged
+
+    changes = repo.diff(first.snapshot_id, second.snapshot_id).changes
+    assert len(changes) == 2 and bool(changes)
+    assert [(c.path, c.change, c.type) for c in changes] == [
+        ("a.txt", "modified", "file"), ("b.txt", "added", "file")]
+    assert changes[0].size_delta == 1 and changes[-1].path == "b.txt"
+    assert changes[0].relpath == "a.txt" and changes[0].kind == "file"  # the old names
+    assert not repo.status().changes  # empty: falsy, as a list is
+
+
+def test_each_error_class_is_a_subclass_carrying_its_code(tmp_path):
+    repo = jvs.init(tmp_path, "proj")
+    with pytest.raises(NotFoundError) as exc:
+        repo.restore("nothing-like-this")
+    assert exc.value.code == "E_NOT_FOUND" and isinstance(exc.value, JvsError)
+    with pytest.raises(UsageError):
+        repo.set_config("gc.keep_last", -3)
+    # The library's JvsError("E_X", ...) is the subclass, so both spellings catch it.
+    err = JvsError("E_NOT_FOUND", "gone", hint="look elsewhere")
+    assert type(err) is NotFoundError and err.hint == "look elsewhere"
+    assert str(err) == "E_NOT_FOUND: gone"
+    with pytest.raises(ValueError):
+        JvsError("E_NO_SUCH_CLASS", "x")
+
+
+def test_the_python_api_page_runs(tmp_path, monkeypatch, capsys):
+    """Every ``python`` block of docs/python-api.md, in order, in one namespace."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "python-api.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/python-api.md", "exec"), namespace)  # noqa: S102
+    assert (tmp_path / "ml-experiments" / "main" / "result.txt").read_text() == "seed 3\n"
+    assert "Agent run 3" in capsys.readouterr().out

@@ -9,7 +9,6 @@ snapshot, and a dead host's lock released so the others carry on.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -39,16 +38,6 @@ def repo_name(cluster, request) -> str:
     name = request.node.name.replace("[", "-").replace("]", "")[:60]
     cluster["hostA"].jvs("init", name, cwd=cluster["hostA"].mountpoint)
     return name
-
-
-def has_command(host: Host, *words: str) -> bool:
-    """Whether this jvs has the command yet (other work lands in parallel); asked once."""
-    if words not in _COMMANDS:
-        _COMMANDS[words] = host.jvs(*words, "--help", check=False).returncode == 0
-    return _COMMANDS[words]
-
-
-_COMMANDS: dict[tuple[str, ...], bool] = {}
 
 
 def history(host: Host, repo: str, *args: str) -> list[dict]:
@@ -153,16 +142,13 @@ def test_edit_on_one_host_snapshot_on_the_other(cluster, repo_name):
                     cwd=b.path(f"{repo_name}/main")).json["snapshot_id"]
         payload = b.path(f"{repo_name}/.jvs/snapshots/{sid}/weights.txt")
         assert payload.read_text() == f"version {i}b\n"
-        if has_command(b, "verify"):
-            b.jvs("verify", sid, cwd=b.path(f"{repo_name}/main"))
+        b.jvs("verify", sid, cwd=b.path(f"{repo_name}/main"))
 
 
 def test_restore_on_b_rescues_work_just_saved_on_a(cluster, repo_name):
     """Unsaved work written on host A (a same-size rewrite, the hardest change to see) is
     never lost by a restore run on host B a moment later: it becomes a rescue snapshot."""
     a, b = cluster["hostA"], cluster["hostB"]
-    if not has_command(b, "restore"):
-        pytest.skip("jvs restore does not exist yet")
     target = f"{repo_name}/main/notes.txt"
     a.path(target).write_text("draft 1\n")
     a.jvs("snapshot", "draft 1", "--tag", "d1", cwd=a.path(f"{repo_name}/main"))
@@ -186,8 +172,6 @@ def test_strict_mounts_send_a_write_right_after_a_remote_restore_to_the_worktree
     moved into the rescue snapshot (docs/cluster.md measures it). Hosts that write into
     worktrees other hosts restore mount with ``--entry-cache 0 --dir-entry-cache 0``;
     with those, A's write lands in the restored worktree and every snapshot verifies."""
-    if not has_command(cluster["hostB"], "restore"):
-        pytest.skip("jvs restore does not exist yet")
     strict = ("--entry-cache", "0", "--dir-entry-cache", "0")
     a = cluster.hosts.get("strictA") or cluster.add_host("strictA", mount_options=strict)
     b = cluster.hosts.get("strictB") or cluster.add_host("strictB", mount_options=strict)
@@ -201,16 +185,13 @@ def test_strict_mounts_send_a_write_right_after_a_remote_restore_to_the_worktree
     assert b.path(target).read_text() == "draft 1\nA keeps writing\n"
     rescued = b.path(f"{repo_name}/.jvs/snapshots/{out['rescue_id']}/notes.txt")
     assert rescued.read_text() == "draft 2\n"
-    if has_command(b, "verify"):
-        b.jvs("verify", "--all", cwd=b.path(f"{repo_name}/main"))
+    b.jvs("verify", "--all", cwd=b.path(f"{repo_name}/main"))
 
 
 def test_shell_on_a_inside_the_worktree_survives_restore_on_b(cluster, repo_name, tmp_path):
     """Restore keeps the worktree directory's inode, so a process on host A whose working
     directory is the worktree sees the restored files, not a deleted directory."""
     a, b = cluster["hostA"], cluster["hostB"]
-    if not has_command(b, "restore"):
-        pytest.skip("jvs restore does not exist yet")
     main = f"{repo_name}/main"
     a.path(f"{main}/old.txt").write_text("old\n")
     a.jvs("snapshot", "old", "--tag", "old", cwd=a.path(main))
@@ -266,34 +247,34 @@ def test_host_b_sees_host_a_snapshot_promptly(cluster, repo_name, tmp_path):
         time.sleep(0.1)
     assert ids == [snapshot_id], f"host B does not list host A's snapshot after 2 s: {ids}"
     info = b.jvs("info", "--json", cwd=b.path(f"{repo_name}/main")).json
-    assert json.dumps(info)  # B opens the repository A created
+    # B opens the repository A created, and sees A's snapshot as main's head.
+    assert info["repo_id"] == a.path(f"{repo_name}/.jvs/repo_id").read_text().strip()
+    assert info["worktree"] == "main" and info["head_snapshot_id"] == snapshot_id
+    assert info["snapshot_count"] == 1 and info["worktrees"] == ["main"]
 
-    if has_command(b, "diff"):
-        diff = b.jvs("diff", "from-a", cwd=b.path(f"{repo_name}/main"), check=False)
-        assert diff.returncode == 0, diff.stderr  # B resolves A's tag
-    if has_command(b, "restore"):
-        b.path(f"{repo_name}/main/model.txt").write_text("edited on B\n")
-        b.jvs("snapshot", "B edit", cwd=b.path(f"{repo_name}/main"))
-        b.jvs("restore", "from-a", cwd=b.path(f"{repo_name}/main"))
-        assert b.path(f"{repo_name}/main/model.txt").read_text() == "weights v1\n"
-        a.jvs("restore", "HEAD", cwd=a.path(f"{repo_name}/main"))
-    if has_command(b, "mount"):
-        view = tmp_path / "view-on-b"
-        view.mkdir()
-        b.jvs("-C", str(b.path(f"{repo_name}/main")), "mount", str(view))
-        try:
-            a.path(f"{repo_name}/main/late.txt").write_text("after the mount\n")
-            late = a.jvs("snapshot", "after B mounted", "--json",
-                         cwd=a.path(f"{repo_name}/main")).json["snapshot_id"]
-            deadline = time.monotonic() + VISIBLE_WITHIN_S
-            target = view / "@snapshots" / late / "late.txt"
-            while not target.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert target.read_text() == "after the mount\n"
-            assert (view / "@snapshots" / snapshot_id / "model.txt").read_text() \
-                == "weights v1\n"
-        finally:
-            b.jvs("umount", str(view), check=False)
+    diff = b.jvs("diff", "from-a", cwd=b.path(f"{repo_name}/main"), check=False)
+    assert diff.returncode == 0, diff.stderr  # B resolves A's tag
+    b.path(f"{repo_name}/main/model.txt").write_text("edited on B\n")
+    b.jvs("snapshot", "B edit", cwd=b.path(f"{repo_name}/main"))
+    b.jvs("restore", "from-a", cwd=b.path(f"{repo_name}/main"))
+    assert b.path(f"{repo_name}/main/model.txt").read_text() == "weights v1\n"
+    a.jvs("restore", "HEAD", cwd=a.path(f"{repo_name}/main"))
+    view = tmp_path / "view-on-b"
+    view.mkdir()
+    b.jvs("-C", str(b.path(f"{repo_name}/main")), "mount", str(view))
+    try:
+        a.path(f"{repo_name}/main/late.txt").write_text("after the mount\n")
+        late = a.jvs("snapshot", "after B mounted", "--json",
+                     cwd=a.path(f"{repo_name}/main")).json["snapshot_id"]
+        deadline = time.monotonic() + VISIBLE_WITHIN_S
+        target = view / "@snapshots" / late / "late.txt"
+        while not target.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert target.read_text() == "after the mount\n"
+        assert (view / "@snapshots" / snapshot_id / "model.txt").read_text() \
+            == "weights v1\n"
+    finally:
+        b.jvs("umount", str(view), check=False)
 
 
 def test_dead_host_lock_is_released_when_its_session_expires(cluster, repo_name):
@@ -339,8 +320,6 @@ def test_same_worktree_name_forked_on_both_hosts_at_once(cluster, repo_name):
     """Both hosts fork a worktree of the same name at the same moment: exactly one gets
     it, the other is told the name is taken, and nothing is half-created."""
     a, b = cluster["hostA"], cluster["hostB"]
-    if not has_command(a, "worktree", "fork"):
-        pytest.skip("jvs worktree fork does not exist yet")
     main = f"{repo_name}/main"
     a.path(f"{main}/x.txt").write_text("x\n")
     a.jvs("snapshot", "x", cwd=a.path(main))
@@ -386,8 +365,6 @@ def test_host_cut_off_past_its_session_cannot_publish(cluster, repo_name):
 
 def test_hosts_work_in_separate_worktrees_at_once(cluster, repo_name):
     a, b = cluster["hostA"], cluster["hostB"]
-    if not has_command(a, "worktree", "fork"):
-        pytest.skip("jvs worktree fork does not exist yet")
     a.path(f"{repo_name}/main/base.txt").write_text("base\n")
     a.jvs("snapshot", "base", "--tag", "baseline", cwd=a.path(f"{repo_name}/main"))
     a.jvs("worktree", "fork", "baseline", "on-a", cwd=a.path(f"{repo_name}/main"))
@@ -452,9 +429,6 @@ def test_agent_loop_split_over_two_hosts_loses_nothing(cluster, repo_name):
     """The seeds' agent loop (restore the baseline, work, snapshot) run by four workers,
     two per host, each in its own worktree, all at once."""
     a, b = cluster["hostA"], cluster["hostB"]
-    for words in (("restore",), ("worktree", "fork")):
-        if not has_command(a, *words):
-            pytest.skip(f"jvs {' '.join(words)} does not exist yet")
     main = a.path(f"{repo_name}/main")
     (main / "code").mkdir()
     (main / "code" / "agent.py").write_text("print('agent')\n")
@@ -494,21 +468,16 @@ def test_agent_loop_split_over_two_hosts_loses_nothing(cluster, repo_name):
                             "/output/result.txt").read_text()
             assert result == f"worker {i} round {r} on {host_name}\n"
     for host in (a, b):
-        if has_command(host, "verify"):
-            host.jvs("verify", "--all", cwd=host.path(f"{repo_name}/main"))
-        if has_command(host, "doctor"):
-            host.jvs("doctor", "--strict", cwd=host.path(f"{repo_name}/main"))
+        host.jvs("verify", "--all", cwd=host.path(f"{repo_name}/main"))
+        host.jvs("doctor", "--strict", cwd=host.path(f"{repo_name}/main"))
 
 
 def test_gc_on_one_host_while_another_browses_and_snapshots(cluster, repo_name, tmp_path):
     """Host A collects a removed worktree's snapshots while host B reads history (through
-    the view when `jvs mount` exists, else with `jvs verify --all`, a lock-free reader)
+    the view, a lock-free reader)
     and snapshots another worktree. B's snapshots all survive, B's reads never fail, and
     the collected ones vanish for both hosts."""
     a, b = cluster["hostA"], cluster["hostB"]
-    for words in (("gc", "run"), ("worktree", "fork"), ("worktree", "remove")):
-        if not has_command(a, *words):
-            pytest.skip(f"jvs {' '.join(words)} does not exist yet")
     main = a.path(f"{repo_name}/main")
     (main / "base.txt").write_text("base\n")
     a.jvs("snapshot", "base", cwd=main)
@@ -524,18 +493,12 @@ def test_gc_on_one_host_while_another_browses_and_snapshots(cluster, repo_name, 
     a.jvs("worktree", "remove", "scratch", "--force", cwd=main)
     later = {"JVS_GC_NOW": str(time.time() + 3 * 86400), "JVS_LOCK_TIMEOUT": "60"}
 
-    view = None
-    if has_command(b, "mount"):
-        view = tmp_path / "view-on-b"
-        view.mkdir()
-        b.jvs("-C", str(b.path(f"{repo_name}/main")), "mount", str(view))
+    view = tmp_path / "view-on-b"
+    view.mkdir()
+    b.jvs("-C", str(b.path(f"{repo_name}/main")), "mount", str(view))
     try:
-        if view is not None:
-            reader = b.start_sh(f"for i in 1 2 3; do find {view}/@snapshots/ -type f "
-                                f"-exec cat {{}} + > /dev/null; done")
-        else:
-            reader = b.start_sh("for i in 1 2 3; do jvs verify --all > /dev/null; done",
-                                cwd=b.path(f"{repo_name}/main"))
+        reader = b.start_sh(f"for i in 1 2 3; do find {view}/@snapshots/ -type f "
+                            f"-exec cat {{}} + > /dev/null; done")
         # Tagged: gc's clock is 3 days ahead, so untagged side snapshots older than side's
         # newest would be candidates now that ancestors are not protected (issue 15).
         writer = b.start_sh('for i in 1 2 3; do echo $i > side-$i.txt; '
@@ -549,12 +512,10 @@ def test_gc_on_one_host_while_another_browses_and_snapshots(cluster, repo_name, 
         for proc in (reader, writer):
             _, err = proc.communicate(timeout=90)
             assert proc.returncode == 0, err
-        if view is not None:
-            listed = set(os.listdir(view / "@snapshots"))
-            assert not doomed & listed
+        listed = set(os.listdir(view / "@snapshots"))
+        assert not doomed & listed
     finally:
-        if view is not None:
-            b.jvs("umount", str(view), check=False)
+        b.jvs("umount", str(view), check=False)
 
     snaps = history(b, repo_name)
     assert len([s for s in snaps if s["worktree_name"] == "side"]) == 3

@@ -74,3 +74,22 @@ def test_troubleshooting_covers_every_error_class():
     text = (DOCS / "troubleshooting.md").read_text()
     missing = [c for c in sorted(ERROR_CLASSES) if f"## {c}" not in text]
     assert not missing, missing
+
+
+def test_man_pages_are_current():
+    """man/man1/jvs.1 and jvs-<command>.1 are exactly what the CLI generates now, one per
+    command of the reference."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen", ROOT / "tools" / "gen_commands_doc.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    pages = gen.render_man()
+    on_disk = set((ROOT / "man" / "man1").glob("*.1"))
+    assert set(pages) == on_disk, "run: .venv/bin/python tools/gen_commands_doc.py"
+    for path, text in pages.items():
+        assert path.read_text() == text, \
+            f"{path.name} is stale; run: .venv/bin/python tools/gen_commands_doc.py"
+    commands = set(_command_paths(cli, click.Context(cli, info_name="jvs")))
+    assert {p.name for p in pages} == {"jvs.1"} | {
+        f"jvs-{c.replace(' ', '-')}.1" for c in commands}

@@ -794,3 +794,38 @@ def test_juicefs_clone_through_the_control_file_keeps_everything(juicefs_dir, mo
     jfs.JuiceFSEngine.for_path(juicefs_dir).clone(src, juicefs_dir / "dst3", report=False)
     assert len(started) == 2
     assert (juicefs_dir / "dst3" / "d" / "f").read_text() == "content"
+
+
+def test_engines_declare_what_they_can_do_and_the_declarations_hold(tmp_path):
+    """Callers ask ``engine.capabilities`` instead of probing methods or names: each
+    engine has the methods its declaration promises, and the copy engine's promise to
+    link unchanged files is kept by a snapshot (the second snapshot shares the inode)."""
+    import inspect
+
+    from jvs.engines.base import Capabilities
+    from jvs.engines.copy import CopyEngine
+    from jvs.engines.juicefs import JuiceFSEngine
+    from jvs.engines.reflink import ReflinkEngine
+
+    for cls in (CopyEngine, ReflinkEngine, JuiceFSEngine):
+        caps = cls.capabilities
+        assert isinstance(caps, Capabilities)
+        assert caps.walks_files == hasattr(cls, "clone_hashing"), cls
+        assert caps.reports_from_scan == hasattr(cls, "report_from_scan"), cls
+        if caps.reports_from_scan:
+            assert "report" in inspect.signature(cls.clone).parameters
+    assert CopyEngine.capabilities.links_unchanged_files
+    assert JuiceFSEngine.capabilities.clones_trees_as_metadata
+
+    import jvs
+
+    repo = jvs.init(tmp_path, "proj")
+    repo.set_config("engine", "copy")
+    (repo.path / "big.bin").write_bytes(b"x" * 100_000)
+    time.sleep(0.2)  # past the racily-clean window: the stat cache vouches for it
+    first = repo.snapshot("one").descriptor
+    (repo.path / "other.txt").write_text("new")
+    second = repo.snapshot("two").descriptor
+    payload = repo.repo.payload_dir
+    assert os.stat(payload(first.snapshot_id) / "big.bin").st_ino == \
+        os.stat(payload(second.snapshot_id) / "big.bin").st_ino

@@ -82,8 +82,6 @@ def branched_template(tmp_path_factory):
     run_jvs("init", "repo", cwd=base)
     repo = base / "repo"
     main = repo / "main"
-    if run_jvs("restore", "--help", cwd=main, check=False).returncode != 0:
-        pytest.skip("jvs restore does not exist yet")
     s1 = snap(main, "s1")
     s2 = snap(main, "s2")
     s3 = snap(main, "s3")

@@ -213,9 +213,6 @@ def test_go_written_snapshot_lists_and_verifies(repo):
 
 def test_go_written_snapshot_restores(repo):
     main = repo / "main"
-    help_out = run_jvs("restore", "--help", cwd=main, check=False)
-    if help_out.returncode != 0:
-        pytest.skip("jvs restore does not exist yet")
     sid = write_go_snapshot(repo, {"x/y.txt": b"from go\n"}, tags=("gotag",))
     run_jvs("restore", "gotag", "--discard-unsaved", cwd=main)
     assert (main / "x" / "y.txt").read_bytes() == b"from go\n"
@@ -225,8 +222,6 @@ def test_go_written_snapshot_restores(repo):
 
 def test_go_written_snapshot_forks(repo):
     main = repo / "main"
-    if run_jvs("fork", "--help", cwd=main, check=False).returncode != 0:
-        pytest.skip("jvs fork does not exist yet")
     write_go_snapshot(repo, {"x/y.txt": b"from go\n"}, tags=("gotag",))
     run_jvs("fork", "gotag", "side", cwd=main)
     side = repo / "worktrees" / "side"

@@ -44,25 +44,7 @@ def short(snapshot_id: str | None) -> str:
 
 
 def descriptor_json(desc, *, head: str | None = None, latest: str | None = None) -> dict:
-    from jvs.ids import short_id
-
-    out = {
-        "snapshot_id": desc.snapshot_id,
-        "short_id": short_id(desc.snapshot_id),
-        "parent_id": desc.parent_id,
-        "worktree_name": desc.worktree_name,
-        "created_at": desc.created_at,
-        "note": desc.note,
-        "tags": list(desc.tags),
-        "engine": desc.engine,
-        "kind": desc.kind or "snapshot",
-        "partial_paths": list(desc.partial_paths),
-        "degraded": list(desc.degraded),
-    }
-    if head is not None or latest is not None:
-        out["is_head"] = desc.snapshot_id == head
-        out["is_latest"] = desc.snapshot_id == latest
-    return out
+    return desc.to_summary_json(head=head, latest=latest)
 
 
 def some_of(paths: tuple[str, ...] | list[str], limit: int = 5) -> str:

@@ -99,7 +99,7 @@ def complete_tag_of_ref(ctx: click.Context, param: click.Parameter,
 
 def complete_config_key(ctx: click.Context, param: click.Parameter,
                         incomplete: str) -> list[CompletionItem]:
-    from jvs.cli.config_cmds import KEYS
+    from jvs.config import KEYS
 
     return [CompletionItem(k, help=spec.help) for k, spec in KEYS.items()
             if k.startswith(incomplete)]
@@ -107,7 +107,7 @@ def complete_config_key(ctx: click.Context, param: click.Parameter,
 
 def complete_config_value(ctx: click.Context, param: click.Parameter,
                           incomplete: str) -> list[CompletionItem]:
-    from jvs.cli.config_cmds import KEYS
+    from jvs.config import KEYS
 
     spec = KEYS.get(ctx.params.get("key") or "")
     if spec is None:

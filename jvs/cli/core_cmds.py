@@ -10,7 +10,6 @@ import click
 
 from jvs.cli.common import (
     current_worktree,
-    descriptor_json,
     locate,
     short,
     some_of,
@@ -19,8 +18,7 @@ from jvs.cli.common import (
 )
 from jvs.cli.completion import complete_path, complete_tag, complete_template
 from jvs.cli.output import json_option
-
-MAX_NOTE_BYTES = 64 * 1024
+from jvs.names import MAX_NOTE_BYTES, validate_note
 
 
 @click.command()
@@ -56,31 +54,15 @@ def init(ctx, name, hash_algo, template, source, move):
                                    "own .jvsignore, if any")
         _import(ctx, name, source, move, hash_algo)
         return
-    from jvs import fsio
-    from jvs.audit import append_audit
-    from jvs.ignore import IGNORE_FILE, template_text
-    from jvs.lock import repo_lock
-    from jvs.repo import init_repo
+    from jvs.api import init_repository
 
-    ignore_text = template_text(template) if template else None  # before creating anything
     parent, name = _parent_and_name(ctx, name)
-    repo = init_repo(parent, name, hash_algo=hash_algo)
-    main = repo.root / "main"
-    if ignore_text is not None:
-        fsio.write_bytes_atomic(main / IGNORE_FILE,
-                                ignore_text.encode("utf-8", "surrogateescape"))
-    with repo_lock(repo, "init"):
-        append_audit(repo, "init", repo.repo_id(), f"repository {name}",
-                     **({"template": template} if template else {}))
-    lines = [f"Initialized JVS repository in {repo.root}", f"Main worktree: {main}"]
+    result = init_repository(parent, name, hash_algo=hash_algo, template=template)
+    root = result.repository.root
+    lines = [f"Initialized JVS repository in {root}", f"Main worktree: {root / 'main'}"]
     if template:
-        lines.append(f"Ignore rules: {main / IGNORE_FILE} (from {template})")
-    ui_of(ctx).emit(
-        {"repo_root": str(repo.root), "repo_id": repo.repo_id(), "main": str(main),
-         "payload_hash_algo": hash_algo,
-         "ignore_file": str(main / IGNORE_FILE) if template else None},
-        "\n".join(lines),
-    )
+        lines.append(f"Ignore rules: {result.ignore_file} (from {template})")
+    ui_of(ctx).emit(result.to_json(), "\n".join(lines))
 
 
 def _parent_and_name(ctx, name: str) -> tuple[Path, str]:
@@ -129,11 +111,10 @@ def read_note(note: str | None, note_file: str | None) -> str:
                            f"cannot read note file {note_file}: {exc.strerror}") from None
     else:
         raw = os.fsencode(note or "")  # argv: undecodable bytes come back as they were
-    raw = raw.rstrip(b"\n")
-    if len(raw) > MAX_NOTE_BYTES:
-        raise JvsError("E_USAGE", f"note is longer than {MAX_NOTE_BYTES} bytes")
+    if len(raw.rstrip(b"\n")) > MAX_NOTE_BYTES:  # read cut it: say why, not "not UTF-8"
+        validate_note(raw.decode("utf-8", "replace"))  # raises E_USAGE, the limit
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8")  # the limit is checked where the snapshot is taken
     except UnicodeDecodeError as exc:
         raise JvsError("E_USAGE", f"note is not valid UTF-8 (byte {exc.start})",
                        hint="notes are text; check the file's encoding") from None
@@ -163,7 +144,7 @@ def snapshot(ctx, note, tags, paths, note_file, message):
       echo "note" | jvs snapshot -
       jvs snapshot "assets only" --paths Assets --paths ProjectSettings
     """
-    from jvs.snapshot import create_snapshot
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
     repo, worktree = current_worktree(ctx)
@@ -172,9 +153,8 @@ def snapshot(ctx, note, tags, paths, note_file, message):
             raise click.UsageError("give the note as an argument or with -m, not both")
         note = message
     text = read_note(note, note_file)
-    all_tags = list(tags) + [t for t in repo.config().default_tags if t not in tags]
-    result = create_snapshot(repo, worktree, note=text, tags=all_tags, paths=list(paths),
-                             progress=ui.report)
+    result = Repository(repo, worktree).snapshot(text, tags=tags, paths=paths,
+                                                 progress=ui.report)
     desc = result.descriptor
     if result.was_detached:
         ui.warn(f"worktree '{worktree}' was DETACHED: the new snapshot's parent is "
@@ -182,11 +162,6 @@ def snapshot(ctx, note, tags, paths, note_file, message):
                 "stays in 'jvs history --all'")
     for path in result.skipped_special:
         ui.warn(f"skipped special file (FIFO, socket or device): {path}")
-    data = descriptor_json(desc)
-    data["stats"] = {"files_hashed": result.stats.files_hashed,
-                     "bytes_hashed": result.stats.bytes_hashed}
-    data["was_detached"] = result.was_detached
-    data["ignored"] = list(result.ignored)
     lines = [f"Created snapshot {desc.snapshot_id}"]
     if desc.tags:
         lines.append(f"  tags: {', '.join(desc.tags)}")
@@ -196,7 +171,7 @@ def snapshot(ctx, note, tags, paths, note_file, message):
         lines.append(f"  degraded ({desc.engine}): {', '.join(desc.degraded)}")
     if result.ignored:
         lines.append(f"  ignored (.jvsignore): {some_of(result.ignored)}")
-    ui.emit(data, "\n".join(lines))
+    ui.emit(result.to_json(), "\n".join(lines))
     if result.audit_error:
         ui.warn(f"the snapshot is published and is HEAD, but its audit record could not be "
                 f"written ({result.audit_error}); 'jvs doctor --strict' reports it and "
@@ -239,7 +214,6 @@ def history(ctx, limit, grep, tag, all_snapshots, collected, since, until, rever
       jvs history --since "3 days ago" --until yesterday --oneline
       jvs history --reverse -n 10
     """
-    from jvs.catalog import gc_paused
     from jvs.dates import parse_time
     from jvs.descriptor import Descriptor
     from jvs.history import history as load_history
@@ -255,18 +229,7 @@ def history(ctx, limit, grep, tag, all_snapshots, collected, since, until, rever
     head = wt.head_snapshot_id if wt else None
     latest = wt.latest_snapshot_id if wt else None
     if ui.json:
-        with gc_paused():  # one dict per snapshot
-            records = [descriptor_json(d, head=head, latest=latest) for d in result.snapshots]
-        data = {
-            "worktree": wt.name if wt else None,
-            "head_snapshot_id": head,
-            "latest_snapshot_id": latest,
-            "detached": bool(wt and wt.detached),
-            "snapshots": records,
-        }
-        if collected:
-            data["collected"] = [t.to_json() for t in result.collected]
-        ui.emit(data)
+        ui.emit(result.to_json())
         return
     lines = []
     if wt and wt.detached:
@@ -342,25 +305,11 @@ def status(ctx, paths, short_format):
     st = worktree_status(repo, worktree, relpaths)
     wt = st.worktree
     if short_format and not ui.json:
-        out = "".join(f"{SHORT_CODES[c.change]} {c.relpath}\n" for c in st.changes.items)
-        ui.out(out)
+        ui.out("".join(f"{SHORT_CODES[c.change]} {c.path}\n" for c in st.changes))
         return
-    data = {
-        "worktree": wt.name,
-        "paths": list(relpaths),
-        "head_snapshot_id": wt.head_snapshot_id,
-        "latest_snapshot_id": wt.latest_snapshot_id,
-        "detached": wt.detached,
-        "clean": st.changes.clean,
-        "changes": [c.to_json() for c in st.changes.items],
-        "interrupted_restore": None,
-    }
     lines = [f"Worktree: {wt.name}"]
     if st.interrupted is not None:
         rec = st.interrupted.record
-        data["interrupted_restore"] = {"target_id": rec.target_id, "phase": rec.phase,
-                                       "started_at": st.interrupted.started_at,
-                                       "rescue_id": rec.rescue_id}
         when = f"({st.interrupted.who}, {st.interrupted.started_at})"
         lines.append(ui.style(
             f"A restore to {short(rec.target_id)} crashed before it changed anything {when}; "
@@ -380,9 +329,9 @@ def status(ctx, paths, short_format):
                      else "Clean: the worktree matches its head snapshot.")
     else:
         marks = {"added": "+", "removed": "-", "modified": "M", "mode": "m", "type": "T"}
-        lines.append(f"{len(st.changes.items)} change(s) since the head snapshot:")
-        lines += [f"  {marks[c.change]} {c.relpath}" for c in st.changes.items]
-    ui.emit(data, "\n".join(lines))
+        lines.append(f"{len(st.changes)} change(s) since the head snapshot:")
+        lines += [f"  {marks[c.change]} {c.path}" for c in st.changes]
+    ui.emit(st.to_json(), "\n".join(lines))
 
 
 @click.command()
@@ -399,17 +348,16 @@ def info(ctx):
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    data = Repository(loc.repo, loc.worktree).info()
-    engine, reason = data["engine"], data["engine_reason"]
-    lines = [f"Repository: {data['repo_root']}", f"Repo ID: {data['repo_id']}",
-             f"Format: {data['format_version']}", f"Engine: {engine} ({reason})",
-             f"Hash: {data['payload_hash_algo']}",
-             f"Worktrees: {', '.join(data['worktrees'])}",
-             f"Snapshots: {data['snapshot_count']}"]
-    if loc.worktree:
-        lines.append(f"Current worktree: {loc.worktree} (HEAD {short(data['head_snapshot_id'])}"
-                     f"{', DETACHED' if data['detached'] else ''})")
-    ui.emit(data, "\n".join(lines))
+    info = Repository(loc.repo, loc.worktree).info()
+    lines = [f"Repository: {info.repo_root}", f"Repo ID: {info.repo_id}",
+             f"Format: {info.format_version}", f"Engine: {info.engine} ({info.engine_reason})",
+             f"Hash: {info.payload_hash_algo}",
+             f"Worktrees: {', '.join(info.worktrees)}",
+             f"Snapshots: {info.snapshot_count}"]
+    if info.worktree:
+        lines.append(f"Current worktree: {info.worktree} (HEAD {short(info.head_snapshot_id)}"
+                     f"{', DETACHED' if info.detached else ''})")
+    ui.emit(info.to_json(), "\n".join(lines))
 
 
 COMMANDS = [init, snapshot, history, status, info]

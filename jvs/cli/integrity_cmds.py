@@ -27,7 +27,7 @@ def _verify_lines(result) -> list[str]:
     lines = [f"{result.snapshot_id}  TAMPERED  ({result.severity})"]
     lines += [f"  {p}" for p in result.problems]
     for c in result.changes[:50]:
-        lines.append(f"  {c.change:<8} {c.relpath}")
+        lines.append(f"  {c.change:<8} {c.path}")
     if len(result.changes) > 50:
         lines.append(f"  ... and {len(result.changes) - 50} more")
     return lines
@@ -50,30 +50,15 @@ def verify(ctx, ref, all_snapshots):
       jvs verify baseline
       jvs verify HEAD~1 --json
     """
-    from jvs.integrity import HashStats
-    from jvs.verify import verify_all, verify_ref
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    stats = HashStats()
-    if all_snapshots:
-        if ref:
-            raise click.UsageError("give a REF or --all, not both")
-        report = verify_all(loc.repo, stats=stats, progress=ui.report)
-    else:
-        report = verify_ref(loc.repo, ref, loc.worktree, stats)
+    if all_snapshots and ref:
+        raise click.UsageError("give a REF or --all, not both")
+    report = Repository(loc.repo, loc.worktree).verify(ref, all=all_snapshots,
+                                                       progress=ui.report)
     error = report.error()
-    data = {
-        "ok": report.ok,
-        "snapshots": [r.to_json() for r in report.results],
-        "bytes_hashed": stats.bytes_hashed,
-    }
-    if report.audit_checked:
-        data["audit_chain_valid"] = not report.audit_problems
-        data["audit_problems"] = report.audit_problems
-        data["collected_while_verifying"] = report.collected
-    if error is not None:
-        data["error"] = {"code": error.code, "message": error.message}
     lines = [line for r in report.results for line in _verify_lines(r)]
     lines += [f"{sid}  collected by gc while verify ran" for sid in report.collected]
     if report.audit_checked:
@@ -84,7 +69,7 @@ def verify(ctx, ref, all_snapshots):
             lines.append("audit log  OK")
     if not report.results:
         lines.insert(0, "No snapshots to verify.")
-    ui.emit(data, "\n".join(lines))
+    ui.emit(report.to_json(), "\n".join(lines))
     if error is not None:
         _fail(ctx, error)
 
@@ -113,21 +98,18 @@ def doctor(ctx, strict, repair_runtime, repairs):
       jvs doctor --strict --repair-runtime
       jvs doctor --repair audit_repair
     """
-    from jvs.doctor import RUNTIME_REPAIRS, diagnose, repair
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    actions = list(dict.fromkeys([*(RUNTIME_REPAIRS if repair_runtime else ()), *repairs]))
-    if actions:
-        report = repair(loc.repo, actions, strict=strict, progress=ui.report)
-    else:
-        report = diagnose(loc.repo, strict=strict, progress=ui.report)
+    report = Repository(loc.repo, loc.worktree).doctor(
+        strict=strict, repair=repairs, repair_runtime=repair_runtime, progress=ui.report)
     for warning in report.warnings:
         ui.warn(warning)
     lines = []
     for item in report.repaired:
-        lines.append(f"Repaired ({item['action']}): " + "; ".join(item["items"][:10])
-                     + (f"; ... {len(item['items']) - 10} more" if len(item["items"]) > 10
+        lines.append(f"Repaired ({item.action}): " + "; ".join(item.items[:10])
+                     + (f"; ... {len(item.items) - 10} more" if len(item.items) > 10
                         else ""))
     for op in report.in_flight:
         lines.append(f"In flight: {op}")
@@ -284,10 +266,7 @@ def gc_run(ctx, plan_id, now, dry_run):
                      "snapshot(s) deleted")
     lines.append(f"GC run {result.plan_id}: deleted {len(result.collected)} snapshot(s), "
                  f"freed {_freed(result.freed)}")
-    ui.emit({"plan_id": result.plan_id, "deleted": list(result.collected),
-             "finished_from_earlier": list(result.finished_from_earlier),
-             "deleted_bytes_estimate": result.bytes_estimate,
-             "freed": result.freed.to_json()}, "\n".join(lines))
+    ui.emit(result.to_json(), "\n".join(lines))
 
 
 def _resolve_id(ctx, ref: str) -> str:

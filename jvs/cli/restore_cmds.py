@@ -96,7 +96,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
       jvs restore exp1 --dry-run
       jvs restore prod --verify
     """
-    from jvs.restore import restore as do_restore
+    from jvs.api import Repository, restore_result_json
 
     ui = ui_of(ctx)
     repo, worktree = current_worktree(ctx)
@@ -106,21 +106,22 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
         if latest_tag:
             raise click.UsageError("-i takes a filter text, not --latest-tag")
         ref = _pick_interactively(ctx, repo, ref)
-    elif latest_tag:
-        from jvs.resolve import latest_with_tag
-
-        ref = latest_with_tag(repo, latest_tag).snapshot_id
-    elif not ref:
+    elif not ref and not latest_tag:
         raise click.UsageError("give a snapshot: REF, HEAD, --latest-tag TAG or -i")
     started = os.path.realpath(start_dir(ctx))
     if dry_run:
+        if latest_tag:
+            from jvs.resolve import latest_with_tag
+
+            ref = latest_with_tag(repo, latest_tag).snapshot_id
         _print_restore_preview(ui, repo, worktree, ref, discard_unsaved,
                                _worktree_paths(repo, worktree, started, paths))
         return
     was = os.stat(started)
-    result = do_restore(repo, worktree, ref, discard_unsaved=discard_unsaved,
-                        paths=_worktree_paths(repo, worktree, started, paths),
-                        progress=ui.report, verify_payload=verify_payload)
+    result = Repository(repo, worktree).restore(
+        ref, latest_tag=latest_tag, discard_unsaved=discard_unsaved,
+        paths=_worktree_paths(repo, worktree, started, paths), progress=ui.report,
+        verify_payload=verify_payload)
     wt = result.worktree
     _warn_if_shell_dir_replaced(ui, started, was)
     for what in result.finished:
@@ -150,26 +151,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
     if result.not_restored:
         lines.append(f"  not restored, ignored by .jvsignore: {some_of(result.not_restored)}")
     lines.append(_state_line(ui, wt))
-    data = {
-        "worktree": wt.name,
-        "snapshot_id": result.target.snapshot_id,
-        "short_id": short(result.target.snapshot_id),
-        "previous_head": result.previous_head,
-        "head_snapshot_id": wt.head_snapshot_id,
-        "latest_snapshot_id": wt.latest_snapshot_id,
-        "detached": wt.detached,
-        "rescue_id": result.rescue.snapshot_id if result.rescue else None,
-        "unsaved_changes": result.unsaved,
-        "discarded_unsaved": result.discarded,
-        "partial_paths": list(result.target.partial_paths),
-        "unchanged": result.unchanged,
-        "finished_interrupted": list(result.finished),
-        "not_restored": list(result.not_restored),
-        "paths": list(result.paths),
-        "changed_entries": result.changed,
-        "conflicts": list(result.conflicts),
-    }
-    ui.emit(data, "\n".join(lines))
+    ui.emit(restore_result_json(result), "\n".join(lines))
 
 
 _ACTION_MARKS = {"create": "+", "delete": "-", "replace": "M", "chmod": "m"}
@@ -511,8 +493,8 @@ def _print_diff(ui, result, stat_only: bool) -> None:
     within = f" (in {', '.join(result.paths)})" if result.paths else ""
     lines = [f"Comparing {old} -> {new}{within}"]
     for c in result.changes.items:
-        delta = f"  ({c.size_delta:+d} bytes)" if stat_only and c.kind == "file" else ""
-        lines.append(f"  {_MARKS[c.change]} {c.relpath}{delta}")
+        delta = f"  ({c.size_delta:+d} bytes)" if stat_only and c.type == "file" else ""
+        lines.append(f"  {_MARKS[c.change]} {c.path}{delta}")
     total = len(result.changes.items)
     if total == 0:
         lines.append("No differences.")

@@ -18,8 +18,28 @@ class CloneResult:
     degraded: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do beyond ``clone``, declared by the engine so that callers
+    ask it rather than probe for methods or compare names."""
+
+    # It copies file by file itself and offers ``clone_hashing``: hash (or merely list)
+    # the files while copying them, so each byte is read once.
+    walks_files: bool = False
+    # Its payloads share unchanged files with the previous snapshot by hard links, so
+    # ``clone_hashing`` takes the previous payload to link from (the copy engine).
+    links_unchanged_files: bool = False
+    # Whole trees clone as metadata only (``juicefs clone``): one clone of a tree is
+    # cheaper than many clones of its entries.
+    clones_trees_as_metadata: bool = False
+    # ``clone(..., report=False)`` skips finding what it could not keep (a walk of the
+    # source); the caller learns it from ``report_from_scan`` over a scan it takes anyway.
+    reports_from_scan: bool = False
+
+
 class Engine(Protocol):
     name: str
+    capabilities: Capabilities
 
     def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
         """Materialise *src* (a directory, file or symlink) at *dst*, which must not exist.

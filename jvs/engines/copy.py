@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jvs.engines.base import CloneResult
+from jvs.engines.base import Capabilities, CloneResult
 from jvs.ignore import IgnoreRules
 from jvs.integrity import ScannedEntry, ScanResult, refuse_name
 
@@ -176,6 +176,7 @@ class Listing:
 
 class CopyEngine:
     name = "copy"
+    capabilities = Capabilities(walks_files=True, links_unchanged_files=True)
     _ignore: IgnoreRules | None = None
     _listing: Listing | None = None
     _flushed = False
@@ -324,18 +325,12 @@ def copy_file(st: os.stat_result, src: bytes | str, dst: bytes | str, degraded: 
 _WRITEBACK_STEP = 16 << 20
 _WRITEBACK_WHOLE_FROM = 256 << 10
 _SYNC_FILE_RANGE_WRITE = 2
-_libc = None
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
-    global _libc
-    if _libc is None:
-        import ctypes
+    from jvs.libc import libc
 
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
-                                          ctypes.c_uint]
-    _libc.sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory: ignore errors
+    libc().sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory: ignore errors
 
 
 def copy_fd_data(sfd: int, dfd: int, size_hint: int, writeback: bool = False) -> None:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from jvs.engines.base import CloneResult
+from jvs.engines.base import Capabilities, CloneResult
 from jvs.engines.copy import _Degraded, copy_metadata
 from jvs.errors import JvsError
 from jvs.ignore import IgnoreRules
@@ -103,6 +103,7 @@ def find_binary() -> str | None:
 
 class JuiceFSEngine:
     name = "juicefs-clone"
+    capabilities = Capabilities(clones_trees_as_metadata=True, reports_from_scan=True)
 
     def __init__(self, binary: str, mount: MountEntry, volume: MountEntry) -> None:
         self.binary = binary

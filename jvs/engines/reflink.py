@@ -16,7 +16,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from jvs.engines.base import CloneResult
+from jvs.engines.base import Capabilities, CloneResult
 from jvs.engines.copy import (
     Copied,
     CopyEngine,
@@ -97,6 +97,7 @@ class _ReflinkWalk(CopyEngine):
     """The copy engine's walk with FICLONE for file data (one instance per clone)."""
 
     name = "reflink-copy"
+    capabilities = Capabilities(walks_files=True)  # shares extents: nothing to link
 
     def __init__(self) -> None:
         self.reflink_ok = True
@@ -133,6 +134,7 @@ class _ReflinkWalk(CopyEngine):
 
 class ReflinkEngine:
     name = "reflink-copy"
+    capabilities = Capabilities(walks_files=True)
 
     @classmethod
     def detect(cls, root: Path) -> tuple[ReflinkEngine, str] | None:

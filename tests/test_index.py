@@ -113,3 +113,27 @@ def test_only_exact_descriptor_names_count_as_published(tmp_path):
                  "1795432765228-01fef24e.json\nmore"):
         (d / name).write_text("{}")
     assert published_ids(repo) == {"1795432765224-01fef24a"}
+
+
+def test_a_descriptor_that_spells_out_kind_snapshot_keeps_its_checksum(tmp_path):
+    """Ours omit "kind" for an ordinary snapshot; a file that has "kind": "snapshot" (as
+    another writer may) is still listed with a valid checksum, from the index as well."""
+    import jvs
+    from jvs.canonical import canonical_json, sha256_hex
+    from jvs.catalog import load_descriptors
+
+    repo = jvs.init(tmp_path, "proj")
+    (repo.path / "a.txt").write_text("a")
+    sid = repo.snapshot("one").descriptor.snapshot_id
+    path = repo.repo.descriptor_path(sid)
+    obj = json.loads(path.read_text())
+    assert "kind" not in obj
+    obj["kind"] = "snapshot"
+    body = {**obj, "descriptor_checksum": "", "integrity_state": ""}
+    obj["descriptor_checksum"] = sha256_hex(canonical_json(body))
+    path.write_text(json.dumps(obj, indent=2))
+    (repo.repo.jvs_dir / "index.sqlite").unlink(missing_ok=True)
+    for _ in range(2):  # built from the files, then read back from the index
+        [desc] = load_descriptors(repo.repo)
+        assert desc.kind == "snapshot" and desc.checksum_valid()
+    assert repo.verify(all=True).ok

@@ -1,0 +1,96 @@
+"""The stat cache, through its public behaviour only (load, lookup, remember, save), so a
+change of its file format does not break these: what it remembers comes back, a changed
+file is never answered from it, and a damaged cache costs time, never a wrong answer."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import jvs
+from jvs.statcache import RACY_WINDOW_NS, StatCache
+
+ALGO = "xxh3-128"
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return jvs.init(tmp_path, "proj").repo
+
+
+def _settled_file(path, text: str) -> os.stat_result:
+    """A file whose last change is older than the racily-clean window."""
+    path.write_text(text)
+    time.sleep(RACY_WINDOW_NS / 1e9 * 1.5)
+    return os.stat(path)
+
+
+def test_remembered_hashes_come_back_after_save_and_load(repo, tmp_path):
+    f = tmp_path / "a.txt"
+    st = _settled_file(f, "hello")
+    cache = StatCache.load(repo, "main", ALGO)
+    assert cache.lookup("a.txt", st) is None  # nothing yet
+    cache.remember("a.txt", st, "digest-a")
+    cache.save()
+    again = StatCache.load(repo, "main", ALGO)
+    assert again.lookup("a.txt", os.stat(f)) == "digest-a"
+    # Another algorithm's cache is a different one.
+    assert StatCache.load(repo, "main", "sha256").lookup("a.txt", os.stat(f)) is None
+    # And another worktree's.
+    assert StatCache.load(repo, "other", ALGO).lookup("a.txt", os.stat(f)) is None
+
+
+def test_a_changed_file_is_not_answered_from_the_cache(repo, tmp_path):
+    f = tmp_path / "a.txt"
+    cache = StatCache.load(repo, "main", ALGO)
+    cache.remember("a.txt", _settled_file(f, "hello"), "digest-a")
+    cache.save()
+    f.write_text("HELLO")  # same size, new content
+    assert StatCache.load(repo, "main", ALGO).lookup("a.txt", os.stat(f)) is None
+
+
+def test_a_file_changed_just_before_the_save_is_not_kept(repo, tmp_path):
+    """Racily clean: its next change could leave its stat as it is."""
+    f = tmp_path / "young.txt"
+    cache = StatCache.load(repo, "main", ALGO)
+    f.write_text("just now")
+    cache.remember("young.txt", os.stat(f), "digest-y")
+    cache.save()
+    assert StatCache.load(repo, "main", ALGO).lookup("young.txt", os.stat(f)) is None
+
+
+def test_a_corrupt_cache_is_an_empty_one_and_is_rebuilt(repo, tmp_path):
+    f = tmp_path / "a.txt"
+    st = _settled_file(f, "hello")
+    cache = StatCache.load(repo, "main", ALGO)
+    cache.remember("a.txt", st, "digest-a")
+    cache.save()
+    files = [p for p in repo.cache_dir.rglob("*") if p.is_file()]
+    assert files, "the cache was written somewhere under .jvs/cache"
+    for p in files:
+        data = bytearray(p.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # one flipped byte
+        p.write_bytes(bytes(data))
+    damaged = StatCache.load(repo, "main", ALGO)
+    assert damaged.lookup("a.txt", st) is None  # not trusted at all
+    damaged.remember("a.txt", st, "digest-a")
+    damaged.save()  # rebuilt, not lost
+    assert StatCache.load(repo, "main", ALGO).lookup("a.txt", st) == "digest-a"
+
+
+def test_deleting_the_cache_changes_no_result(tmp_path):
+    repo = jvs.init(tmp_path, "proj")
+    (repo.path / "a.txt").write_text("one")
+    (repo.path / "b.txt").write_text("two")
+    first = repo.snapshot("first").descriptor
+    time.sleep(RACY_WINDOW_NS / 1e9 * 1.5)
+    (repo.path / "a.txt").write_text("ONE")
+    with_cache = repo.status().to_json()
+    for p in sorted(repo.repo.cache_dir.rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    assert repo.status().to_json() == with_cache
+    second = repo.snapshot("second").descriptor
+    assert second.payload_root_hash != first.payload_root_hash
+    assert repo.verify(all=True).ok
