@@ -120,7 +120,11 @@ def remove_tags(repo: Repo, ref: str, tags: list[str] | tuple[str, ...],
 
 
 def set_note(repo: Repo, ref: str, note: str, worktree: str | None = None) -> Relabel:
-    """Replace the note of the snapshot *ref* names (an empty *note* removes it)."""
+    """Replace the note of the snapshot *ref* names (an empty *note* removes it); the
+    note is checked and stored as a snapshot's is (trailing newlines dropped)."""
+    from jvs.names import validate_note
+
+    note = validate_note(note)
 
     def change(desc: Descriptor) -> Descriptor:
         return relabeled(desc, note=note) if note != desc.note else desc
