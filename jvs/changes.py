@@ -19,6 +19,7 @@ from jvs.integrity import (
     Entry,
     HashStats,
     compute_payload,
+    encode_manifest,
     entries_of,
     parse_manifest,
     read_trusted_manifest,
@@ -93,7 +94,8 @@ def snapshot_entries(repo: Repo, desc: Descriptor) -> list[Entry]:
                        hint=f"run 'jvs verify {desc.snapshot_id}'")
     try:  # a cache of the payload (SPEC §1): the next reader need not hash it again
         repo.manifests_dir.mkdir(exist_ok=True)
-        fsio.write_bytes_atomic(repo.manifest_path(desc.snapshot_id), manifest, durable=False)
+        fsio.write_bytes_atomic(repo.manifest_path(desc.snapshot_id),
+                                encode_manifest(manifest), durable=False)
     except OSError:
         pass
     return list(parse_manifest(manifest))

@@ -37,8 +37,9 @@ from jvs.integrity import (
     ScannedEntry,
     ScanResult,
     entries_of,
+    file_records,
     manifest_bytes,
-    read_trusted_manifest,
+    read_trusted_bytes,
     root_hash,
     scan,
 )
@@ -321,12 +322,10 @@ def previous_payload(repo: Repo, wt: WorktreeConfig, algo: str,
     payload = repo.payload_dir(head.snapshot_id)
     if head.payload_hash_algo != algo or not payload.is_dir():
         return None
-    entries = read_trusted_manifest(repo.manifest_path(head.snapshot_id),
-                                    head.payload_root_hash)
-    if entries is None:
+    manifest = read_trusted_bytes(repo.manifest_path(head.snapshot_id), head.payload_root_hash)
+    if manifest is None:
         return None
-    return PreviousPayload(payload, {e.relpath: (e.mode, e.size, e.hash)
-                                     for e in entries if e.kind == "file"}, cache.lookup)
+    return PreviousPayload(payload, file_records(manifest), cache.lookup)
 
 
 def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, ...],
