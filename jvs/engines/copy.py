@@ -101,31 +101,33 @@ class PreviousPayload:
         self.saved = saved  # relpath -> (mode, size, hash) of the head's files
         self.known = known
 
-    def link(self, rel: str, st: os.stat_result, src: bytes, dst: bytes) -> bool:
+    def link(self, rel: str, st: os.stat_result, src: bytes, dst: bytes
+             ) -> os.stat_result | None:
         """Hard-link the head's copy of *rel* at *dst* if it is the same file as *src*
-        (with lstat *st*); False when it must be copied."""
+        (with lstat *st*), and return that copy's lstat (it is the new entry's, but for
+        its link count and ctime); None when it must be copied."""
         saved = self.saved.get(rel)
         if saved is None or st.st_nlink != 1 \
                 or saved != (stat.S_IMODE(st.st_mode), st.st_size, self.known(rel, st)):
-            return False
-        twin = os.path.join(self.payload, os.fsencode(rel))
+            return None
+        twin = self.payload + b"/" + os.fsencode(rel)
         try:
             tst = os.lstat(twin)
         except OSError:
-            return False
+            return None
         if (tst.st_mode, tst.st_size, tst.st_mtime_ns, tst.st_uid, tst.st_gid) != \
                 (st.st_mode, st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid) \
                 or not same_xattrs(src, twin):
-            return False
+            return None
         try:
             os.link(twin, dst, follow_symlinks=False)
         except OSError as exc:
             # EMLINK: the file has as many links as the filesystem allows (ext4: 65,000).
             if exc.errno in (errno.EMLINK, errno.EXDEV, errno.EPERM, errno.EACCES,
                              errno.ENOTSUP, errno.EOPNOTSUPP):
-                return False
+                return None
             raise
-        return True
+        return tst
 
 
 def same_xattrs(a: bytes, b: bytes) -> bool:
@@ -233,8 +235,9 @@ class CopyEngine:
         if stat.S_ISDIR(mode):
             os.mkdir(dst, 0o700)
             prefix = rel + "/" if rel else ""
+            src_dir, dst_dir = src + b"/", dst + b"/"
             for name in self._children(src, prefix):
-                self._copy_entry(os.path.join(src, name), os.path.join(dst, name),
+                self._copy_entry(src_dir + name, dst_dir + name,
                                  prefix + os.fsdecode(name), degraded, seen, hashing)
             copy_metadata(st, src, dst, degraded)
             if listing is not None and rel:
@@ -255,12 +258,15 @@ class CopyEngine:
             # Small files are hashed on their way through (one open instead of two); big
             # ones are copied by the kernel with early writeback and hashed afterwards
             # from the page cache, while the disk is already busy writing them.
-            if hashing is not None and hashing.previous is not None \
-                    and hashing.previous.link(rel, st, src, dst):
+            linked = hashing.previous.link(rel, st, src, dst) \
+                if hashing is not None and hashing.previous is not None else None
+            if linked is not None:
                 if listing is not None:
                     # The head's copy holds what the stat cache records for *st* (link()
-                    # checked both), so the walk's own stat is the one to list.
-                    listing.add("file", rel, st, os.lstat(dst))
+                    # checked both), so the walk's own stat is the one to list; the copy's
+                    # stat from before the link differs from the new entry's only in link
+                    # count and ctime, which nothing reads from the staged listing.
+                    listing.add("file", rel, st, linked)
                 return
             if hashing is not None and st.st_size < _WRITEBACK_STEP and hashing.wants(rel, st):
                 digest, n = copy_file(st, src, dst, degraded, hashing.algo, copied)
