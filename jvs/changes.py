@@ -7,6 +7,7 @@ these comparisons read only files that changed since they were last hashed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +19,12 @@ from jvs.integrity import (
     READY_MARKER,
     Entry,
     HashStats,
+    ScannedEntry,
     compute_payload,
     encode_manifest,
     entries_of,
     parse_manifest,
-    read_trusted_manifest,
+    read_trusted_bytes,
     scan,
 )
 from jvs.repo import Repo
@@ -94,9 +96,14 @@ def visible(entries: list[Entry], ignore: IgnoreRules | None) -> list[Entry]:
 def snapshot_entries(repo: Repo, desc: Descriptor) -> list[Entry]:
     """A snapshot's entries from its manifest, rebuilt from the payload if the manifest
     is missing or untrusted (and then checked against the descriptor's root hash)."""
-    entries = read_trusted_manifest(repo.manifest_path(desc.snapshot_id), desc.payload_root_hash)
-    if entries is not None:
-        return entries
+    return list(parse_manifest(snapshot_manifest(repo, desc)))
+
+
+def snapshot_manifest(repo: Repo, desc: Descriptor) -> bytes:
+    """A snapshot's records text, as :func:`snapshot_entries` finds it."""
+    manifest = read_trusted_bytes(repo.manifest_path(desc.snapshot_id), desc.payload_root_hash)
+    if manifest is not None:
+        return manifest
     manifest, digest = compute_payload(repo.payload_dir(desc.snapshot_id), desc.payload_hash_algo,
                                        ready_marker=desc.has_ready_marker)
     if digest != desc.payload_root_hash:
@@ -109,7 +116,28 @@ def snapshot_entries(repo: Repo, desc: Descriptor) -> list[Entry]:
                                 encode_manifest(manifest), durable=False)
     except OSError:
         pass
-    return list(parse_manifest(manifest))
+    return manifest
+
+
+def differing(old: bytes, new: list[Entry] | bytes) -> tuple[list[Entry], list[Entry]]:
+    """The entries of two states that are not recorded identically on both sides: *old*
+    a manifest's records text, *new* entries or another records text. Equal records are
+    equal entries and make no change, so ``compare`` (and any filter by path applied
+    before it) gives the same result on these as on all entries; a 100,000-file worktree
+    with one change then parses two records of its head's manifest instead of all."""
+    old_lines = old.split(b"\n")
+    if isinstance(new, bytes):
+        new_lines = new.split(b"\n")
+        new_set = set(new_lines)
+        old_set = set(old_lines)
+        return (list(parse_manifest(b"\n".join(x for x in old_lines if x not in new_set))),
+                list(parse_manifest(b"\n".join(x for x in new_lines if x not in old_set))))
+    records = [e.record().encode("utf-8", "surrogateescape") for e in new]
+    old_set = set(old_lines)
+    new_set = set(records)
+    gone = b"\n".join(x for x in old_lines if x not in new_set)
+    return (list(parse_manifest(gone)),
+            [e for e, r in zip(new, records, strict=True) if r not in old_set])
 
 
 def without_go_marker(entries: list[Entry], head: Descriptor | None) -> list[Entry]:
@@ -132,11 +160,21 @@ def worktree_entries(repo: Repo, worktree: str, payload: Path, algo: str,
         scanned.entries = [e for e in scanned.entries
                            if any(e.relpath == p or e.relpath.startswith(p + "/")
                                   or p.startswith(e.relpath + "/") for p in within)]
-    entries = entries_of(payload, scanned, algo, stats or HashStats(),
-                         lambda e: cache.lookup(e.relpath, e.st))
-    files = {e.relpath: e.st for e in scanned.entries if e.kind == "file"}
-    for entry in entries:
-        if entry.kind == "file":
-            cache.remember(entry.relpath, files[entry.relpath], entry.hash)
-    cache.save(keep=None if within else set(files))
+    lookup = cache.lookup
+    missed: dict[str, os.stat_result] = {}  # files read now: their hashes are remembered
+
+    def known(e: ScannedEntry) -> str | None:
+        digest = lookup(e.relpath, e.st)
+        if digest is None:
+            missed[e.relpath] = e.st
+        return digest
+
+    entries = entries_of(payload, scanned, algo, stats or HashStats(), known)
+    if missed:
+        for entry in entries:
+            st = missed.get(entry.relpath) if entry.kind == "file" else None
+            if st is not None:
+                cache.remember(entry.relpath, st, entry.hash)
+    cache.save(keep=None if within else {e.relpath for e in scanned.entries
+                                         if e.kind == "file"})
     return entries

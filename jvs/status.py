@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 from jvs.changes import (
     Changes,
     compare,
-    snapshot_entries,
+    differing,
+    snapshot_manifest,
     visible,
     without_go_marker,
     worktree_entries,
@@ -44,7 +45,7 @@ def _status(repo: Repo, worktree: str) -> Status:
                       stats)
     head = read_descriptor(repo, wt.head_snapshot_id)
     within = head.partial_paths
-    old = visible(snapshot_entries(repo, head), IgnoreRules.load(payload))
     new = without_go_marker(
         worktree_entries(repo, worktree, payload, head.payload_hash_algo, stats, within), head)
-    return Status(wt, compare(old, new), stats)
+    old, new = differing(snapshot_manifest(repo, head), new)
+    return Status(wt, compare(visible(old, IgnoreRules.load(payload)), new), stats)
