@@ -423,13 +423,22 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
         stats.files_hashed += len(hashing.digests)
         stats.bytes_hashed += hashing.bytes_hashed
 
+    digests = hashing.digests if hashing is not None else {}
+    lookup = cache.lookup
+    vouched: set[str] = set()  # files whose cache entry matched: nothing new to remember
+
     def known(e: ScannedEntry) -> str | None:
-        if hashing is not None and e.relpath in hashing.digests:
-            return hashing.digests[e.relpath]
-        st = post.get(e.relpath)
+        rel = e.relpath
+        digest = digests.get(rel)
+        if digest is not None:
+            return digest
+        st = post.get(rel)
         if st is None or st.st_size != e.st.st_size:
             return None
-        return cache.lookup(e.relpath, st)
+        digest = lookup(rel, st)
+        if digest is not None:
+            vouched.add(rel)
+        return digest
 
     profile_step("snapshot:scanned_staged")
     for rel in staged_scan.skipped_special:
@@ -440,8 +449,10 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     profile_step("snapshot:hashed")
     staged_files = staged_scan.files()
     for entry in entries:
+        if entry.kind != "file" or entry.relpath in vouched:
+            continue  # the cache holds exactly this entry already
         st, copied = post.get(entry.relpath), staged_files.get(entry.relpath)
-        if entry.kind == "file" and st is not None and copied is not None \
+        if st is not None and copied is not None \
                 and (st.st_mtime_ns, st.st_size) == (copied.st_mtime_ns, copied.st_size):
             cache.remember(entry.relpath, st, entry.hash)
     manifest = manifest_bytes(entries)
