@@ -20,12 +20,13 @@ from jvs.integrity import (
     Entry,
     HashStats,
     ScannedEntry,
+    ScanResult,
     compute_payload,
     encode_manifest,
     entries_of,
+    iter_scan,
     parse_manifest,
     read_trusted_bytes,
-    scan,
 )
 from jvs.repo import Repo
 from jvs.statcache import StatCache
@@ -155,15 +156,18 @@ def worktree_entries(repo: Repo, worktree: str, payload: Path, algo: str,
     """The worktree's entries as a snapshot taken now would record them (ignored paths
     left out), using (and refreshing) the stat cache."""
     cache = StatCache.load(repo, worktree, algo)
-    scanned = scan(payload, ignore=IgnoreRules.load(payload))
+    # One streaming pass: each stat is used as it is read and not kept.
+    scanned = iter_scan(payload, ScanResult(), ignore=IgnoreRules.load(payload))
     if within:
-        scanned.entries = [e for e in scanned.entries
-                           if any(e.relpath == p or e.relpath.startswith(p + "/")
-                                  or p.startswith(e.relpath + "/") for p in within)]
+        scanned = (e for e in scanned
+                   if any(e.relpath == p or e.relpath.startswith(p + "/")
+                          or p.startswith(e.relpath + "/") for p in within))
     lookup = cache.lookup
+    files: set[str] = set()
     missed: dict[str, os.stat_result] = {}  # files read now: their hashes are remembered
 
     def known(e: ScannedEntry) -> str | None:
+        files.add(e.relpath)
         digest = lookup(e.relpath, e.st)
         if digest is None:
             missed[e.relpath] = e.st
@@ -175,6 +179,5 @@ def worktree_entries(repo: Repo, worktree: str, payload: Path, algo: str,
             st = missed.get(entry.relpath) if entry.kind == "file" else None
             if st is not None:
                 cache.remember(entry.relpath, st, entry.hash)
-    cache.save(keep=None if within else {e.relpath for e in scanned.entries
-                                         if e.kind == "file"})
+    cache.save(keep=None if within else files)
     return entries

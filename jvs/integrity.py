@@ -12,7 +12,7 @@ import os
 import re
 import stat
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -128,16 +128,23 @@ def scan(root: Path, *, ready_marker: bool = False,
     them in ``degraded``). With *ready_marker* (the payload of a snapshot the Go
     implementation wrote), a root ``.READY`` is its publish marker, not payload. Paths
     the *ignore* rules match are listed in ``ignored`` and not entered."""
+    result = ScanResult()
+    result.entries = list(iter_scan(root, result, ready_marker=ready_marker, ignore=ignore))
+    return result
+
+
+def iter_scan(root: Path, result: ScanResult, *, ready_marker: bool = False,
+              ignore: IgnoreRules | None = None) -> Iterator[ScannedEntry]:
+    """:func:`scan` as a stream: the entries are yielded in the same order, one at a
+    time (a caller that needs each stat only once keeps none of them: 45 MB at 100,000
+    files), and what is not an entry lands in *result* (whose ``entries`` stay empty)."""
     if ignore is not None and not ignore:
         ignore = None
-    result = ScanResult()
     seen_inodes: dict[tuple[int, int], str] = {}
-
-    entries, fsdecode = result.entries, os.fsdecode
-    append = entries.append  # a hundred thousand entries: the loop stays lean
+    fsdecode = os.fsdecode
     S_ISREG, S_ISDIR, S_ISLNK = stat.S_ISREG, stat.S_ISDIR, stat.S_ISLNK  # noqa: N806
 
-    def walk(dir_path: bytes, prefix: str) -> None:
+    def walk(dir_path: bytes, prefix: str) -> Iterator[ScannedEntry]:
         with os.scandir(dir_path) as it:
             items = sorted(it, key=lambda e: e.name)
         for item in items:
@@ -154,7 +161,7 @@ def scan(root: Path, *, ready_marker: bool = False,
             st = item.stat(follow_symlinks=False)
             mode = st.st_mode
             if S_ISREG(mode):
-                append(ScannedEntry("file", rel, st))
+                yield ScannedEntry("file", rel, st)
                 if st.st_nlink > 1:
                     key = (st.st_dev, st.st_ino)
                     if key in seen_inodes:
@@ -162,15 +169,14 @@ def scan(root: Path, *, ready_marker: bool = False,
                     else:
                         seen_inodes[key] = rel
             elif S_ISDIR(mode):
-                append(ScannedEntry("dir", rel, st))
-                walk(item.path, rel + "/")
+                yield ScannedEntry("dir", rel, st)
+                yield from walk(item.path, rel + "/")
             elif S_ISLNK(mode):
-                append(ScannedEntry("symlink", rel, st))
+                yield ScannedEntry("symlink", rel, st)
             else:
                 result.skipped_special.append(rel)
 
-    walk(os.fsencode(root), "")
-    return result
+    return walk(os.fsencode(root), "")
 
 
 def refuse_name(prefix: str, name: str) -> None:
@@ -183,13 +189,13 @@ def refuse_name(prefix: str, name: str) -> None:
 KnownHash = Callable[[ScannedEntry], "str | None"]
 
 
-def entries_of(root: Path, scanned: ScanResult, algo: str, stats: HashStats,
-               known: KnownHash | None = None) -> list[Entry]:
-    """Hash records for a scanned tree; *known* may supply a file's content hash (from the
-    stat cache) so the file is not read."""
+def entries_of(root: Path, scanned: ScanResult | Iterable[ScannedEntry], algo: str,
+               stats: HashStats, known: KnownHash | None = None) -> list[Entry]:
+    """Hash records for a scanned tree (a scan, or a stream of its entries); *known* may
+    supply a file's content hash (from the stat cache) so the file is not read."""
     out: list[Entry] = []
     append = out.append  # thousands of entries: the loop stays lean
-    for e in scanned.entries:
+    for e in scanned.entries if isinstance(scanned, ScanResult) else scanned:
         kind, rel, st = e.kind, e.relpath, e.st
         mode = stat.S_IMODE(st.st_mode)
         if kind == "file":
