@@ -213,8 +213,8 @@ def entries_of(root: Path, scanned: ScanResult | Iterable[ScannedEntry], algo: s
 
 
 def manifest_bytes(entries: list[Entry]) -> bytes:
-    records = sorted(e.record().encode("utf-8", "surrogateescape") for e in entries)
-    return b"".join(r + b"\n" for r in records)
+    records = sorted([e.record().encode("utf-8", "surrogateescape") for e in entries])
+    return b"\n".join(records) + b"\n" if records else b""
 
 
 def root_hash(manifest: bytes) -> str:
