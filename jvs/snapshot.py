@@ -150,7 +150,8 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         crashpoint("snapshot:after_audit")
 
         drop_intent(intent)
-        cache.save(keep=None if partial else set(after.files()))
+        cache.save(keep=None if partial else {e.relpath for e in after.entries
+                                              if e.kind == "file"})
         profile_step("snapshot:saved_stat_cache")
         empty_trash(repo)  # ignored paths an engine cloned anyway: O(what was ignored)
         return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, stats,
