@@ -19,7 +19,8 @@ from pathlib import Path
 from jvs.changes import (
     Changes,
     compare,
-    snapshot_entries,
+    differing,
+    snapshot_manifest,
     under,
     visible,
     without_go_marker,
@@ -96,15 +97,16 @@ def diff(repo: Repo, worktree: str | None, a: str | None = None,
                        hint="run it inside a worktree, or give two snapshots")
     within = tuple(sorted({p for d in (old, new) if d is not None for p in d.partial_paths}))
     stats = HashStats()
-    old_entries = snapshot_entries(repo, old) if old else []
+    # Only the records that differ between the sides are parsed (see changes.differing).
+    old_manifest = snapshot_manifest(repo, old) if old else b""
     if new is not None:
-        new_entries = snapshot_entries(repo, new)
+        old_entries, new_entries = differing(old_manifest, snapshot_manifest(repo, new))
     else:
         algo = old.payload_hash_algo if old else repo.config().payload_hash_algo
         payload = worktree_payload(repo, worktree)
-        new_entries = without_go_marker(
+        old_entries, new_entries = differing(old_manifest, without_go_marker(
             worktree_entries(repo, worktree, payload, algo, stats, within or tuple(paths)),
-            old)
+            old))
         # The worktree side leaves out ignored paths; so does the snapshot it is compared with.
         old_entries = visible(old_entries, IgnoreRules.load(payload))
     if within:

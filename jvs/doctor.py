@@ -36,7 +36,7 @@ from jvs.intents import (
     list_intents,
 )
 from jvs.repo import CONTROL_DIRS, REQUIRED_CONTROL_DIRS, Repo, check_control_plane
-from jvs.statcache import read_cache_file
+from jvs.statcache import read_cache_file, worktree_of_cache_file
 
 REPAIRS = ("clean_tmp", "clean_intents", "advance_head", "rebuild_index", "audit_repair",
            "finish_restore")
@@ -504,17 +504,18 @@ def check_caches(repo: Repo, state: State) -> list[Finding]:
             if not hostdir.is_dir():
                 continue
             for name in sorted(os.listdir(hostdir)):
-                if not (name.startswith("stat-") and name.endswith(".json")):
+                cached = worktree_of_cache_file(name)
+                if cached is None:
                     continue
                 path = hostdir / name
                 if read_cache_file(path) is None:
                     out.append(Finding("stat_cache_corrupt", "info", "E_DESCRIPTOR_CORRUPT",
                                        "stat cache is unreadable (only costs time)",
                                        str(path), "rebuild_index", str(path)))
-                elif name[5:-5] not in worktrees:
+                elif cached not in worktrees:
                     out.append(Finding("stat_cache_orphan", "info", "E_NOT_FOUND",
                                        f"stat cache of a worktree that no longer exists "
-                                       f"({name[5:-5]})", str(path), "rebuild_index",
+                                       f"({cached})", str(path), "rebuild_index",
                                        str(path)))
     return out
 

@@ -35,7 +35,10 @@ def fsync_payload(staged: Path) -> None:
 def write_manifest(repo: Repo, snapshot_id: str, manifest: bytes) -> None:
     """The payload's records; made durable by the ``fsync_payload`` that follows on the
     same filesystem."""
-    fsio.write_bytes_atomic(repo.manifest_path(snapshot_id), manifest, durable=False)
+    from jvs.integrity import encode_manifest
+
+    fsio.write_bytes_atomic(repo.manifest_path(snapshot_id), encode_manifest(manifest),
+                            durable=False)
 
 
 def publish_payload(repo: Repo, staged: Path, snapshot_id: str) -> None:

@@ -37,8 +37,9 @@ from jvs.integrity import (
     ScannedEntry,
     ScanResult,
     entries_of,
+    file_records,
     manifest_bytes,
-    read_trusted_manifest,
+    read_trusted_bytes,
     root_hash,
     scan,
 )
@@ -159,7 +160,8 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         crashpoint("snapshot:after_audit")
 
         drop_intent(intent)
-        cache.save(keep=None if partial else set(after.files()))
+        cache.save(keep=None if partial else {e.relpath for e in after.entries
+                                              if e.kind == "file"})
         profile_step("snapshot:saved_stat_cache")
         empty_trash(repo)  # ignored paths an engine cloned anyway: O(what was ignored)
         return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, stats,
@@ -198,6 +200,8 @@ def _stage_and_commit(repo: Repo, wt: WorktreeConfig, source: Path, ignore: Igno
             if attempt == 2:
                 raise
     crashpoint("snapshot:after_materialise")
+    if hashing is not None:
+        hashing.previous = None  # the head's file records: ~30 MB at 100,000 files, done
 
     if progress:
         progress("hashing")
@@ -332,12 +336,10 @@ def previous_payload(repo: Repo, wt: WorktreeConfig, algo: str,
     payload = repo.payload_dir(head.snapshot_id)
     if head.payload_hash_algo != algo or not payload.is_dir():
         return None
-    entries = read_trusted_manifest(repo.manifest_path(head.snapshot_id),
-                                    head.payload_root_hash)
-    if entries is None:
+    manifest = read_trusted_bytes(repo.manifest_path(head.snapshot_id), head.payload_root_hash)
+    if manifest is None:
         return None
-    return PreviousPayload(payload, {e.relpath: (e.mode, e.size, e.hash)
-                                     for e in entries if e.kind == "file"}, cache.lookup)
+    return PreviousPayload(payload, file_records(manifest), cache.lookup)
 
 
 def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, ...],
@@ -435,13 +437,22 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
         stats.files_hashed += len(hashing.digests)
         stats.bytes_hashed += hashing.bytes_hashed
 
+    digests = hashing.digests if hashing is not None else {}
+    lookup = cache.lookup
+    vouched: set[str] = set()  # files whose cache entry matched: nothing new to remember
+
     def known(e: ScannedEntry) -> str | None:
-        if hashing is not None and e.relpath in hashing.digests:
-            return hashing.digests[e.relpath]
-        st = post.get(e.relpath)
+        rel = e.relpath
+        digest = digests.get(rel)
+        if digest is not None:
+            return digest
+        st = post.get(rel)
         if st is None or st.st_size != e.st.st_size:
             return None
-        return cache.lookup(e.relpath, st)
+        digest = lookup(rel, st)
+        if digest is not None:
+            vouched.add(rel)
+        return digest
 
     profile_step("snapshot:scanned_staged")
     for rel in staged_scan.skipped_special:
@@ -452,8 +463,10 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     profile_step("snapshot:hashed")
     staged_files = staged_scan.files()
     for entry in entries:
+        if entry.kind != "file" or entry.relpath in vouched:
+            continue  # the cache holds exactly this entry already
         st, copied = post.get(entry.relpath), staged_files.get(entry.relpath)
-        if entry.kind == "file" and st is not None and copied is not None \
+        if st is not None and copied is not None \
                 and (st.st_mtime_ns, st.st_size) == (copied.st_mtime_ns, copied.st_size):
             cache.remember(entry.relpath, st, entry.hash)
     manifest = manifest_bytes(entries)

@@ -14,16 +14,23 @@ Two guards keep it honest:
 - writes during a clone: callers pass the stat taken before and after the clone, and an
   entry is used or stored only when both agree.
 
-The file starts with a checksum of the rest (xxh3-128): a cache edited or damaged by
-anything but jvs is not trusted at all (it is an empty cache), so a forged record cannot
-make a snapshot record, or a restore overlook, content the file does not hold.
+The file is binary and read whole (``CACHE_SUFFIX``): a header line (format, algorithm,
+entry count, hash width), a line with the checksum (xxh3-128) of the rest, then the
+fixed-width stat records of every entry and their paths, one a line. Loading and saving
+are then slicing and joining bytes (each entry is kept as its record) instead of a JSON
+parse: at 100,000 files a load took 0.18-0.39 s and a save 0.2-0.47 s as JSON, and take
+0.10 s and 0.02 s now (machine at load average 6). A cache edited or damaged by anything
+but jvs fails its checksum or its shape and is not trusted at all (it is an empty cache),
+so a forged record cannot make a snapshot record, or a restore overlook, content the file
+does not hold.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import struct
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from jvs import fsio
@@ -35,9 +42,39 @@ RACY_WINDOW_NS = 100_000_000
 LOCAL_RACY_WINDOW_NS = 20_000_000
 LOCAL_FSTYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs", "zfs",
                            "bcachefs", "jfs", "reiserfs"})
-_VERSION = 2
+_MAGIC = b"jvs-statcache"
+_VERSION = 3
+CACHE_PREFIX = "stat-"
+CACHE_SUFFIX = ".cache"
+_LEGACY_SUFFIX = ".json"  # version 2 (JSON); removed when a version 3 cache is written
+_KEY = struct.Struct("<QqqQ")  # size, mtime_ns, ctime_ns, ino; the hash (ASCII hex) follows
+_TIMES = struct.Struct("<qq")  # mtime_ns, ctime_ns at offset 8
 
 StatKey = tuple[int, int, int, int]
+# One entry: its record in the file (the packed stat key, then the content hash as ASCII
+# hex). Bytes, not a tuple of five objects: a cache holds one per file of the worktree
+# (~100 bytes each instead of ~270), and loading or saving it is slicing and joining.
+Row = bytes
+
+
+def cache_file_name(worktree: str) -> str:
+    return f"{CACHE_PREFIX}{worktree}{CACHE_SUFFIX}"
+
+
+def worktree_of_cache_file(name: str) -> str | None:
+    """The worktree a file in ``.jvs/cache/<host>/`` caches, or None if it is no stat cache
+    of this version (a version 2 one, ``stat-<name>.json``, is removed by the next save)."""
+    if name.startswith(CACHE_PREFIX) and name.endswith(CACHE_SUFFIX) \
+            and len(name) > len(CACHE_PREFIX) + len(CACHE_SUFFIX):
+        return name[len(CACHE_PREFIX):-len(CACHE_SUFFIX)]
+    return None
+
+
+def drop_cache_files(repo: Repo, worktree: str) -> None:
+    """Remove *worktree*'s stat cache on every host (the worktree is gone)."""
+    for host_dir in repo.cache_dir.glob("*"):
+        for suffix in (CACHE_SUFFIX, _LEGACY_SUFFIX):
+            (host_dir / f"{CACHE_PREFIX}{worktree}{suffix}").unlink(missing_ok=True)
 
 
 def racy_window_ns(path: Path) -> int:
@@ -55,29 +92,30 @@ def stat_key(st: os.stat_result) -> StatKey:
 
 
 class StatCache:
-    def __init__(self, path: Path, algo: str, entries: dict[str, list] | None = None) -> None:
+    def __init__(self, path: Path, algo: str, entries: dict[str, Row] | None = None) -> None:
         self.path = path
         self.algo = algo
-        self._entries: dict[str, list] = entries or {}
-        self._fresh: dict[str, list] = {}
+        self._entries: dict[str, Row] = entries or {}
+        self._fresh: dict[str, Row] = {}
         self._settled: set[str] = set()
+        self._dirty = False  # an entry of the file was forgotten
         self._on_disk = entries is not None  # loaded from a valid cache file
         self.started_ns = time.time_ns()
 
     @classmethod
     def load(cls, repo: Repo, worktree: str, algo: str) -> StatCache:
         """The cache of *worktree* on this host (empty if missing or unreadable)."""
-        path = repo.cache_dir / os.uname().nodename / f"stat-{worktree}.json"
-        obj = read_cache_file(path)  # a missing, unreadable or tampered cache: empty
-        if obj is not None and obj.get("version") == _VERSION and obj.get("algo") == algo:
-            return cls(path, algo, obj["entries"])
+        path = repo.cache_dir / os.uname().nodename / cache_file_name(worktree)
+        found = read_cache_file(path)  # a missing, unreadable or tampered cache: empty
+        if found is not None and found.algo == algo:
+            return cls(path, algo, found.entries)
         return cls(path, algo)
 
     def lookup(self, relpath: str, st: os.stat_result) -> str | None:
         row = self._entries.get(relpath)
-        if row is not None and row[0] == st.st_size and row[1] == st.st_mtime_ns \
-                and row[2] == st.st_ctime_ns and row[3] == st.st_ino:  # == stat_key(st)
-            return row[4]
+        if row is not None and row[:_KEY.size] == _KEY.pack(st.st_size, st.st_mtime_ns,
+                                                     st.st_ctime_ns, st.st_ino):
+            return row[_KEY.size:].decode("ascii")
         return None
 
     def remember(self, relpath: str, st: os.stat_result, digest: str, *,
@@ -86,14 +124,21 @@ class StatCache:
         *st* at least the racily-clean window after the file's last change (a restore
         waits for that before it records what it wrote), so the entry is safe to keep
         however recent that change was."""
-        self._fresh[relpath] = [*stat_key(st), digest]
+        row = _KEY.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) \
+            + digest.encode("ascii")
+        if not settled and self._entries.get(relpath) == row:
+            self._fresh.pop(relpath, None)
+            self._settled.discard(relpath)
+            return  # the common case: a file the cache vouched for, still the same
+        self._fresh[relpath] = row
         if settled:
             self._settled.add(relpath)
         else:
             self._settled.discard(relpath)
 
     def forget(self, relpath: str) -> None:
-        self._entries.pop(relpath, None)
+        if self._entries.pop(relpath, None) is not None:
+            self._dirty = True
         self._fresh.pop(relpath, None)
 
     def save(self, keep: set[str] | None = None, horizon_ns: int | None = None) -> None:
@@ -101,43 +146,72 @@ class StatCache:
         ones), minus those too young to trust: changed less than the racily-clean window
         before this run started (or *horizon_ns*), unless remembered as settled."""
         horizon = self.started_ns - RACY_WINDOW_NS if horizon_ns is None else horizon_ns
-        merged = {**self._entries, **self._fresh}
+        merged = {**self._entries, **self._fresh} if self._fresh else self._entries
         if keep is not None:
             merged = {k: v for k, v in merged.items() if k in keep}
+        settled, times = self._settled, _TIMES.unpack_from
         safe = {k: v for k, v in merged.items()
-                if max(v[1], v[2]) < horizon or k in self._settled}
-        if safe == self._entries and self._on_disk:
-            self._fresh = {}
+                if max(times(v, 8)) < horizon or k in settled}
+        unchanged = self._on_disk and not self._dirty and safe == self._entries
+        self._entries, self._fresh, self._settled, self._dirty = safe, {}, set(), False
+        if unchanged:
             return  # the file already holds exactly this (a write is a round trip on FUSE)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"version": _VERSION, "algo": self.algo, "entries": safe},
-                          separators=(",", ":")).encode()
-        data = _checksum(body).encode() + b"\n" + body
         try:
-            fsio.write_bytes_atomic(self.path, data, durable=False)
+            fsio.write_bytes_atomic(self.path, encode_cache(self.algo, safe), durable=False)
+        except (OSError, ValueError):
+            return  # a cache that cannot be written only costs time next run
+        self._on_disk = True
+        legacy = self.path.with_name(self.path.name[:-len(CACHE_SUFFIX)] + _LEGACY_SUFFIX)
+        try:
+            legacy.unlink()
         except OSError:
-            pass  # a cache that cannot be written only costs time next run
-        else:
-            self._on_disk = True
-        self._entries, self._fresh, self._settled = safe, {}, set()
+            pass
 
 
-def read_cache_file(path: Path) -> dict | None:
-    """A cache file's contents, or None if it is missing, unreadable, or fails its
-    checksum."""
+@dataclass(frozen=True)
+class CacheFile:
+    algo: str
+    entries: dict[str, Row]
+
+
+def encode_cache(algo: str, entries: dict[str, Row]) -> bytes:
+    width = len(next(iter(entries.values()))) - _KEY.size if entries else 0
+    records = b"".join(entries.values())
+    if len(records) != len(entries) * (_KEY.size + width):
+        raise ValueError("stat cache entries of different hash widths")
+    paths = "\n".join(entries).encode("utf-8", "surrogateescape")
+    body = records + paths
+    header = b"%s %d %s %d %d\n" % (_MAGIC, _VERSION, algo.encode("ascii"), len(entries), width)
+    return header + _checksum(body) + b"\n" + body
+
+
+def read_cache_file(path: Path) -> CacheFile | None:
+    """A cache file's contents, or None if it is missing, unreadable, of another version,
+    or fails its checksum."""
     try:
-        checksum, _, body = path.read_bytes().partition(b"\n")
-        if checksum.decode() != _checksum(body):
+        data = path.read_bytes()
+    except OSError:
+        return None
+    header, _, rest = data.partition(b"\n")
+    checksum, _, body = rest.partition(b"\n")
+    try:
+        magic, version, algo, count, width = header.split(b" ")
+        count, width = int(count), int(width)
+        if magic != _MAGIC or int(version) != _VERSION or checksum != _checksum(body):
             return None
-        obj = json.loads(body)
-    except (OSError, ValueError):
+        size = _KEY.size + width
+        split = count * size
+        if len(body) < split or width <= 0 < count:
+            return None
+        rows = [body[i:i + size] for i in range(0, split, size)]
+        paths = body[split:].decode("utf-8", "surrogateescape").split("\n") if count else []
+        return CacheFile(algo.decode("ascii"), dict(zip(paths, rows, strict=True)))
+    except ValueError:  # UnicodeDecodeError is one
         return None
-    if not isinstance(obj, dict) or not isinstance(obj.get("entries"), dict):
-        return None
-    return obj
 
 
-def _checksum(body: bytes) -> str:
+def _checksum(body: bytes) -> bytes:
     import xxhash
 
-    return xxhash.xxh3_128_hexdigest(body)
+    return xxhash.xxh3_128_hexdigest(body).encode("ascii")

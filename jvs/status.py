@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 from jvs.changes import (
     Changes,
     compare,
-    snapshot_entries,
+    differing,
+    snapshot_manifest,
     under,
     visible,
     without_go_marker,
@@ -67,7 +68,8 @@ def _status(repo: Repo, worktree: str, paths: tuple[str, ...]) -> Status:
         return Status(wt, under(compare([], new), paths), stats, paths=paths)
     head = read_descriptor(repo, wt.head_snapshot_id)
     within = head.partial_paths or paths  # a partial head says nothing elsewhere
-    old = visible(snapshot_entries(repo, head), IgnoreRules.load(payload))
     new = without_go_marker(
         worktree_entries(repo, worktree, payload, head.payload_hash_algo, stats, within), head)
-    return Status(wt, under(compare(old, new), paths), stats, paths=paths)
+    old, new = differing(snapshot_manifest(repo, head), new)
+    return Status(wt, under(compare(visible(old, IgnoreRules.load(payload)), new), paths), stats,
+                  paths=paths)

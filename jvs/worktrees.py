@@ -26,6 +26,7 @@ from jvs.names import validate_worktree_name
 from jvs.recovery import settle_worktree
 from jvs.repo import Repo
 from jvs.restore import checked_worktree_dir
+from jvs.statcache import drop_cache_files
 from jvs.trash import empty_trash, trash_dir
 from jvs.unsaved import find_unsaved
 from jvs.worktree import (
@@ -315,5 +316,4 @@ def path_of(repo: Repo, name: str) -> Path:
 
 
 def _drop_stat_cache(repo: Repo, name: str) -> None:
-    for host_dir in repo.cache_dir.glob("*"):
-        (host_dir / f"stat-{name}.json").unlink(missing_ok=True)
+    drop_cache_files(repo, name)

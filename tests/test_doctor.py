@@ -269,7 +269,7 @@ def test_index_and_stat_cache_problems(repo):
     conn.close()
     out = doctor(main)
     assert "index_stale" in out.stdout
-    for cache in (repo / ".jvs" / "cache").rglob("stat-*.json"):
+    for cache in (repo / ".jvs" / "cache").rglob("stat-*.cache"):
         cache.write_text("{broken")
     assert "stat_cache_corrupt" in doctor(main).stdout
     doctor(main, "--repair", "rebuild_index", check=True)

@@ -16,7 +16,14 @@ from jvs.canonical import canonical_json
 from jvs.descriptor import Descriptor
 from jvs.errors import JvsError
 from jvs.ids import new_snapshot_id, rfc3339_utc, short_id
-from jvs.integrity import Entry, compute_payload, parse_manifest
+from jvs.integrity import (
+    STORED_MAGIC,
+    Entry,
+    compute_payload,
+    decode_manifest,
+    encode_manifest,
+    parse_manifest,
+)
 from jvs.names import validate_tag, validate_worktree_name
 
 
@@ -174,10 +181,54 @@ def test_manifest_matches_descriptor_root_hash(repo):
     out = run_jvs("snapshot", "x", "--json", cwd=main).json
     sid = out["snapshot_id"]
     desc = json.loads((repo / ".jvs" / "descriptors" / f"{sid}.json").read_text())
-    manifest = (repo / ".jvs" / "manifests" / sid).read_bytes()
+    manifest = decode_manifest((repo / ".jvs" / "manifests" / sid).read_bytes())
     assert hashlib.sha256(manifest).hexdigest() == desc["payload_root_hash"]
     assert compute_payload(repo / ".jvs" / "snapshots" / sid, "xxh3-128")[1] == \
         desc["payload_root_hash"]
+
+
+def test_manifests_are_stored_compactly_and_rebuild_byte_for_byte(repo):
+    """A snapshot of many small files stores its manifest in the compact form (records
+    without hashes, zlib, then raw hashes): well under the 77 bytes per entry of the
+    records text, and decoding it gives the exact text whose SHA-256 is the root hash."""
+    main = repo / "main"
+    for d in range(5):
+        (main / f"dir{d}").mkdir()
+        for i in range(200):
+            (main / f"dir{d}" / f"file{i:05d}.bin").write_bytes(os.urandom(64))
+    sid = run_jvs("snapshot", "x", "--json", cwd=main).json["snapshot_id"]
+    stored = (repo / ".jvs" / "manifests" / sid).read_bytes()
+    assert stored.startswith(STORED_MAGIC)
+    records = compute_payload(repo / ".jvs" / "snapshots" / sid, "xxh3-128")[0]
+    assert decode_manifest(stored) == records
+    assert len(stored) / records.count(b"\n") < 24
+    assert encode_manifest(b"") == b""  # an empty payload has an empty manifest
+
+
+def test_a_plain_text_manifest_is_still_read(repo):
+    """Manifests written by older jvs and by the Go implementation are the records text
+    itself: they are trusted (root hash matches) and used as before."""
+    main = repo / "main"
+    (main / "a.txt").write_text("one\n")
+    sid = run_jvs("snapshot", "x", "--json", cwd=main).json["snapshot_id"]
+    path = repo / ".jvs" / "manifests" / sid
+    path.write_bytes(decode_manifest(path.read_bytes()))
+    assert run_jvs("verify", "--json", cwd=main).json["snapshots"][0]["manifest_valid"]
+    (main / "a.txt").write_text("two\n")
+    assert [c["path"] for c in run_jvs("status", "--json", cwd=main, check=False)
+            .json["changes"]] == ["a.txt"]
+
+
+def test_a_damaged_stored_manifest_is_not_trusted(repo):
+    main = repo / "main"
+    (main / "a.txt").write_text("one\n")
+    sid = run_jvs("snapshot", "x", "--json", cwd=main).json["snapshot_id"]
+    path = repo / ".jvs" / "manifests" / sid
+    stored = bytearray(path.read_bytes())
+    stored[-1] ^= 0xFF  # one bit of a hash
+    path.write_bytes(bytes(stored))
+    (out,) = run_jvs("verify", "--json", cwd=main, check=False).json["snapshots"]
+    assert out["manifest_valid"] is False and out["payload_hash_valid"] is True
 
 
 def test_init_hash_algo_sha256(tmp_path):
@@ -187,7 +238,8 @@ def test_init_hash_algo_sha256(tmp_path):
     sid = run_jvs("snapshot", "s", "--json", cwd=main).json["snapshot_id"]
     desc = json.loads((tmp_path / "r" / ".jvs" / "descriptors" / f"{sid}.json").read_text())
     assert desc["payload_hash_algo"] == "sha256"
-    record = (tmp_path / "r" / ".jvs" / "manifests" / sid).read_text().splitlines()[0]
+    stored = (tmp_path / "r" / ".jvs" / "manifests" / sid).read_bytes()
+    record = decode_manifest(stored).decode().splitlines()[0]
     assert record.rsplit(":", 1)[1] == hashlib.sha256(b"x").hexdigest()
 
 

@@ -88,23 +88,27 @@ def test_a_forged_stat_cache_record_is_not_trusted(main):
     """A record claiming that an edited file still has its saved hash would make restore
     drop the edit without a rescue. The cache file carries a checksum: an edited cache is
     an empty one, and the edit is rescued."""
-    import json
+    import struct
 
     from jvs.repo import Repo
-    from jvs.statcache import StatCache
+    from jvs.statcache import StatCache, read_cache_file
 
     saved = run_jvs("status", "--json", cwd=main)  # the cache now holds a.txt
     assert saved.json["clean"]
     (main / "a.txt").write_text("an edit\n")
     st = os.lstat(main / "a.txt")
-    (cache_file,) = (main.parent / ".jvs" / "cache").rglob("stat-main.json")
-    checksum, _, body = cache_file.read_bytes().partition(b"\n")
-    obj = json.loads(body)
-    head_hash = obj["entries"]["a.txt"][4]
-    obj["entries"]["a.txt"] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
-                               head_hash]
-    cache_file.write_bytes(checksum + b"\n" + json.dumps(obj).encode())
-    assert StatCache.load(Repo(main.parent), "main", obj["algo"]).lookup("a.txt", st) is None
+    (cache_file,) = (main.parent / ".jvs" / "cache").rglob("stat-main.cache")
+    cached = read_cache_file(cache_file)
+    head_hash = cached.entries["a.txt"][32:]  # a record: the packed stat key, the hash
+    # The forger rewrites a.txt's record in place, keeping the file's checksum line.
+    header, checksum, body = cache_file.read_bytes().split(b"\n", 2)
+    index = list(cached.entries).index("a.txt")
+    forged = struct.pack("<QqqQ", st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) \
+        + head_hash
+    size = len(forged)
+    body = body[:index * size] + forged + body[(index + 1) * size:]
+    cache_file.write_bytes(header + b"\n" + checksum + b"\n" + body)
+    assert StatCache.load(Repo(main.parent), "main", cached.algo).lookup("a.txt", st) is None
     res = run_jvs("restore", "HEAD", "--json", cwd=main).json
     assert res["rescue_id"], res
     run_jvs("restore", res["rescue_id"], cwd=main)

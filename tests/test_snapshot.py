@@ -261,7 +261,7 @@ def test_a_broken_stat_cache_is_rewritten_by_the_next_snapshot(repo):
     main = repo / "main"
     (main / "empty-dir").mkdir()
     run_jvs("snapshot", "a", cwd=main)
-    caches = list((repo / ".jvs" / "cache").rglob("stat-*.json"))
+    caches = list((repo / ".jvs" / "cache").rglob("stat-*.cache"))
     assert caches
     for cache in caches:
         cache.write_text("{broken")
@@ -271,7 +271,7 @@ def test_a_broken_stat_cache_is_rewritten_by_the_next_snapshot(repo):
     from jvs.statcache import read_cache_file
 
     for cache in caches:
-        assert read_cache_file(cache)["entries"] == {}
+        assert read_cache_file(cache).entries == {}
 
 
 def test_status_reports_changes_and_clean(repo):

@@ -117,7 +117,10 @@ def test_corrupt_descriptor_json_is_tampered_not_a_crash(snap):
 def test_manifest_tamper_with_intact_payload_is_a_warning(snap):
     repo, main, sid = snap
     manifest = repo / ".jvs" / "manifests" / sid
-    manifest.write_bytes(manifest.read_bytes().replace(b"mode=0644", b"mode=0600", 1))
+    from jvs.integrity import decode_manifest, encode_manifest
+
+    records = decode_manifest(manifest.read_bytes())
+    manifest.write_bytes(encode_manifest(records.replace(b"mode=0644", b"mode=0600", 1)))
     result, data = verify_json(main, sid)
     s = data["snapshots"][0]
     assert result.returncode == 1

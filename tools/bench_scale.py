@@ -1,7 +1,16 @@
-"""Scale benchmark (issue 5): history, reference resolution, restore and gc plan over
-20,000 snapshots, and ``verify --all`` throughput per hash algorithm.
+"""Scale benchmark.
 
-Run with ``tools/bench scale [--snapshots N] [--verify-mib N] [--repeat N] [--skip-verify]``.
+Snapshot-count axis (issue 5): history, reference resolution, restore and gc plan over
+20,000 snapshots, and ``verify --all`` throughput per hash algorithm. Run with
+``tools/bench scale [--snapshots N] [--verify-mib N] [--repeat N] [--skip-verify]``.
+
+File-count axis (issue 16): ``tools/bench scale --files 10000 100000 [--series 10000]
+[--juicefs 10000]``: over N files of 1 KiB in N/200 directories, snapshot with one file
+changed, unchanged snapshot, status, restore of one changed file and verify, each with
+wall time, CPU and the peak RSS of that command (its own rusage), beside the floors
+(``cp -al`` of the tree, a ``find -printf`` stat walk) and their ratios; ``--series``
+measures manifest bytes per entry over 100 snapshots with 1% of the files changing;
+``--juicefs`` runs the same on a JuiceFS volume beside a bare ``juicefs clone -p``.
 To compare two trees on the same machine, run it twice with ``PYTHONPATH=<tree>``: the
 jvs commands it times inherit that path.
 
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -186,6 +196,190 @@ def bench_verify(base: Path, mib: int, repeat: int) -> list[tuple[str, float, st
     return rows
 
 
+# ------------------------------------------------------------------ file-count axis (issue 16)
+
+def child_run(cmd: list[str], cwd: Path, env: dict | None = None,
+              ok_codes: tuple[int, ...] = (0,)) -> tuple[float, float, float]:
+    """(wall s, cpu s, peak RSS MiB) of one command, from the kernel's rusage of that
+    child alone (os.wait4), so a figure is not the maximum over earlier children."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in ok_codes:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def fill_files(root: Path, n: int, per_dir: int = 200) -> None:
+    """*n* files of 1 KiB, *per_dir* to a directory (100,000 → 500 directories)."""
+    block = os.urandom(1024 - 8)
+    for i in range(n):
+        d = root / f"d{i // per_dir:04d}"
+        if i % per_dir == 0:
+            d.mkdir(parents=True)
+        with open(d / f"f{i:07d}.bin", "wb") as f:
+            f.write(block + i.to_bytes(8, "little"))
+
+
+def touch_one(main: Path, i: int) -> None:
+    """Change one file's content (and so its stat)."""
+    (main / "d0000" / "f0000000.bin").write_bytes(os.urandom(1024 - 8) + i.to_bytes(8, "little"))
+
+
+def floors(main: Path, scratch: Path, repeat: int) -> dict[str, float]:
+    """The floors the issue compares with: ``cp -al`` of the tree and a ``find`` stat walk."""
+    cp, walk = [], []
+    for i in range(repeat):
+        dst = scratch / f"cp-al-{i}"
+        cp.append(child_run(["cp", "-al", str(main), str(dst)], scratch)[0])
+        shutil.rmtree(dst)
+        walk.append(child_run(["find", str(main), "-printf", "%s %T@ %C@ %i %m %p\n"],
+                              scratch)[0])
+    return {"cp -al": statistics.median(cp), "stat walk": statistics.median(walk)}
+
+
+def bench_files(base: Path, n: int, repeat: int, engine: str = "copy",
+                label: str = "local disk") -> list[tuple[str, str]]:
+    """Snapshot (one change, unchanged), status, restore of one changed file and verify
+    over *n* files of 1 KiB, each with wall time, CPU and peak RSS (medians)."""
+    env = {"JVS_SNAPSHOT_ENGINE": engine}
+    subprocess.run([JVS, "init", f"files{n}"], cwd=base, check=True, stdout=subprocess.DEVNULL)
+    root = base / f"files{n}"
+    main = root / "main"
+    t0 = time.perf_counter()
+    fill_files(main, n)
+    os.sync()
+    rows = [(f"[{label} {n}] fill {n} files of 1 KiB", f"{time.perf_counter() - t0:.2f} s")]
+    floor = floors(main, base, repeat) if engine == "copy" else {}
+    first = child_run([JVS, "snapshot", "first"], main, env)
+    rows.append((f"[{label} {n}] first snapshot (hashes all)",
+                 f"{first[0]:.2f} s  cpu {first[1]:.2f} s  rss {first[2]:.0f} MiB"))
+    time.sleep(0.3)  # out of the racily-clean window, as a user's next command is
+
+    def series(name: str, make_cmd, before=None, ok=(0,)) -> tuple[float, float, float]:
+        runs = []
+        for i in range(repeat):
+            if before:
+                before(i)
+            runs.append(child_run(make_cmd(i), main, env, ok))
+        wall, cpu, rss = (statistics.median(r[k] for r in runs) for k in range(3))
+        rows.append((f"[{label} {n}] {name}",
+                     f"{wall:.3f} s  cpu {cpu:.3f} s  rss {rss:.0f} MiB"))
+        return wall, cpu, rss
+
+    def change(i: int) -> None:
+        touch_one(main, 1000 + i)
+        time.sleep(0.3)
+
+    snap1 = series("snapshot, 1 file changed", lambda i: [JVS, "snapshot", f"one {i}"], change)
+    unchanged = series("snapshot, unchanged", lambda i: [JVS, "snapshot", f"same {i}"])
+    status = series("status (clean)", lambda i: [JVS, "status"])
+    touch_one(main, 7)
+    time.sleep(0.3)
+    status_dirty = series("status (1 file changed)", lambda i: [JVS, "status"], ok=(0, 1))
+    subprocess.run([JVS, "snapshot", "pre-restore"], cwd=main, check=True,
+                   stdout=subprocess.DEVNULL, env={**os.environ, **env})
+    # Alternate between the last two snapshots, which differ in one file.
+    restore = series("restore, 1 file differs",
+                     lambda i: [JVS, "restore", "HEAD~1" if i % 2 == 0 else "pre-restore"])
+    verify = series("verify HEAD", lambda i: [JVS, "verify"])
+    manifests = sorted((root / ".jvs" / "manifests").iterdir(), key=lambda p: p.name)
+    size = manifests[-1].stat().st_size
+    rows.append((f"[{label} {n}] manifest of one snapshot",
+                 f"{size} bytes, {size / (n + n // 200):.1f} bytes/entry"))
+    if floor:
+        base_floor = floor["cp -al"] + floor["stat walk"]
+        rows.append((f"[{label} {n}] floors: cp -al {floor['cp -al']:.3f} s, "
+                     f"stat walk {floor['stat walk']:.3f} s", ""))
+        rows.append((f"[{label} {n}] ratios", (
+            f"snapshot/(cp -al + walk) {snap1[0] / base_floor:.2f} (target 2), "
+            f"unchanged {unchanged[0] / base_floor:.2f}, "
+            f"status/walk {status[0] / floor['stat walk']:.2f} (target 3), "
+            f"dirty status/walk {status_dirty[0] / floor['stat walk']:.2f}")))
+    del restore, verify
+    shutil.rmtree(root)
+    return rows
+
+
+def bench_manifest_series(base: Path, n: int, snapshots: int,
+                          change_percent: float) -> list[tuple[str, str]]:
+    """Manifest bytes per entry per snapshot over *snapshots* snapshots of *n* files with
+    *change_percent* % of the files changed between two snapshots."""
+    subprocess.run([JVS, "init", "series"], cwd=base, check=True, stdout=subprocess.DEVNULL)
+    root = base / "series"
+    main = root / "main"
+    fill_files(main, n)
+    files = sorted(main.rglob("*.bin"))
+    per = max(1, int(n * change_percent / 100))
+    rng = random.Random(16)
+    env = {**os.environ, "JVS_SNAPSHOT_ENGINE": "copy"}
+    for s in range(snapshots):
+        if s:
+            for path in rng.sample(files, per):
+                path.write_bytes(os.urandom(1024))
+        subprocess.run([JVS, "snapshot", f"s{s}"], cwd=main, check=True,
+                       stdout=subprocess.DEVNULL, env=env)
+    total = sum(p.stat().st_size for p in (root / ".jvs" / "manifests").rglob("*")
+                if p.is_file())
+    entries = n + n // 200
+    shutil.rmtree(root)
+    return [(f"[series] {snapshots} snapshots of {n} files, {change_percent}% changed each",
+             f"manifests {total} bytes: {total / (entries * snapshots):.1f} bytes/entry/snapshot"
+             " (target 20)")]
+
+
+def bench_files_juicefs(n: int, repeat: int) -> list[tuple[str, str]]:
+    """The same operations on a JuiceFS volume (sqlite metadata) with the juicefs-clone
+    engine, beside a bare ``juicefs clone -p`` of the tree."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from cluster import JUICEFS, Host, format_volume, unavailable
+
+    why = unavailable()
+    if why:
+        return [(f"[juicefs {n}] skipped", why)]
+    work = Path(tempfile.mkdtemp(prefix="jvs-bench-files-jfs-"))
+    host = Host(name="hostS", meta_url=f"sqlite3://{work}/meta.db", mountpoint=work / "mnt",
+                cache_dir=work / "cache", log=work / "juicefs.log")
+    try:
+        format_volume(host.meta_url, work / "bucket")
+        host.mount()
+        rows = bench_files(host.mountpoint, n, repeat, "juicefs-clone", "juicefs")
+        src = host.mountpoint / "bare-src"
+        fill_files(src, n)
+        clones = []
+        for i in range(repeat):
+            dst = host.mountpoint / f"bare-{i}"
+            clones.append(child_run([str(JUICEFS), "clone", "-p", str(src), str(dst)],
+                                    host.mountpoint)[0])
+        rows.append((f"[juicefs {n}] bare juicefs clone -p", f"{statistics.median(clones):.3f} s"
+                     " (target: snapshot <= 1.3x)"))
+        return rows
+    finally:
+        host.umount()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def files_main(args) -> None:
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="jvs-bench-files-", dir=args.dir) as tmp:
+        for n in args.files:
+            print(f"load average: {os.getloadavg()}", flush=True)
+            rows += bench_files(Path(tmp), n, args.repeat)
+            print(*(f"{a:<58} {b}" for a, b in rows[-12:]), sep="\n", flush=True)
+        if args.series:
+            rows += bench_manifest_series(Path(tmp), args.series, 100, 1.0)
+            print(*rows[-1], flush=True)
+    for n in args.juicefs:
+        rows += bench_files_juicefs(n, args.repeat)
+    print("== summary ==")
+    for a, b in rows:
+        print(f"{a:<58} {b}")
+    print(f"load average after: {os.getloadavg()}")
+
+
 def main() -> None:
     # Start-up is part of what is measured: jvs compiles its bytecode once, as an
     # installed jvs has it (some environments set PYTHONDONTWRITEBYTECODE).
@@ -195,7 +389,17 @@ def main() -> None:
     parser.add_argument("--verify-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-verify", action="store_true")
+    parser.add_argument("--files", type=int, nargs="*", default=[],
+                        help="file-count axis (issue 16): e.g. --files 10000 100000")
+    parser.add_argument("--series", type=int, default=0,
+                        help="manifest bytes over 100 snapshots of this many files, 1%% changed")
+    parser.add_argument("--juicefs", type=int, nargs="*", default=[],
+                        help="file counts to run on a JuiceFS volume (sqlite metadata)")
+    parser.add_argument("--dir", default=None, help="where the local trees go (default: /tmp)")
     args = parser.parse_args()
+    if args.files or args.series or args.juicefs:
+        files_main(args)
+        return
     print(f"load average before: {os.getloadavg()}, cpus: {os.cpu_count()}")
     with tempfile.TemporaryDirectory(prefix="jvs-bench-scale-") as tmp:
         base = Path(tmp)

@@ -108,7 +108,7 @@ class PreviousPayload:
         if saved is None or st.st_nlink != 1 \
                 or saved != (stat.S_IMODE(st.st_mode), st.st_size, self.known(rel, st)):
             return False
-        twin = os.path.join(self.payload, os.fsencode(rel))
+        twin = self.payload + b"/" + os.fsencode(rel)
         try:
             tst = os.lstat(twin)
         except OSError:
@@ -131,7 +131,10 @@ class PreviousPayload:
 def same_xattrs(a: bytes, b: bytes) -> bool:
     try:
         names = os.listxattr(a, follow_symlinks=False)
-        if sorted(names) != sorted(os.listxattr(b, follow_symlinks=False)):
+        others = os.listxattr(b, follow_symlinks=False)
+        if not names and not others:
+            return True  # the common case, without sorting two lists per file
+        if sorted(names) != sorted(others):
             return False
         return all(os.getxattr(a, n, follow_symlinks=False)
                    == os.getxattr(b, n, follow_symlinks=False) for n in names)
@@ -151,9 +154,10 @@ class Listing:
     one, i.e. the file did not change from the moment it was hashed until its copy was
     complete (ctime moves on any write). A write after that point is not in the
     snapshot, so it need not be seen (the next snapshot sees it). ``staged`` is the copy,
-    each entry stat-ed after its metadata was applied. Names that cannot be recorded
-    stop the walk with the scan's error; ignored paths and special files are listed as
-    the scan lists them."""
+    each entry stat-ed after its metadata was applied (a file linked from the head: the
+    worktree file's stat, equal to the link's in every field read from it). Names that
+    cannot be recorded stop the walk with the scan's error; ignored paths and special
+    files are listed as the scan lists them."""
 
     def __init__(self) -> None:
         self.source = ScanResult()
@@ -234,8 +238,9 @@ class CopyEngine:
         if stat.S_ISDIR(mode):
             os.mkdir(dst, 0o700)
             prefix = rel + "/" if rel else ""
+            src_dir, dst_dir = src + b"/", dst + b"/"
             for name in self._children(src, prefix):
-                self._copy_entry(os.path.join(src, name), os.path.join(dst, name),
+                self._copy_entry(src_dir + name, dst_dir + name,
                                  prefix + os.fsdecode(name), degraded, seen, hashing)
             copy_metadata(st, src, dst, degraded)
             if listing is not None and rel:
@@ -260,8 +265,11 @@ class CopyEngine:
                     and hashing.previous.link(rel, st, src, dst):
                 if listing is not None:
                     # The head's copy holds what the stat cache records for *st* (link()
-                    # checked both), so the walk's own stat is the one to list.
-                    listing.add("file", rel, st, os.lstat(dst))
+                    # checked both), so the walk's own stat is the one to list, for both
+                    # trees: the linked entry has its type, mode, size, mtime and owner,
+                    # the only fields read from the staged listing. One stat object per
+                    # linked file instead of two: 45 MB less at 100,000 files.
+                    listing.add("file", rel, st, st)
                 return
             if hashing is not None and st.st_size < _WRITEBACK_STEP and hashing.wants(rel, st):
                 digest, n = copy_file(st, src, dst, degraded, hashing.algo, copied)
