@@ -451,15 +451,32 @@ def check_lineage(repo: Repo, state: State) -> list[Finding]:
     return out
 
 
-def check_payloads(repo: Repo, state: State, progress=None) -> list[Finding]:
+def _heads(repo: Repo) -> set[str]:
+    from jvs.worktree import list_worktree_names, load_worktree_config
+
+    heads = set()
+    for name in list_worktree_names(repo):
+        try:
+            head = load_worktree_config(repo, name).head_snapshot_id
+        except JvsError:
+            continue  # check_worktrees reports it
+        if head:
+            heads.add(head)
+    return heads
+
+
+def check_payloads(repo: Repo, state: State, progress=None,
+                   only: set[str] | None = None) -> list[Finding]:
+    """Every published payload hashed against its descriptor (*only* those)."""
     from jvs.verify import HashStats, VerifyResult, check_payload, collected_meanwhile
 
     out = []
     payloads = _payload_dirs(repo)
     stats = HashStats()
-    for i, sid in enumerate(sorted(state.raw), 1):
+    wanted = sorted(state.raw if only is None else only & set(state.raw))
+    for i, sid in enumerate(wanted, 1):
         if progress:
-            progress(f"verifying payloads ({i}/{len(state.raw)})")
+            progress(f"verifying payloads ({i}/{len(wanted)})")
         if sid in state.unreadable or sid not in payloads:
             continue  # already reported
         # read_state parsed this descriptor and checked its checksum: only the payload is
@@ -534,6 +551,9 @@ def diagnose(repo: Repo, *, strict: bool = False, locked: bool = False,
         findings += check_lineage(repo, state)
         findings += check_payloads(repo, state, progress)
         findings += check_audit(repo)
+    else:
+        # At least what each worktree stands on: a tampered head is not "healthy".
+        findings += check_payloads(repo, state, progress, only=_heads(repo))
     report.findings = findings
     return report
 

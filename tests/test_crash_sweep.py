@@ -34,7 +34,7 @@ COPY = [*((name, 8, 1) for name in (
                                 "doctor-rebuild-index")),
     *((name, 8, 4) for name in (
         "first-snapshot", "restore-clean", "restore-discard", "worktree-create",
-        "doctor-clean-tmp", "doctor-advance-head",
+        "doctor-clean-tmp", "doctor-advance-head", "tag-add", "note",
         "go-snapshot", "go-restore", "go-fork"))]
 XFS = [("snapshot", 8, 2), ("restore-unsaved", 8, 2)]
 JUICEFS = [("snapshot", 8, 6), ("restore-unsaved", 8, 6)]

@@ -349,3 +349,18 @@ def test_strict_names_a_tampered_payload_once(repo):
     assert out.returncode == 1
     found = [f for f in json.loads(out.stdout)["findings"] if f["check"] == "payload_mismatch"]
     assert len(found) == 1 and first in found[0]["message"] and second not in found[0]["message"]
+
+
+def test_plain_doctor_hashes_the_heads_so_a_tampered_head_is_not_healthy(repo):
+    """Without --strict doctor still hashes what each worktree stands on (issue 18)."""
+    main = repo / "main"
+    (main / "f.txt").write_text("one\n")
+    run_jvs("snapshot", "one", cwd=main)
+    (main / "f.txt").write_text("two\n")
+    head = run_jvs("snapshot", "two", "--json", cwd=main).json["snapshot_id"]
+    assert run_jvs("doctor", cwd=main).returncode == 0
+    victim = repo / ".jvs" / "snapshots" / head / "f.txt"
+    victim.chmod(0o644)
+    victim.write_text("tampered\n")
+    res = run_jvs("doctor", cwd=main, check=False)
+    assert res.returncode == 1 and "payload_mismatch" in res.stdout and head in res.stdout

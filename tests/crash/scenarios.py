@@ -174,6 +174,10 @@ def prepare_stale_index(runner: Runner, base: Path) -> None:
     (jvs_dir / "index.sqlite").write_bytes(saved)
 
 
+def prepare_v1_v2(runner: Runner, base: Path) -> None:
+    repo_v1_v2(runner, base)
+
+
 def tamper_audit(runner: Runner, base: Path) -> None:
     """An audit log with an altered record and a torn last line (audit_repair re-chains)."""
     repo_v1_v2(runner, base)
@@ -259,6 +263,10 @@ def scenarios() -> list[Scenario]:
         Scenario("doctor-audit-repair", tamper_audit, ("doctor", "--repair", "audit_repair"),
                  followup=("doctor", "--strict"),
                  repair=("doctor", "--strict", "--repair-runtime", "--repair", "audit_repair")),
+        Scenario("tag-add", prepare_v1_v2, ("tag", "add", "v1", "release"),
+                 followup=("history", "--tag", "release")),
+        Scenario("note", prepare_v1_v2, ("note", "v1", "first state, relabelled"),
+                 followup=("show", "v1")),
         Scenario("go-snapshot", prepare_go, ("snapshot", "python")),
         Scenario("go-restore", prepare_go, ("restore", "baseline")),
         Scenario("go-fork", prepare_go, ("fork", "exp1", "agent"),
