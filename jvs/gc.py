@@ -663,30 +663,36 @@ def finish_tombstones(repo: Repo) -> list[str]:
     return done
 
 
+def plan_drift(repo: Repo, plan: Plan, now: float
+               ) -> tuple[dict[str, Descriptor], list[str], str]:
+    """The published snapshots by ID, what the plan's policy selects now, and how that
+    differs from what the plan listed ("" if it does not): a run refuses a drifted plan."""
+    from jvs.catalog import load_descriptors
+
+    descriptors = load_descriptors(repo)
+    by_id = {d.snapshot_id: d for d in descriptors}
+    expected = sorted(sid for sid in plan.candidates if sid in by_id)
+    current = select(repo, plan.policy, now, descriptors).candidates
+    added = sorted(set(current) - set(expected))
+    gone = sorted(set(expected) - set(current))
+    drift = "; ".join(part for part in (
+        f"{len(added)} new candidate(s) ({', '.join(added[:3])})" if added else "",
+        f"{len(gone)} no longer collectable ({', '.join(gone[:3])})" if gone else "") if part)
+    return by_id, current, drift
+
+
 def run_plan(repo: Repo, plan_id: str, now: float) -> RunResult:
     """``gc run --plan-id``: re-check the plan under the lock, then the three steps."""
     from jvs.audit import append_audit
-    from jvs.catalog import load_descriptors
     from jvs.lock import repo_lock
 
     with repo_lock(repo, "gc"):
         plan = load_plan(repo, plan_id)
         earlier = finish_tombstones(repo)
-        descriptors = load_descriptors(repo)
-        by_id = {d.snapshot_id: d for d in descriptors}
-        expected = sorted(sid for sid in plan.candidates if sid in by_id)
-        current = select(repo, plan.policy, now, descriptors).candidates
-        if current != expected:
-            added = sorted(set(current) - set(expected))
-            gone = sorted(set(expected) - set(current))
-            detail = []
-            if added:
-                detail.append(f"{len(added)} new candidate(s) ({', '.join(added[:3])})")
-            if gone:
-                detail.append(f"{len(gone)} no longer collectable ({', '.join(gone[:3])})")
+        by_id, current, drift = plan_drift(repo, plan, now)
+        if drift:
             raise JvsError("E_GC_PLAN_MISMATCH",
-                           f"the repository changed since plan {plan.plan_id}: "
-                           + "; ".join(detail),
+                           f"the repository changed since plan {plan.plan_id}: {drift}",
                            hint="review a fresh 'jvs gc plan' and run its Plan ID")
         victims = [by_id[sid] for sid in current]
         freed = freed_by(repo, victims)

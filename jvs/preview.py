@@ -116,22 +116,13 @@ class GcRunPreview:
 def gc_run_preview(repo: Repo, plan_id: str, now: float) -> GcRunPreview:
     """What ``jvs gc run --plan-id ID`` would do now: the snapshots it would delete, or
     why it would refuse (the repository changed since the plan)."""
-    from jvs.catalog import load_descriptors
-    from jvs.gc import load_plan, select
+    from jvs.gc import load_plan, plan_drift
     from jvs.space import freed_by
 
     plan = load_plan(repo, plan_id)
-    descriptors = load_descriptors(repo)
-    by_id = {d.snapshot_id: d for d in descriptors}
-    expected = sorted(sid for sid in plan.candidates if sid in by_id)
-    current = select(repo, plan.policy, now, descriptors).candidates
-    if current != expected:
-        added = sorted(set(current) - set(expected))
-        gone = sorted(set(expected) - set(current))
-        why = "; ".join(part for part in (
-            f"{len(added)} new candidate(s)" if added else "",
-            f"{len(gone)} no longer collectable" if gone else "") if part)
-        return GcRunPreview(plan.plan_id, (), f"the repository changed since the plan: {why}",
+    by_id, current, drift = plan_drift(repo, plan, now)
+    if drift:
+        return GcRunPreview(plan.plan_id, (), f"the repository changed since the plan: {drift}",
                             0)
     freed = freed_by(repo, [by_id[sid] for sid in current])
     return GcRunPreview(plan.plan_id, tuple(current), None, freed.estimate)
