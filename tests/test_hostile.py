@@ -261,3 +261,18 @@ def test_a_symlinked_control_file_is_never_written_through(main, tmp_path, where
     assert victim.read_text() == "not jvs's\n"
     doctor = run_jvs("doctor", cwd=main, check=False)
     assert doctor.returncode == 1 and "control_path_escape" in doctor.stdout
+
+
+def test_history_says_a_restore_was_interrupted(main):
+    """history lists snapshots, but after a crashed restore the worktree holds part of
+    two: it says so, as status does, with the command that finishes it."""
+    (main / "a.txt").write_text("two\n")
+    run_jvs("snapshot", "two", cwd=main)
+    (main / "a.txt").write_text("unsaved\n")
+    crashed = run_jvs("restore", "one", cwd=main, check=False,
+                      env={"JVS_CRASH_AT": "restore:after_move_to_rescue"})
+    assert crashed.returncode != 0
+    res = run_jvs("history", cwd=main)
+    assert "was interrupted" in res.stderr and "jvs restore" in res.stderr
+    run_jvs("restore", "one", cwd=main)
+    assert "interrupted" not in run_jvs("history", cwd=main).stderr

@@ -221,6 +221,7 @@ def history(ctx, limit, grep, tag, all_snapshots, collected, since, until, rever
 
     ui = ui_of(ctx)
     loc = locate(ctx)
+    _warn_if_restore_pending(ui, loc)
     result = load_history(loc.repo, loc.worktree, all_snapshots=all_snapshots, tag=tag,
                           grep=grep, limit=limit, collected=collected,
                           since=parse_time(since) if since else None,
@@ -271,6 +272,23 @@ def history(ctx, limit, grep, tag, all_snapshots, collected, since, until, rever
         lines.append(f"{ui.style(short(d.snapshot_id), fg='yellow')}  "
                      f"{local_time(d.created_at)}  {first_line}{tags}{mark}")
     ui.page("\n".join(lines) + "\n", enabled=not no_pager)
+
+
+def _warn_if_restore_pending(ui, loc) -> None:
+    """History lists snapshots, but a worktree with a crashed restore holds part of two:
+    say so (status does too). One listing of .jvs/intents when there is none."""
+    try:
+        if not loc.worktree or not any(os.scandir(loc.repo.jvs_dir / "intents")):
+            return
+    except FileNotFoundError:  # a repository the Go implementation wrote
+        return
+    from jvs.restore import pending_restore
+
+    intent = pending_restore(loc.repo, loc.worktree)
+    if intent is not None and intent.record.phase != "prepare":
+        ui.warn(f"a restore of worktree '{loc.worktree}' to {short(intent.record.target_id)} "
+                f"was interrupted ({intent.who}, {intent.started_at}); finish it with "
+                f"'jvs restore {intent.record.target_id}'")
 
 
 # ``status --short``: one letter per kind of change. Stable: scripts parse it.
