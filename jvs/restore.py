@@ -143,19 +143,20 @@ def restore(repo: Repo, worktree: str, ref: str, *, discard_unsaved: bool = Fals
 
 
 def check_payload_first(repo: Repo, target_id: str, progress: Progress | None) -> None:
-    """E_PAYLOAD_HASH_MISMATCH (or E_DESCRIPTOR_CORRUPT) unless the snapshot is exactly
-    what was published: ``restore --verify``."""
-    from jvs.verify import verify_snapshot
+    """Refuse, with verify's own error class, unless the snapshot is exactly what was
+    published: ``restore --verify``."""
+    from jvs.verify import VerifyReport, verify_snapshot
 
     if progress:
         progress(f"verifying {target_id}")
     result = verify_snapshot(repo, target_id)
-    if result.checksum_valid and result.payload_hash_valid:
-        return
-    code = "E_PAYLOAD_HASH_MISMATCH" if result.checksum_valid else "E_DESCRIPTOR_CORRUPT"
-    raise JvsError(code, f"snapshot {target_id} is TAMPERED: {'; '.join(result.problems)}; "
-                   "nothing was changed",
-                   hint=f"'jvs verify {target_id}' names the files; restore another snapshot")
+    error = VerifyReport([result]).error() if not (result.checksum_valid and
+                                                    result.payload_hash_valid) else None
+    if error is not None:
+        raise JvsError(error.code, f"snapshot {target_id} is TAMPERED: "
+                       f"{'; '.join(result.problems)}; nothing was changed",
+                       hint=f"'jvs verify {target_id}' names the files; restore another "
+                            "snapshot")
 
 
 def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved: bool,
@@ -457,7 +458,7 @@ def stage(repo: Repo, engine, target: Descriptor, steps: list[Step], wdir: Path,
     if target.has_ready_marker and any(s.path == READY_MARKER for _, s in wanted):
         raise JvsError("E_DESCRIPTOR_CORRUPT", "a Go publish marker in a restore plan")
     try:
-        if engine.name == "juicefs-clone" and len(wanted) > WHOLE_TREE_MIN \
+        if engine.capabilities.clones_trees_as_metadata and len(wanted) > WHOLE_TREE_MIN \
                 and len(wanted) > WHOLE_TREE_SHARE * total:
             whole = wdir / "whole"  # garbage once taken from: trashed with the work dir
             clone_snapshot(engine, source, whole)
@@ -477,7 +478,7 @@ def clone_snapshot(engine, source: Path, dst: Path, ignore: IgnoreRules | None =
     not keep is not asked for where that costs work (``juicefs-clone`` walks the source
     for it): these callers have no ``degraded`` to record it in, and the snapshot's own
     descriptor already names what its clone lost."""
-    if engine.name == "juicefs-clone":
+    if engine.capabilities.reports_from_scan:
         engine.clone(source, dst, ignore, report=False)
     else:
         engine.clone(source, dst, ignore)
