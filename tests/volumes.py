@@ -1,5 +1,6 @@
 """The real volumes tests and benchmarks run on, built in one place: a JuiceFS volume
-(sqlite3 metadata, ``file`` object storage) and an XFS loop image with reflink.
+(sqlite3 metadata, ``file`` object storage), an XFS loop image with reflink, and the Redis
+server and Redis-backed volume tests/cluster.py mounts on several "hosts".
 
 Each builder is a context manager that makes the volume from scratch under *base*, yields
 its mount point and tears it down. A volume this kernel or environment cannot give raises
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +36,56 @@ def juicefs_binary() -> str | None:
     if local.is_file() and os.access(local, os.X_OK):
         return str(local)
     return shutil.which("juicefs")
+
+
+JUICEFS = Path(juicefs_binary() or Path(sys.executable).parent / "juicefs")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """``redis-server`` on a free loopback port, no persistence; stopped by ``stop()``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.log = workdir / f"redis-{self.port}.log"
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir)],
+            stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"redis-server did not start: {self.log.read_text()}") from None
+                time.sleep(0.05)
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def format_volume(meta_url: str, bucket: Path, name: str = "vol", trash_days: int = 1) -> None:
+    """A new volume; JuiceFS's default trash (1 day) keeps replaced files readable by
+    inode, which is what makes stale kernel dentries dangerous (docs/cluster.md)."""
+    subprocess.run([str(JUICEFS), "format", meta_url, name, "--storage", "file",
+                    "--bucket", str(bucket), "--trash-days", str(trash_days), "-q"],
+                   check=True, capture_output=True, text=True)
 
 
 def mounted_fstype(mountpoint: Path) -> str | None:
