@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from jvs.descriptor import Descriptor
     from jvs.diff import Diff
     from jvs.doctor import Report
-    from jvs.gc import Pin, Plan, RunResult
+    from jvs.gc import Pin, PinList, Plan, RunResult, Unpinned
     from jvs.history import History
     from jvs.info import RepoInfo
     from jvs.labels import Relabel, TagInfo
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from jvs.space import RepoSpace
     from jvs.status import Status
     from jvs.verify import VerifyReport
-    from jvs.worktrees import WorktreeInfo
+    from jvs.worktrees import WorktreeInfo, WorktreeList
 
 Progress = Callable[[str], None]
 
@@ -89,31 +89,6 @@ def init_repository(parent: str | os.PathLike, name: str, *, hash_algo: str = "x
         append_audit(repo, "init", repo.repo_id(), f"repository {name}",
                      **({"template": template} if template else {}))
     return InitResult(Repository(repo, "main"), ignore_file, template)
-
-
-def restore_result_json(result: RestoreResult) -> dict:
-    """``jvs restore --json``. (Belongs on RestoreResult as ``to_json``; kept here until
-    jvs/restore.py takes it.)"""
-    wt = result.worktree
-    return {
-        "worktree": wt.name,
-        "snapshot_id": result.target.snapshot_id,
-        "short_id": result.target.short_id,
-        "previous_head": result.previous_head,
-        "head_snapshot_id": wt.head_snapshot_id,
-        "latest_snapshot_id": wt.latest_snapshot_id,
-        "detached": wt.detached,
-        "rescue_id": result.rescue.snapshot_id if result.rescue else None,
-        "unsaved_changes": result.unsaved,
-        "discarded_unsaved": result.discarded,
-        "partial_paths": list(result.target.partial_paths),
-        "unchanged": result.unchanged,
-        "finished_interrupted": list(result.finished),
-        "not_restored": list(result.not_restored),
-        "paths": list(result.paths),
-        "changed_entries": result.changed,
-        "conflicts": list(result.conflicts),
-    }
 
 
 class Repository:
@@ -304,11 +279,12 @@ class Repository:
 
         return create(self._repo, name, from_ref, current=self.worktree_name)
 
-    def worktrees(self) -> list[WorktreeInfo]:
-        """``jvs worktree list``."""
-        from jvs.worktrees import list_worktrees
+    def worktrees(self) -> WorktreeList:
+        """``jvs worktree list``: a sequence of WorktreeInfo, ``.current`` the worktree
+        this Repository is at."""
+        from jvs.worktrees import worktree_list
 
-        return list_worktrees(self._repo)
+        return worktree_list(self._repo, self.worktree_name)
 
     def rename_worktree(self, old: str, new: str) -> WorktreeInfo:
         """``jvs worktree rename OLD NEW``."""
@@ -365,12 +341,18 @@ class Repository:
                              keep_days=keep_days, keep_tagged=keep_tagged)
         return make_plan(self._repo, policy, gc_now())
 
-    def du(self) -> RepoSpace:
-        """``jvs du``: space per snapshot (exclusive and shared) and for the repository."""
+    def du(self, *refs: str) -> RepoSpace:
+        """``jvs du [REF]...``: space per snapshot (exclusive and shared; only *refs* if
+        given) and for the repository."""
         from jvs.catalog import load_descriptors
         from jvs.space import repository_space
+        from jvs.verify import resolve_for_verify
 
-        return repository_space(self._repo, load_descriptors(self._repo))
+        space = repository_space(self._repo, load_descriptors(self._repo))
+        if refs:
+            space = space.only(resolve_for_verify(self._repo, r, self.worktree_name)
+                               for r in refs)
+        return space
 
     def gc_run(self, plan_id: str) -> RunResult:
         """``jvs gc run --plan-id ID`` (E_GC_PLAN_MISMATCH if the repository changed)."""
@@ -386,7 +368,7 @@ class Repository:
         sid = resolve_for_verify(self._repo, ref, self.worktree_name)
         return pin(self._repo, sid, reason, expires)
 
-    def unpin(self, ref: str) -> None:
+    def unpin(self, ref: str) -> Unpinned:
         """``jvs gc unpin REF``."""
         from jvs.gc import unpin
         from jvs.ids import is_snapshot_id
@@ -395,13 +377,13 @@ class Repository:
         ref = ref.strip()
         sid = ref if is_snapshot_id(ref) else resolve_for_verify(self._repo, ref,
                                                                  self.worktree_name)
-        unpin(self._repo, sid)
+        return unpin(self._repo, sid)
 
-    def pins(self) -> list[Pin]:
-        """``jvs gc pins``."""
-        from jvs.gc import list_pins
+    def pins(self) -> PinList:
+        """``jvs gc pins``: a sequence of Pin; ``.to_json()`` says which expired."""
+        from jvs.gc import pin_list
 
-        return list_pins(self._repo)
+        return pin_list(self._repo)
 
     # ------------------------------------------------------------------ config
 

@@ -59,7 +59,10 @@ class Finding:
     message: str
     path: str | None = None
     repair: str | None = None
-    subject: str | None = None  # what the repair acts on (a snapshot ID, an intent path)
+    # What the repair acts on (none of it is in the JSON, which has ``path``):
+    snapshot_id: str | None = None  # the snapshot a leftover belongs to
+    worktree: str | None = None  # the worktree a leftover restore work directory is of
+    intent: str | None = None  # the intent file of a crashed operation
 
     def to_json(self) -> dict:
         return {"check": self.check, "severity": self.severity,
@@ -212,12 +215,12 @@ def check_intents(repo: Repo, state: State, report: Report) -> list[Finding]:
         elif isinstance(rec, RestoreIntent):
             out.append(Finding("unfinished_restore", "error", "E_UNSAVED",
                                f"a restore of worktree {rec.worktree!r} to {rec.target_id} "
-                               f"crashed ({intent.who})", where, "finish_restore", where))
+                               f"crashed ({intent.who})", where, "finish_restore", intent=where))
         elif isinstance(rec, SnapshotIntent) and repo.descriptor_path(rec.snapshot_id).exists():
             out.append(Finding("unfinished_snapshot", "warning", "E_LINEAGE_BROKEN",
                                f"snapshot {rec.snapshot_id} of {rec.worktree!r} was published, "
                                f"then its command crashed ({intent.who}) before it moved the "
-                               "worktree", where, "advance_head", where))
+                               "worktree", where, "advance_head", intent=where))
         else:
             what = (f"snapshot {rec.snapshot_id} of {rec.worktree!r}"
                     if isinstance(rec, SnapshotIntent)
@@ -225,7 +228,7 @@ def check_intents(repo: Repo, state: State, report: Report) -> list[Finding]:
                     if isinstance(rec, WorktreeIntent) else intent.operation)
             out.append(Finding("abandoned_intent", "warning", "E_BUSY",
                                f"the {what} crashed ({intent.who})", where,
-                               "clean_intents", where))
+                               "clean_intents", intent=where))
     return out
 
 
@@ -281,12 +284,12 @@ def check_leftovers(repo: Repo, state: State) -> list[Finding]:
                 continue
             out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
                                f"staging directory {name} of an unfinished snapshot",
-                               str(path), "clean_tmp", name))
+                               str(path), "clean_tmp", snapshot_id=name[:-4]))
         elif is_snapshot_id(name):
             if name in state.tombstones:
                 out.append(Finding("gc_unfinished", "warning", "E_GC_PLAN_MISMATCH",
                                    f"gc unpublished {name} but did not delete its payload",
-                                   str(path), "clean_tmp", name))
+                                   str(path), "clean_tmp", snapshot_id=name))
             elif name not in state.live_ids and name not in named:
                 # No intent accounts for it: it may be the only copy of someone's work (a
                 # rescue whose descriptor was lost, say). Reported, never deleted.
@@ -310,7 +313,8 @@ def check_leftovers(repo: Repo, state: State) -> list[Finding]:
                 continue
             out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
                                f"temporary descriptor {name} of an unfinished snapshot",
-                               str(repo.descriptors_dir / name), "clean_tmp", name))
+                               str(repo.descriptors_dir / name), "clean_tmp",
+                               snapshot_id=sid))
         elif not (name.endswith(".json") and is_snapshot_id(sid)) \
                 and not _PART_FILE.fullmatch(name):
             out.append(Finding("unknown_entry", "info", "E_NOT_FOUND",
@@ -326,17 +330,17 @@ def check_leftovers(repo: Repo, state: State) -> list[Finding]:
                 and not os.path.lexists(repo.payload_dir(name)):
             out.append(Finding("orphan_manifest", "warning", "E_PARTIAL_SNAPSHOT",
                                f"manifest {name} has no snapshot", str(repo.manifests_dir / name),
-                               "clean_tmp", name))
+                               "clean_tmp", snapshot_id=name))
     for sid in sorted(state.tombstones):
         if sid not in snap_names:
             out.append(Finding("gc_unfinished", "warning", "E_GC_PLAN_MISMATCH",
                                f"gc collected {sid} but did not delete its manifest",
-                               str(repo.manifest_path(sid)), "clean_tmp", sid))
+                               str(repo.manifest_path(sid)), "clean_tmp", snapshot_id=sid))
     if not state.live:
         for path in _leftover_files(repo, state.locked):
             out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
                                "temporary file of an interrupted write", str(path),
-                               "clean_tmp", str(path)))
+                               "clean_tmp"))
     restore_dir = repo.jvs_dir / "restore"
     if restore_dir.is_dir():
         pending = {i.record.worktree for i in state.intents
@@ -350,7 +354,7 @@ def check_leftovers(repo: Repo, state: State) -> list[Finding]:
                 if old:
                     out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
                                        f"restore trash holds {len(old)} item(s) not yet "
-                                       "deleted", str(trash), "clean_tmp", "trash"))
+                                       "deleted", str(trash), "clean_tmp"))
                 continue
             if name not in pending and not any(
                     isinstance(i.record, WorktreeIntent) and name in (i.record.name,
@@ -358,7 +362,7 @@ def check_leftovers(repo: Repo, state: State) -> list[Finding]:
                     for i in state.intents):
                 out.append(Finding("orphan_tmp", "warning", "E_PARTIAL_SNAPSHOT",
                                    f"leftover restore work directory of worktree {name!r}",
-                                   str(restore_dir / name), "clean_tmp", f"restore:{name}"))
+                                   str(restore_dir / name), "clean_tmp", worktree=name))
     return out
 
 
@@ -528,12 +532,11 @@ def check_caches(repo: Repo, state: State) -> list[Finding]:
                 if read_cache_file(path) is None:
                     out.append(Finding("stat_cache_corrupt", "info", "E_DESCRIPTOR_CORRUPT",
                                        "stat cache is unreadable (only costs time)",
-                                       str(path), "rebuild_index", str(path)))
+                                       str(path), "rebuild_index"))
                 elif cached not in worktrees:
                     out.append(Finding("stat_cache_orphan", "info", "E_NOT_FOUND",
                                        f"stat cache of a worktree that no longer exists "
-                                       f"({cached})", str(path), "rebuild_index",
-                                       str(path)))
+                                       f"({cached})", str(path), "rebuild_index"))
     return out
 
 
@@ -609,7 +612,7 @@ def _repair_finish(repo: Repo, targets: list[Finding], warnings: list[str]) -> l
 
     done = []
     for f in targets:
-        intent = next((i for i in list_intents(repo) if str(i.path) == f.subject), None)
+        intent = next((i for i in list_intents(repo) if str(i.path) == f.intent), None)
         if intent is not None and intent.record is not None:
             done.append(finish(repo, intent))
     return done
@@ -617,6 +620,7 @@ def _repair_finish(repo: Repo, targets: list[Finding], warnings: list[str]) -> l
 
 def _repair_clean_tmp(repo: Repo, targets: list[Finding], warnings: list[str]) -> list[str]:
     from jvs.gc import finish_tombstones
+    from jvs.trash import empty_trash, trash_dir
 
     done = []
     for f in targets:
@@ -625,15 +629,14 @@ def _repair_clean_tmp(repo: Repo, targets: list[Finding], warnings: list[str]) -
             done.append(f"created {f.path}")
         elif f.check == "gc_unfinished":
             continue  # below, all at once
-        elif f.subject == "trash":
-            from jvs.trash import empty_trash
+        elif f.path == str(trash_dir(repo)):
 
             empty_trash(repo, claimed_too=True)
             done.append(f"emptied {f.path}")
-        elif f.subject and f.subject.startswith("restore:"):
+        elif f.worktree is not None:
             from jvs.restore import remove_work_dir
 
-            remove_work_dir(repo, f.subject.partition(":")[2], only_leftovers=True)
+            remove_work_dir(repo, f.worktree, only_leftovers=True)
             done.append(f"removed {f.path}")
         elif f.path:
             path = Path(f.path)

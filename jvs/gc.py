@@ -50,7 +50,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -140,6 +140,33 @@ class Pin:
                 "created_at": self.created_at, "expires_at": self.expires_at}
 
 
+@dataclass(frozen=True)
+class PinList(Sequence[Pin]):
+    """``jvs gc pins``: the pins, and the time their expiry was judged at."""
+
+    pins: tuple[Pin, ...]
+    now: float
+
+    def __len__(self) -> int:
+        return len(self.pins)
+
+    def __getitem__(self, i):
+        return self.pins[i]
+
+    def to_json(self) -> dict:
+        return {"pins": [{**p.to_json(), "expired": p.expired(self.now)} for p in self.pins]}
+
+
+@dataclass(frozen=True)
+class Unpinned:
+    """``jvs gc unpin``: the snapshot that no longer has a pin."""
+
+    snapshot_id: str
+
+    def to_json(self) -> dict:
+        return {"snapshot_id": self.snapshot_id, "unpinned": True}
+
+
 def pins_dir(repo: Repo) -> Path:
     return repo.jvs_dir / "gc" / "pins"
 
@@ -198,7 +225,12 @@ def pin(repo: Repo, snapshot_id: str, reason: str = "", expires: str | None = No
     return record
 
 
-def unpin(repo: Repo, snapshot_id: str) -> None:
+def pin_list(repo: Repo, now: float | None = None) -> PinList:
+    """Every pin, each judged expired or not at *now* (default: gc's clock)."""
+    return PinList(tuple(list_pins(repo)), gc_now() if now is None else now)
+
+
+def unpin(repo: Repo, snapshot_id: str) -> Unpinned:
     from jvs.audit import append_audit
     from jvs.lock import repo_lock
 
@@ -210,6 +242,7 @@ def unpin(repo: Repo, snapshot_id: str) -> None:
         path.unlink()
         fsio.fsync_dir(path.parent)
         append_audit(repo, "gc unpin", snapshot_id)
+    return Unpinned(snapshot_id)
 
 
 # --------------------------------------------------------------------------- planning

@@ -5,28 +5,23 @@ point). A snapshot, a restore's rescue and a partial snapshot all end this way.
 
 from __future__ import annotations
 
-import ctypes
 import os
 from pathlib import Path
 
 from jvs import fsio
 from jvs.errors import JvsError
+from jvs.libc import last_errno, libc
 from jvs.repo import Repo
-
-_libc = None
 
 
 def fsync_payload(staged: Path) -> None:
     """Make the staged payload (and the manifest written just before) durable. One
     ``syncfs`` of their filesystem replaces an fsync per file (thousands of journal
     commits on the copy engine) with a single flush."""
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(staged, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _libc.syncfs(fd) != 0:
-            err = ctypes.get_errno()
+        if libc().syncfs(fd) != 0:
+            err = last_errno()
             raise JvsError("E_IO", f"syncfs failed: {os.strerror(err)}")
     finally:
         os.close(fd)

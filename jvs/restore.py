@@ -107,6 +107,29 @@ class RestoreResult:
     def detached(self) -> bool:
         return self.worktree.detached
 
+    def to_json(self) -> dict:
+        """``jvs restore --json``."""
+        wt = self.worktree
+        return {
+            "worktree": wt.name,
+            "snapshot_id": self.target.snapshot_id,
+            "short_id": self.target.short_id,
+            "previous_head": self.previous_head,
+            "head_snapshot_id": wt.head_snapshot_id,
+            "latest_snapshot_id": wt.latest_snapshot_id,
+            "detached": wt.detached,
+            "rescue_id": self.rescue.snapshot_id if self.rescue else None,
+            "unsaved_changes": self.unsaved,
+            "discarded_unsaved": self.discarded,
+            "partial_paths": list(self.target.partial_paths),
+            "unchanged": self.unchanged,
+            "finished_interrupted": list(self.finished),
+            "not_restored": list(self.not_restored),
+            "paths": list(self.paths),
+            "changed_entries": self.changed,
+            "conflicts": list(self.conflicts),
+        }
+
 
 # --------------------------------------------------------------------------- public API
 

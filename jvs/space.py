@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from jvs.descriptor import Descriptor
@@ -174,6 +174,12 @@ class RepoSpace:
     @property
     def total_bytes(self) -> int:
         return self.snapshots_bytes + self.control_plane_bytes + self.worktrees_bytes
+
+    def only(self, snapshot_ids: Iterable[str]) -> RepoSpace:
+        """The same repository figures, with the rows of *snapshot_ids* alone
+        (``jvs du REF...``)."""
+        wanted = set(snapshot_ids)
+        return replace(self, snapshots=[s for s in self.snapshots if s.snapshot_id in wanted])
 
     def to_json(self) -> dict:
         return {"snapshots": [s.to_json() for s in self.snapshots],

@@ -9,6 +9,7 @@ a worktree dir replaced by a symlink to elsewhere is refused before anything is 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -308,6 +309,27 @@ def finish_worktree_operation(repo: Repo, intent: Intent) -> str:
 def list_worktrees(repo: Repo) -> list[WorktreeInfo]:
     return [WorktreeInfo(load_worktree_config(repo, n), repo.worktree_dir(n))
             for n in list_worktree_names(repo)]
+
+
+@dataclass(frozen=True)
+class WorktreeList(Sequence[WorktreeInfo]):
+    """``jvs worktree list``: every worktree, and the one it was asked from."""
+
+    current: str | None
+    worktrees: tuple[WorktreeInfo, ...]
+
+    def __len__(self) -> int:
+        return len(self.worktrees)
+
+    def __getitem__(self, i):
+        return self.worktrees[i]
+
+    def to_json(self) -> dict:
+        return {"current": self.current, "worktrees": [i.to_json() for i in self.worktrees]}
+
+
+def worktree_list(repo: Repo, current: str | None = None) -> WorktreeList:
+    return WorktreeList(current, tuple(list_worktrees(repo)))
 
 
 def path_of(repo: Repo, name: str) -> Path:

@@ -26,23 +26,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from volumes import JUICEFS, RedisServer, format_volume, free_port  # noqa: E402, F401
+
 from conftest import ROOT, Result  # noqa: E402  (shared with every CLI test)
 from jvs.mountinfo import mount_at  # noqa: E402
-
-JUICEFS = Path(sys.executable).parent / "juicefs"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def in_host(hostname: str, argv: list[str]) -> list[str]:
@@ -64,47 +57,6 @@ def unavailable() -> str | None:
     if probe.returncode != 0 or probe.stdout.strip() != "jvs-probe":
         return f"cannot set a hostname in a UTS namespace (needs root): {probe.stderr.strip()}"
     return None
-
-
-class RedisServer:
-    """``redis-server`` on a free loopback port, no persistence; stopped by ``stop()``."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.log = workdir / f"redis-{self.port}.log"
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir)],
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server did not start: {self.log.read_text()}") from None
-                time.sleep(0.05)
-
-    def url(self, db: int) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def format_volume(meta_url: str, bucket: Path, name: str = "vol", trash_days: int = 1) -> None:
-    """A new volume; JuiceFS's default trash (1 day) keeps replaced files readable by
-    inode, which is what makes stale kernel dentries dangerous (docs/cluster.md)."""
-    subprocess.run([str(JUICEFS), "format", meta_url, name, "--storage", "file",
-                    "--bucket", str(bucket), "--trash-days", str(trash_days), "-q"],
-                   check=True, capture_output=True, text=True)
 
 
 def mount_pids(mountpoint: Path) -> list[int]:

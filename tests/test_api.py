@@ -10,7 +10,7 @@ import pytest
 
 import jvs
 from conftest import run_jvs
-from jvs.api import init_repository, restore_result_json
+from jvs.api import init_repository
 from jvs.errors import JvsError, NotFoundError, UsageError
 
 
@@ -84,7 +84,7 @@ def test_full_workflow_through_the_api_matches_the_cli(tmp_path):
     assert base.snapshot_id not in plan.candidates
     assert repo.gc_run(plan.plan_id).plan_id == plan.plan_id
     repo.unpin("baseline")
-    assert repo.pins() == []
+    assert list(repo.pins()) == []
 
     # Config, shared with `jvs config`.
     assert repo.set_config("default_tags", ["nightly"]) == ["nightly"]
@@ -172,8 +172,17 @@ def _normalised(docs: list, root) -> list:
     return [walk(d, repo_id) for d in docs]
 
 
+def _du_compared(doc: dict) -> dict:
+    """``du --json`` without the control plane's bytes, which depend on how long the
+    paths written into the audit log are (the two repositories sit in different folders)."""
+    rest = {k: v for k, v in doc["repository"].items()
+            if k not in ("control_plane_bytes", "total_bytes")}
+    return {**doc, "repository": rest}
+
+
 def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
-    """init, snapshot, status, diff, history, restore, info, verify, doctor: the CLI's
+    """init, snapshot, status, diff, history, restore, info, verify, doctor, worktree
+    list, gc pin/pins/unpin, du: the CLI's
     --json documents and the API's to_json() agree, field for field, for the same
     workflow."""
 
@@ -203,6 +212,12 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     cli.append(run_jvs("info", "--json", cwd=wt).json)
     cli.append(run_jvs("verify", "--all", "--json", cwd=wt).json)
     cli.append(run_jvs("doctor", "--strict", "--json", cwd=wt).json)
+    cli.append(run_jvs("worktree", "list", "--json", cwd=wt).json)
+    cli.append(run_jvs("gc", "pin", "baseline", "--reason", "paper", "--expires", "30d",
+                       "--json", cwd=wt).json)
+    cli.append(run_jvs("gc", "pins", "--json", cwd=wt).json)
+    cli.append(_du_compared(run_jvs("du", "baseline", "--json", cwd=wt).json))
+    cli.append(run_jvs("gc", "unpin", "baseline", "--json", cwd=wt).json)
 
     init = init_repository(api_dir, "proj")
     repo = init.repository
@@ -215,18 +230,26 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     api.append(repo.snapshot("exp1", tags=["exp1"]).to_json())
     api.append(repo.history().to_json())
     (repo.path / "data.txt").write_text("unsaved")
-    api.append(restore_result_json(repo.restore("baseline")))
+    api.append(repo.restore("baseline").to_json())
     api.append(repo.diff("baseline", "exp1").to_json())
     api.append(repo.history(all=True).to_json())
-    api.append(restore_result_json(repo.restore(latest_tag="exp1")))
+    api.append(repo.restore(latest_tag="exp1").to_json())
     api.append(repo.info().to_json())
     api.append(repo.verify(all=True).to_json())
     api.append(repo.doctor(strict=True).to_json())
+    api.append(repo.worktrees().to_json())
+    api.append(repo.pin("baseline", reason="paper", expires="30d").to_json())
+    api.append(repo.pins().to_json())
+    api.append(_du_compared(repo.du("baseline").to_json()))
+    api.append(repo.unpin("baseline").to_json())
 
     assert _normalised(api, api_dir) == _normalised(cli, cli_dir)
     # What the comparison rests on is really there: a rescue, a detached state, changes.
     assert api[6]["rescue_id"] and api[6]["detached"] is True
     assert [c["path"] for c in api[2]["changes"]] == ["data.txt", "models/m.bin"]
+    assert [w["name"] for w in api[13]["worktrees"]] == ["main"] and api[13]["current"] == "main"
+    assert api[15]["pins"][0]["reason"] == "paper" and api[15]["pins"][0]["expired"] is False
+    assert len(api[16]["snapshots"]) == 1 and api[17]["unpinned"] is True
 
 
 def test_results_behave_like_python_values(tmp_path):

@@ -364,3 +364,28 @@ def test_plain_doctor_hashes_the_heads_so_a_tampered_head_is_not_healthy(repo):
     victim.write_text("tampered\n")
     res = run_jvs("doctor", cwd=main, check=False)
     assert res.returncode == 1 and "payload_mismatch" in res.stdout and head in res.stdout
+
+
+def test_leftover_restore_work_and_trash_are_findings_about_what_they_are(repo):
+    """A restore cut short leaves its work directory (of one worktree) and trash items:
+    doctor's findings say which worktree the work directory is of, clean_tmp removes both,
+    and a worktree named like the trash is never mistaken for it."""
+    import jvs
+
+    main = repo / "main"
+    snapshot(main)
+    work = repo / ".jvs" / "restore" / "main"
+    (work / "staged").mkdir(parents=True)
+    (work / "staged" / "f.txt").write_text("half restored\n")
+    trash = repo / ".jvs" / "restore" / "@trash"
+    (trash / "old").mkdir(parents=True)
+    os.utime(trash / "old", (1, 1))  # not one being emptied right now
+    api = jvs.open(main)
+    found = {f.path: f for f in api.doctor().findings}
+    assert found[str(work)].worktree == "main" and found[str(work)].check == "orphan_tmp"
+    assert found[str(trash)].worktree is None and found[str(trash)].repair == "clean_tmp"
+    assert "worktree" not in found[str(work)].to_json()  # the JSON is unchanged: path says it
+    report = api.doctor(repair=["clean_tmp"])
+    assert report.healthy, report.to_json()
+    assert not work.exists() and not (trash / "old").exists()
+    assert {r.action for r in report.repaired} == {"clean_tmp"}

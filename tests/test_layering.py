@@ -60,3 +60,13 @@ def test_fuse_is_imported_on_the_mount_path_only():
         fuse = sorted(n for n in _imports(path) if _under(n, "trio") or _under(n, "pyfuse3"))
         if path not in allowed:
             assert not fuse, f"{path.relative_to(ROOT)} imports {fuse}"
+
+
+def test_the_c_library_is_loaded_in_one_place():
+    """jvs/libc.py holds the one ctypes handle; a module loading its own copy (as
+    publish.py once did) is found here."""
+    loaders = sorted(
+        p.relative_to(ROOT).as_posix() for p in _modules("jvs") + _modules("jvsfs")
+        if any(isinstance(n, ast.Attribute) and n.attr == "CDLL"
+               for n in ast.walk(ast.parse(p.read_text(), str(p)))))
+    assert loaders == ["jvs/libc.py"]

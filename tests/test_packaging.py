@@ -29,6 +29,17 @@ def dist(tmp_path_factory) -> Path:
     return out
 
 
+def _venv_with(tmp_path: Path, requirement: str) -> Path:
+    """A fresh virtualenv holding *requirement* and what it needs. Made without pip of its
+    own (ensurepip costs ~6 s a venv); this checkout's pip installs into it."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=300)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                    "install", "-q", requirement], check=True, capture_output=True, timeout=900)
+    return venv
+
+
 def _man_pages() -> set[str]:
     return {p.name for p in (ROOT / "man" / "man1").glob("*.1")}
 
@@ -60,11 +71,7 @@ def test_the_wheel_carries_license_types_and_man_pages(dist):
 
 
 def test_the_installed_wheel_gives_jvs_and_its_man_page(dist, tmp_path):
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q",
-                    str(dist / f"jvs-{VERSION}-py3-none-any.whl")],
-                   check=True, capture_output=True, timeout=600)
+    venv = _venv_with(tmp_path, str(dist / f"jvs-{VERSION}-py3-none-any.whl"))
     jvs_bin = venv / "bin" / "jvs"
     version = subprocess.run([str(jvs_bin), "--version"], capture_output=True, text=True,
                              check=True).stdout
@@ -88,11 +95,7 @@ def test_the_installed_wheel_gives_jvs_and_its_man_page(dist, tmp_path):
 def test_the_sdist_with_the_mount_extra_gives_a_working_jvs_mount(dist, tmp_path):
     """``pip install 'jvs[mount]'`` from the sdist into a fresh virtualenv, then a real
     mount: the snapshot's file reads back through the kernel."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q",
-                    f"{dist / f'jvs-{VERSION}.tar.gz'}[mount]"],
-                   check=True, capture_output=True, timeout=900)
+    venv = _venv_with(tmp_path, f"{dist / f'jvs-{VERSION}.tar.gz'}[mount]")
     jvs_bin = str(venv / "bin" / "jvs")
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
 

@@ -134,4 +134,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_env import print_environment
+
+    print_environment()
     main()

@@ -34,7 +34,11 @@ from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
 JVS = [sys.executable, "-m", "jvs"] if not (VENV_BIN / "jvs").exists() else [str(VENV_BIN / "jvs")]
-JUICEFS = str(VENV_BIN / "juicefs") if (VENV_BIN / "juicefs").exists() else "juicefs"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import volumes  # noqa: E402 - the real-volume builders the tests use
+
+JUICEFS = volumes.juicefs_binary() or "juicefs"
 
 
 @dataclass
@@ -78,50 +82,29 @@ def plain_volume(base: Path) -> Iterator[Volume]:
 
 @contextlib.contextmanager
 def xfs_volume(base: Path, size: int) -> Iterator[Volume | None]:
-    img, mnt = base / "xfs.img", base / "xfs"
-    mnt.mkdir()
-    with open(img, "wb") as f:
-        f.truncate(size)
-    ok = subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(img)],
-                        capture_output=True).returncode == 0 and \
-        subprocess.run(["mount", "-o", "loop", str(img), str(mnt)],
-                       capture_output=True).returncode == 0
-    if not ok:
-        print("xfs: cannot build a loop-mounted XFS here (needs root, xfsprogs); skipped")
-        img.unlink()
-        yield None
-        return
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            mnt = stack.enter_context(volumes.xfs_volume(base / "xfs", size))
+        except (volumes.Unavailable, RuntimeError) as exc:
+            print(f"xfs: cannot build a loop-mounted XFS here ({exc}); skipped")
+            yield None
+            return
         yield Volume("xfs", "reflink-copy", mnt, "cp -a --reflink=always",
-                     lambda s, d: ["cp", "-a", "--reflink=always", str(s), str(d)],
-                     (2.0, 0.15))
-    finally:
-        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-        img.unlink(missing_ok=True)
+                     lambda s, d: ["cp", "-a", "--reflink=always", str(s), str(d)], (2.0, 0.15))
 
 
 @contextlib.contextmanager
 def juicefs_volume(base: Path) -> Iterator[Volume | None]:
-    work, mnt = base / "jfs", base / "jfs" / "mnt"
-    mnt.mkdir(parents=True)
-    meta = f"sqlite3://{work}/meta.db"
-    ok = subprocess.run([JUICEFS, "format", meta, "bench", "--storage", "file", "--bucket",
-                         f"{work}/bucket/", "--trash-days", "0"],
-                        capture_output=True).returncode == 0 and \
-        subprocess.run([JUICEFS, "mount", "-d", meta, str(mnt), "--no-usage-report",
-                        "--log", f"{work}/mount.log"], capture_output=True).returncode == 0
-    if not ok:
-        print("juicefs: cannot format/mount a JuiceFS volume here; skipped")
-        yield None
-        return
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            mnt = stack.enter_context(
+                volumes.juicefs_volume(base / "jfs", "bench", xattrs_and_acls=False))
+        except (volumes.Unavailable, RuntimeError) as exc:
+            print(f"juicefs: cannot format/mount a JuiceFS volume here ({exc}); skipped")
+            yield None
+            return
         yield Volume("juicefs", "juicefs-clone", mnt, "juicefs clone -p",
                      lambda s, d: [JUICEFS, "clone", "-p", str(s), str(d)], (1.5, 0.15))
-    finally:
-        if subprocess.run([JUICEFS, "umount", str(mnt)], capture_output=True).returncode:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 # ---- trees -----------------------------------------------------------------------------
@@ -314,4 +297,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_env import print_environment
+
+    print_environment()
     sys.exit(main())

@@ -418,6 +418,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_env import print_environment
+
+    print_environment()
     try:
         main()
     except OSError as exc:

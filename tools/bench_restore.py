@@ -191,4 +191,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_env import print_environment
+
+    print_environment()
     sys.exit(main())

@@ -314,8 +314,8 @@ def gc_unpin(ctx, ref):
 
     repo = locate(ctx).repo
     sid = ref.strip() if is_snapshot_id(ref.strip()) else _resolve_id(ctx, ref)
-    unpin(repo, sid)
-    ui_of(ctx).emit({"snapshot_id": sid, "unpinned": True}, f"Unpinned {sid}")
+    done = unpin(repo, sid)
+    ui_of(ctx).emit(done.to_json(), f"Unpinned {sid}")
 
 
 @gc.command("pins")
@@ -328,17 +328,15 @@ def gc_pins(ctx):
     Example:
       jvs gc pins --json
     """
-    from jvs.gc import gc_now, list_pins
+    from jvs.gc import pin_list
 
-    now = gc_now()
-    pins = list_pins(locate(ctx).repo)
+    pins = pin_list(locate(ctx).repo)
     lines = []
     for p in pins:
-        state = "expired" if p.expired(now) else "active"
+        state = "expired" if p.expired(pins.now) else "active"
         until = f" until {p.expires_at}" if p.expires_at else ""
         lines.append(f"{p.snapshot_id}  {state}{until}  {p.reason}")
-    ui_of(ctx).emit({"pins": [{**p.to_json(), "expired": p.expired(now)} for p in pins]},
-                    "\n".join(lines) or "No pins.")
+    ui_of(ctx).emit(pins.to_json(), "\n".join(lines) or "No pins.")
 
 
 @click.command()
@@ -365,12 +363,9 @@ def du(ctx, refs):
     ui = ui_of(ctx)
     loc = locate(ctx)
     space = repository_space(loc.repo, load_descriptors(loc.repo))
-    rows = space.snapshots
     if refs:
-        wanted = {_resolve_id(ctx, r) for r in refs}
-        rows = [r for r in rows if r.snapshot_id in wanted]
-    data = space.to_json()
-    data["snapshots"] = [r.to_json() for r in rows]
+        space = space.only(_resolve_id(ctx, r) for r in refs)
+    rows = space.snapshots
     lines = [f"{'SNAPSHOT':<10} {'SIZE':>10} {'ON DISK':>10} {'EXCLUSIVE':>12} {'SHARED':>10}"]
     for r in rows:
         mark = "" if r.exact else "<="
@@ -383,7 +378,7 @@ def du(ctx, refs):
     if space.shared_below_files:
         lines.append(f"  ({' and '.join(space.shared_below_files)} may be shared between "
                      "snapshots: the file system's own figure (df, 'juicefs status') is lower)")
-    ui.emit(data, "\n".join(lines))
+    ui.emit(space.to_json(), "\n".join(lines))
 
 
 COMMANDS = [verify, doctor, gc, du]

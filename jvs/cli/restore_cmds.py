@@ -96,7 +96,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
       jvs restore exp1 --dry-run
       jvs restore prod --verify
     """
-    from jvs.api import Repository, restore_result_json
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
     repo, worktree = current_worktree(ctx)
@@ -151,7 +151,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
     if result.not_restored:
         lines.append(f"  not restored, ignored by .jvsignore: {some_of(result.not_restored)}")
     lines.append(_state_line(ui, wt))
-    ui.emit(restore_result_json(result), "\n".join(lines))
+    ui.emit(result.to_json(), "\n".join(lines))
 
 
 _ACTION_MARKS = {"create": "+", "delete": "-", "replace": "M", "chmod": "m"}
@@ -301,12 +301,11 @@ def worktree_list(ctx):
     Example:
       jvs worktree list --json
     """
-    from jvs.worktrees import list_worktrees
+    from jvs.worktrees import worktree_list
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    infos = list_worktrees(loc.repo)
-    data = {"current": loc.worktree, "worktrees": [i.to_json() for i in infos]}
+    infos = worktree_list(loc.repo, loc.worktree)
     width = max((len(i.config.name) for i in infos), default=4)
     lines = []
     for i in infos:
@@ -320,7 +319,7 @@ def worktree_list(ctx):
             state = "HEAD state"
         lines.append(f"{cur} {cfg.name:<{width}}  {short(cfg.head_snapshot_id):<8}  "
                      f"{state:<28}  {i.path}")
-    ui.emit(data, "\n".join(lines))
+    ui.emit(infos.to_json(), "\n".join(lines))
 
 
 @worktree_group.command("path")
