@@ -118,10 +118,11 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
                                _worktree_paths(repo, worktree, started, paths))
         return
     was = os.stat(started)
-    result = Repository(repo, worktree).restore(
-        ref, latest_tag=latest_tag, discard_unsaved=discard_unsaved,
-        paths=_worktree_paths(repo, worktree, started, paths), progress=ui.report,
-        verify_payload=verify_payload)
+    with ui.live() as progress:
+        result = Repository(repo, worktree).restore(
+            ref, latest_tag=latest_tag, discard_unsaved=discard_unsaved,
+            paths=_worktree_paths(repo, worktree, started, paths), progress=progress,
+            verify_payload=verify_payload)
     wt = result.worktree
     _warn_if_shell_dir_replaced(ui, started, was)
     for what in result.finished:
