@@ -10,19 +10,19 @@ import pty
 import select
 import subprocess
 import sys
-
-from jvs.cli.output import Meter
+import time
 
 from conftest import run_jvs, take_snapshot
+from jvs.cli.output import Meter
 
 NOW = {"JVS_PROGRESS_DELAY": "0", "NO_COLOR": "1"}
 
 
-def _stderr_on_a_terminal(args, cwd) -> tuple[int, str, str]:
+def _stderr_on_a_terminal(args, cwd, env=None) -> tuple[int, str, str]:
     """Run jvs with stderr on a pseudo-terminal: (exit code, stdout, what the terminal got)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "jvs", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=slave, env={**os.environ, **NOW})
+                            stdout=subprocess.PIPE, stderr=slave, env={**os.environ, **NOW, **(env or {})})
     os.close(slave)
     seen = b""
     while True:
@@ -97,3 +97,25 @@ def test_the_line_counts_files_bytes_rate_and_eta():
     meter.advance(5, 2048)
     line = meter.line(meter._since + 2)
     assert line == "hashing, 5/10 files, 2.0 KiB/4.0 KiB, 1.0 KiB/s, ETA 0:02"
+
+
+def test_fork_worktree_remove_and_gc_run_show_progress(main_wt):
+    _worktree_with_files(main_wt)
+    take_snapshot(main_wt, "first")
+    code, out, terminal = _stderr_on_a_terminal(["fork", "exp"], main_wt)
+    assert code == 0 and "exp" in out
+    assert "jvs: cloning " in terminal
+    code, out, terminal = _stderr_on_a_terminal(["worktree", "remove", "exp"], main_wt)
+    assert code == 0
+    assert "jvs: checking for unsaved work" in terminal and "jvs: deleting" in terminal
+    assert not (main_wt.parent / "worktrees" / "exp").exists()
+    for note in ("second", "third"):
+        (main_wt / "f0.txt").write_text(note + "\n")
+        take_snapshot(main_wt, note)
+    later = {"JVS_GC_NOW": str(time.time() + 2 * 24 * 3600)}
+    plan = run_jvs("gc", "plan", "--keep-last", "1", "--json", cwd=main_wt, env=later).json
+    assert plan["candidates"]
+    code, out, terminal = _stderr_on_a_terminal(
+        ["gc", "run", "--plan-id", plan["plan_id"]], main_wt, later)
+    assert code == 0
+    assert f"jvs: deleting, 0/{len(plan['candidates'])} snapshots" in terminal

@@ -261,7 +261,8 @@ def gc_run(ctx, plan_id, now, dry_run):
                                "changed.", *(f"  - {sid}" for sid in p.deleted)])
         ui.emit(p.to_json(), human)
         return
-    result = run_plan(repo, plan_id, gc_now(now))
+    with ui.live() as progress:
+        result = run_plan(repo, plan_id, gc_now(now), progress)
     lines = []
     if result.finished_from_earlier:
         lines.append(f"Finished an interrupted run: {len(result.finished_from_earlier)} "

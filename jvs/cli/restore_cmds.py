@@ -222,7 +222,8 @@ def _do_fork(ctx, args):
 
     ref, name = _fork_args(args)
     loc = locate(ctx)
-    info = do_fork(loc.repo, ref, name, current=loc.worktree)
+    with ui_of(ctx).live() as progress:
+        info = do_fork(loc.repo, ref, name, current=loc.worktree, progress=progress)
     _created(ctx, info, f"from snapshot {short(info.config.head_snapshot_id)}")
 
 
@@ -398,7 +399,8 @@ def worktree_remove(ctx, name, force, dry_run):
         ui_of(ctx).emit(p.to_json(), human)
         return
 
-    config = remove(locate(ctx).repo, name, force=force)
+    with ui_of(ctx).live() as progress:
+        config = remove(locate(ctx).repo, name, force=force, progress=progress)
     ui_of(ctx).emit({"name": config.name, "removed": True, "forced": force,
                      "head_snapshot_id": config.head_snapshot_id},
                     f"Removed worktree '{config.name}' (its snapshots stay; "
