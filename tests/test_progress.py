@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import subprocess
 import sys
 import time
 
-from conftest import run_jvs, take_snapshot
+from conftest import read_terminal, run_jvs, take_snapshot
 from jvs.cli.output import Meter
 
 NOW = {"JVS_PROGRESS_DELAY": "0", "NO_COLOR": "1"}
@@ -22,20 +21,10 @@ def _stderr_on_a_terminal(args, cwd, env=None) -> tuple[int, str, str]:
     """Run jvs with stderr on a pseudo-terminal: (exit code, stdout, what the terminal got)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "jvs", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=slave, env={**os.environ, **NOW, **(env or {})})
+                            stdout=subprocess.PIPE, stderr=slave,
+                            env={**os.environ, **NOW, **(env or {})})
     os.close(slave)
-    seen = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 60)
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the terminal's other side closed
-            break
-        if not chunk:
-            break
-        seen += chunk
+    seen = read_terminal(master)
     out = proc.stdout.read().decode()
     proc.wait(timeout=60)
     proc.stdout.close()
