@@ -265,13 +265,14 @@ class Repository:
         return restore(self._repo, self._current(), ref, discard_unsaved=discard_unsaved,
                        paths=tuple(paths), progress=progress, verify_payload=verify_payload)
 
-    def fork(self, name: str, *, ref: str | None = None) -> WorktreeInfo:
+    def fork(self, name: str, *, ref: str | None = None,
+             progress: Progress | None = None) -> WorktreeInfo:
         """``jvs fork [REF] NAME``: a new worktree at REF (default: this worktree's head).
         ``repo.at(name)`` then works in it. *ref* is keyword-only because the CLI puts it
         first: ``repo.fork("v1.0", "bugfix")`` would otherwise read the wrong way round."""
         from jvs.worktrees import fork
 
-        return fork(self._repo, ref, name, current=self.worktree_name)
+        return fork(self._repo, ref, name, current=self.worktree_name, progress=progress)
 
     def create_worktree(self, name: str, *, from_ref: str | None = None) -> WorktreeInfo:
         """``jvs worktree create NAME [--from REF]``."""
@@ -292,11 +293,12 @@ class Repository:
 
         return rename(self._repo, old, new)
 
-    def remove_worktree(self, name: str, *, force: bool = False) -> None:
+    def remove_worktree(self, name: str, *, force: bool = False,
+                        progress: Progress | None = None) -> None:
         """``jvs worktree remove NAME [--force]`` (its snapshots stay)."""
         from jvs.worktrees import remove
 
-        remove(self._repo, name, force=force)
+        remove(self._repo, name, force=force, progress=progress)
 
     # ------------------------------------------------------------------ integrity
 
@@ -354,11 +356,11 @@ class Repository:
                                for r in refs)
         return space
 
-    def gc_run(self, plan_id: str) -> RunResult:
+    def gc_run(self, plan_id: str, *, progress: Progress | None = None) -> RunResult:
         """``jvs gc run --plan-id ID`` (E_GC_PLAN_MISMATCH if the repository changed)."""
         from jvs.gc import gc_now, run_plan
 
-        return run_plan(self._repo, plan_id.strip(), gc_now())
+        return run_plan(self._repo, plan_id.strip(), gc_now(), progress)
 
     def pin(self, ref: str, *, reason: str = "", expires: str | None = None) -> Pin:
         """``jvs gc pin REF [--reason R] [--expires 30d]``."""

@@ -60,6 +60,7 @@ from jvs.crashpoints import crashpoint
 from jvs.descriptor import Descriptor
 from jvs.errors import JvsError
 from jvs.ids import is_snapshot_id, parse_rfc3339, rfc3339_utc
+from jvs.progress import SILENT, Progress, counts
 from jvs.repo import Repo
 from jvs.space import Freed, freed_by
 
@@ -635,7 +636,7 @@ def unpublish(repo: Repo, snapshot_ids: list[str]) -> None:
     fsio.fsync_dir(repo.descriptors_dir)
 
 
-def delete_payloads(repo: Repo, snapshot_ids: list[str]) -> None:
+def delete_payloads(repo: Repo, snapshot_ids: list[str], meter: Progress = SILENT) -> None:
     """Step 3: payload, then manifest, of snapshots already unpublished."""
     if not snapshot_ids:
         return
@@ -645,6 +646,7 @@ def delete_payloads(repo: Repo, snapshot_ids: list[str]) -> None:
     fsio.ensure_inside(repo.jvs_dir, repo.manifests_dir)
     payloads = os.path.join(repo.snapshots_dir, "")
     manifests = os.path.join(repo.manifests_dir, "")
+    meter.start(len(snapshot_ids), 0, unit="snapshots")
     for sid in snapshot_ids:
         payload = payloads + sid
         if os.path.lexists(payload):
@@ -654,6 +656,7 @@ def delete_payloads(repo: Repo, snapshot_ids: list[str]) -> None:
         except FileNotFoundError:
             pass
         crashpoint("gc:after_delete_one")
+        meter.advance(1, 0)
     fsio.fsync_dir(repo.snapshots_dir)
     fsio.fsync_dir(repo.manifests_dir)
 
@@ -714,8 +717,9 @@ def plan_drift(repo: Repo, plan: Plan, now: float
     return by_id, current, drift
 
 
-def run_plan(repo: Repo, plan_id: str, now: float) -> RunResult:
-    """``gc run --plan-id``: re-check the plan under the lock, then the three steps."""
+def run_plan(repo: Repo, plan_id: str, now: float, progress=None) -> RunResult:
+    """``gc run --plan-id``: re-check the plan under the lock, then the three steps.
+    *progress* (jvs/progress.py) hears the snapshots deleted."""
     from jvs.audit import append_audit
     from jvs.lock import repo_lock
 
@@ -733,7 +737,9 @@ def run_plan(repo: Repo, plan_id: str, now: float) -> RunResult:
         crashpoint("gc:after_tombstones")
         unpublish(repo, current)
         crashpoint("gc:after_phase1")
-        delete_payloads(repo, current)
+        if progress:
+            progress("deleting")
+        delete_payloads(repo, current, counts(progress))
         crashpoint("gc:after_phase2")
         append_audit(repo, "gc", plan.plan_id, f"collected {len(current)} snapshot(s)",
                      snapshots=current or None, completed_earlier=earlier or None,

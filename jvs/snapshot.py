@@ -46,6 +46,8 @@ from jvs.integrity import (
 from jvs.intents import Intent, SnapshotIntent, drop_intent, write_intent
 from jvs.lock import assert_lock_still_held, worktree_lock
 from jvs.names import validate_tag
+from jvs.progress import SILENT, counts, metered
+from jvs.progress import Progress as Counts
 from jvs.publish import fsync_payload, publish_payload, write_manifest
 from jvs.repo import Repo
 from jvs.resolve import check_new_tags
@@ -211,7 +213,7 @@ def _stage_and_commit(repo: Repo, wt: WorktreeConfig, source: Path, ignore: Igno
         clone = engine.report_from_scan(clone, source, staged, os.lstat(source),
                                         ((e.relpath, e.st) for e in after.entries))
     manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after, staged_listed(),
-                                   algo, hashing, ignore)
+                                   algo, hashing, ignore, meter=counts(progress))
     crashpoint("snapshot:after_hash")
 
     fsync_payload(staged)
@@ -419,7 +421,8 @@ def listed_trees(source: Path, staged: Path, ignore: IgnoreRules | None,
 def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
                  after: ScanResult, staged_scan: ScanResult, algo: str,
                  hashing: HashingCopy | None = None,
-                 ignore: IgnoreRules | None = None) -> tuple[bytes, HashStats]:
+                 ignore: IgnoreRules | None = None,
+                 meter: Counts = SILENT) -> tuple[bytes, HashStats]:
     """Hash the staged copy, reading only what the stat cache cannot vouch for.
 
     *after* is the worktree's stat taken once the clone is done. A cache entry is used
@@ -430,7 +433,7 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     file did not change while it was being cloned. Special files and ignored paths an
     engine may have cloned are dropped, so the payload is exactly what the manifest
     records. Writes ``manifests/<id>``. *staged_scan* is the staged copy's scan (with
-    the *ignore* rules)."""
+    the *ignore* rules). *meter* hears the files and bytes gone through."""
     post = after.files()
     stats = HashStats()
     if hashing is not None:
@@ -459,7 +462,12 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
         os.unlink(staged / rel)
     if staged_scan.ignored:
         drop_ignored(repo, staged, staged_scan.ignored, f"snapshot-{snapshot_id}")
-    entries = entries_of(staged, staged_scan, algo, stats, known)
+    scanned = staged_scan.entries
+    if meter is not SILENT:
+        files = staged_scan.files()
+        meter.start(len(files), sum(st.st_size for st in files.values()))
+        scanned = metered(scanned, meter)
+    entries = entries_of(staged, scanned, algo, stats, known)
     profile_step("snapshot:hashed")
     staged_files = staged_scan.files()
     for entry in entries:

@@ -29,6 +29,7 @@ from jvs.integrity import (
     root_hash,
     scan,
 )
+from jvs.progress import counts
 from jvs.repo import Repo
 
 SEVERITY_OK = "ok"
@@ -180,10 +181,14 @@ def verify_all(repo: Repo, *, stats: HashStats | None = None,
     results = []
     collected = []
     ids = list_snapshot_ids(repo)
-    for i, sid in enumerate(ids, 1):
-        if progress:
-            progress(f"verified {i - 1}/{len(ids)} snapshots")
+    meter = counts(progress)
+    if progress:
+        progress("verifying")
+    meter.start(len(ids), 0, unit="snapshots")  # sizes are unknown until each is read
+    for sid in ids:
+        nbytes = stats.bytes_hashed
         result = verify_snapshot(repo, sid, stats)
+        meter.advance(1, stats.bytes_hashed - nbytes)
         if result.tamper_detected and collected_meanwhile(repo, sid):
             collected.append(sid)
         else:

@@ -69,7 +69,8 @@ def create(repo: Repo, name: str, from_ref: str | None = None, *,
             source)
 
 
-def fork(repo: Repo, ref: str | None, name: str, *, current: str | None) -> WorktreeInfo:
+def fork(repo: Repo, ref: str | None, name: str, *, current: str | None,
+         progress=None) -> WorktreeInfo:
     """A new worktree *name* at snapshot *ref*, or at the head of worktree *current*
     (its HEAD state: unsaved changes there are not carried over)."""
     from jvs.resolve import resolve
@@ -89,6 +90,8 @@ def fork(repo: Repo, ref: str | None, name: str, *, current: str | None) -> Work
         else:
             sid = resolve(repo, ref, current).snapshot_id
         source = read_descriptor(repo, sid)
+        if progress:
+            progress(f"cloning {sid}")
         return _create_locked(repo, WorktreeIntent(
             "fork", name, snapshot_id=sid, created_at=rfc3339_utc(), source_worktree=current,
             reason=f"from {sid}"), source)
@@ -226,7 +229,7 @@ def _finish_rename(repo: Repo, rec: WorktreeIntent) -> None:
         append_audit(repo, "worktree_rename", new, rec.reason or "", old_name=old)
 
 
-def remove(repo: Repo, name: str, *, force: bool = False) -> WorktreeConfig:
+def remove(repo: Repo, name: str, *, force: bool = False, progress=None) -> WorktreeConfig:
     """Delete worktree *name*'s payload and config; its snapshots stay. Refuses unsaved
     work (E_UNSAVED) unless *force*."""
     name = validate_worktree_name(name)
@@ -242,6 +245,8 @@ def remove(repo: Repo, name: str, *, force: bool = False) -> WorktreeConfig:
                 raise JvsError("E_PATH_ESCAPE", f"worktree directory {payload} is a symlink",
                                hint="remove the symlink by hand")
             if not force:
+                if progress:
+                    progress("checking for unsaved work")
                 unsaved = find_unsaved(repo, config, worktree_payload(repo, name))
                 if not unsaved.clean:
                     n = len(unsaved.changes.items)
@@ -256,6 +261,8 @@ def remove(repo: Repo, name: str, *, force: bool = False) -> WorktreeConfig:
         intent = write_intent(repo, rec)
         _finish_remove(repo, rec)
         drop_intent(intent)
+        if progress:
+            progress("deleting")
         empty_trash(repo)
         return config
 

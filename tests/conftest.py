@@ -54,6 +54,25 @@ def start_paused_jvs(*args: str, cwd: Path | str, step: str,
     return proc
 
 
+def read_terminal(master: int, timeout: float = 30) -> bytes:
+    """Everything written to a pseudo-terminal until its other side closes."""
+    import select
+
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], timeout)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def take_snapshot(main: Path | str, note: str, *tags: str) -> str:
     """``jvs snapshot NOTE --tag T...`` in *main*; the new snapshot's ID."""
     args = ["snapshot", note, "--json"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import run_jvs, take_snapshot
+from conftest import read_terminal, run_jvs, take_snapshot
 from jvs.dates import parse_time
 from jvs.errors import JvsError
 
@@ -95,18 +94,7 @@ def _run_on_a_terminal(args, cwd, env) -> str:
     proc = subprocess.Popen([sys.executable, "-m", "jvs", *args], cwd=cwd, stdout=slave,
                             stderr=subprocess.PIPE, env={**os.environ, **env})
     os.close(slave)
-    out = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the terminal's other side closed
-            break
-        if not chunk:
-            break
-        out += chunk
+    out = read_terminal(master)
     proc.wait(timeout=30)
     os.close(master)
     return out.decode().replace("\r\n", "\n")

@@ -37,9 +37,18 @@ names on stdout. Options of `jvs` itself go **before** the command:
 | `-C PATH` | run as if started in PATH (`jvs -C ~/proj/main history`) |
 | `--json` | JSON output for any command |
 | `--no-color` | never colour (also `NO_COLOR=1`; colour is only used on a terminal) |
-| `--no-progress` | no progress messages on stderr (they appear for work over ~1 s) |
+| `--no-progress` | no live progress line on stderr (see below) |
 | `-q`, `--quiet` | no output on success (JSON still; warnings, errors on stderr) |
 | `--version`, `-h/--help` | |
+
+Progress: `snapshot`, `restore`, `fork`, `worktree remove`, `verify`, `gc run` (and
+`init --from`, `doctor`) show one line on stderr once they have worked for about a second:
+the step, then files (or snapshots) and bytes done of the total, the rate and an ETA where
+the step knows its size. The line is rewritten in place (at most ten times a second) and
+erased when the command ends, so what stays on the screen is the command's own output.
+It appears only when stderr is a terminal, never with `--json`, `-q` or `--no-progress`;
+stdout is the same either way. `JVS_PROGRESS_DELAY=SECONDS` changes the one-second wait
+(`0`: at once; the tests use it).
 
 Errors: one line `jvs: E_CLASS: message` on stderr (plus a `hint:`), exit 1; with
 `--json` also `{"error": {"code", "message"}}` on stdout. Command-line errors exit 2.

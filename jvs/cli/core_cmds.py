@@ -83,8 +83,9 @@ def _import(ctx, name: str, source: str, move: bool, hash_algo: str) -> None:
 
     ui = ui_of(ctx)
     parent, name = _parent_and_name(ctx, name)
-    result = import_folder(parent, name, source, move=move,
-                           hash_algo=hash_algo, progress=ui.report)
+    with ui.live() as progress:
+        result = import_folder(parent, name, source, move=move,
+                               hash_algo=hash_algo, progress=progress)
     repo = result.repo
     desc = result.snapshot.descriptor
     main = repo.root / "main"
@@ -153,8 +154,9 @@ def snapshot(ctx, note, tags, paths, note_file, message):
             raise click.UsageError("give the note as an argument or with -m, not both")
         note = message
     text = read_note(note, note_file)
-    result = Repository(repo, worktree).snapshot(text, tags=tags, paths=paths,
-                                                 progress=ui.report)
+    with ui.live() as progress:
+        result = Repository(repo, worktree).snapshot(text, tags=tags, paths=paths,
+                                                     progress=progress)
     desc = result.descriptor
     if result.was_detached:
         ui.warn(f"worktree '{worktree}' was DETACHED: the new snapshot's parent is "

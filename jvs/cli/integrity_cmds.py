@@ -56,8 +56,9 @@ def verify(ctx, ref, all_snapshots):
     loc = locate(ctx)
     if all_snapshots and ref:
         raise click.UsageError("give a REF or --all, not both")
-    report = Repository(loc.repo, loc.worktree).verify(ref, all=all_snapshots,
-                                                       progress=ui.report)
+    with ui.live() as progress:
+        report = Repository(loc.repo, loc.worktree).verify(ref, all=all_snapshots,
+                                                           progress=progress)
     error = report.error()
     lines = [line for r in report.results for line in _verify_lines(r)]
     lines += [f"{sid}  collected by gc while verify ran" for sid in report.collected]
@@ -102,8 +103,9 @@ def doctor(ctx, strict, repair_runtime, repairs):
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    report = Repository(loc.repo, loc.worktree).doctor(
-        strict=strict, repair=repairs, repair_runtime=repair_runtime, progress=ui.report)
+    with ui.live() as progress:
+        report = Repository(loc.repo, loc.worktree).doctor(
+            strict=strict, repair=repairs, repair_runtime=repair_runtime, progress=progress)
     for warning in report.warnings:
         ui.warn(warning)
     lines = []
@@ -259,7 +261,8 @@ def gc_run(ctx, plan_id, now, dry_run):
                                "changed.", *(f"  - {sid}" for sid in p.deleted)])
         ui.emit(p.to_json(), human)
         return
-    result = run_plan(repo, plan_id, gc_now(now))
+    with ui.live() as progress:
+        result = run_plan(repo, plan_id, gc_now(now), progress)
     lines = []
     if result.finished_from_earlier:
         lines.append(f"Finished an interrupted run: {len(result.finished_from_earlier)} "

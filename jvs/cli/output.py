@@ -7,7 +7,9 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from json.encoder import encode_basestring as _encode_str  # C where the build has it
 
 import click
@@ -20,8 +22,6 @@ class Ui:
     progress: bool = True
     quiet: bool = False  # -q: no human output on stdout (JSON still; stderr still)
     directory: str | None = None
-    _started: float = field(default_factory=time.monotonic)
-    _last_progress: float = 0.0
 
     def use_color(self) -> bool:
         if self.color is not None:
@@ -80,15 +80,113 @@ class Ui:
     def warn(self, message: str) -> None:
         click.echo(f"jvs: warning: {message}", err=True)
 
-    def report(self, message: str) -> None:
-        """Progress on stderr, only for work that has already taken over a second."""
-        if self.json or not self.progress or self.quiet:
-            return
+    @contextmanager
+    def live(self) -> Iterator[Meter | None]:
+        """``with ui.live() as progress:`` pass *progress* to the library; the line is
+        erased when the block ends, however it ends."""
+        meter = self.meter()
+        try:
+            yield meter
+        finally:
+            if meter is not None:
+                meter.done()
+
+    def meter(self) -> Meter | None:
+        """The live progress line for one command, or None when nobody should see one:
+        stderr not a terminal, ``--json``, ``-q`` or ``--no-progress``."""
+        if self.json or not self.progress or self.quiet or not sys.stderr.isatty():
+            return None
+        return Meter(_progress_delay())
+
+
+def _progress_delay() -> float:
+    """Seconds of work before the line shows: ``JVS_PROGRESS_DELAY`` (tests set 0)."""
+    try:
+        return max(0.0, float(os.environ.get("JVS_PROGRESS_DELAY", "1")))
+    except ValueError:
+        return 1.0
+
+
+class Meter:
+    """One ``\\r``-rewritten line on stderr: the stage, then files and bytes done of the
+    total, rate and ETA once the library gives counts (jvs/progress.py). Shown only after
+    *delay* seconds, redrawn at most ten times a second, erased by ``done()``."""
+
+    def __init__(self, delay: float) -> None:
+        self._t0 = time.monotonic()
+        self._delay = delay
+        self._last = 0.0
+        self._shown = False
+        self._stage = ""
+        self._total = (0, 0)
+        self._done = [0, 0]
+        self._since = self._t0
+        self._unit = "files"
+
+    def __call__(self, stage: str) -> None:
+        self._stage = stage
+        self._draw(force=True)
+
+    def start(self, total_files: int, total_bytes: int, *, unit: str = "files") -> None:
+        self._total = (total_files, total_bytes)
+        self._unit = unit
+        self._done = [0, 0]
+        self._since = time.monotonic()
+        self._draw(force=True)
+
+    def advance(self, files: int, bytes_done: int) -> None:
+        self._done[0] += files
+        self._done[1] += bytes_done
+        self._draw()
+
+    def done(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self._shown = False
+        self._total = (0, 0)
+
+    def _draw(self, force: bool = False) -> None:
         now = time.monotonic()
-        if now - self._started < 1.0 or now - self._last_progress < 0.5:
+        if now - self._t0 < self._delay or (not force and now - self._last < 0.1):
             return
-        self._last_progress = now
-        click.echo(f"jvs: {message}...", err=True)
+        self._last = now
+        sys.stderr.write("\r\x1b[Kjvs: " + self.line(now))
+        sys.stderr.flush()
+        self._shown = True
+
+    def line(self, now: float) -> str:
+        parts = [self._stage or "working"]
+        files, nbytes = self._done
+        total_files, total_bytes = self._total
+        if not (total_files or total_bytes):
+            return parts[0]
+        parts.append(f"{files}/{total_files} {self._unit}")
+        if total_bytes:
+            parts.append(f"{_size(nbytes)}/{_size(total_bytes)}")
+        elif nbytes:
+            parts.append(_size(nbytes))
+        elapsed = now - self._since
+        if elapsed <= 0 or not (files or nbytes):
+            return ", ".join(parts)
+        if nbytes:
+            parts.append(f"{_size(nbytes / elapsed)}/s")
+        else:
+            parts.append(f"{files / elapsed:.0f} {self._unit}/s")
+        if total_bytes and nbytes:
+            left = (total_bytes - nbytes) * elapsed / nbytes
+        else:
+            left = (total_files - files) * elapsed / files if files else 0
+        parts.append(f"ETA {int(left) // 60}:{int(left) % 60:02d}")
+        return ", ".join(parts)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 def _pager_command() -> str | None:

@@ -118,10 +118,11 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
                                _worktree_paths(repo, worktree, started, paths))
         return
     was = os.stat(started)
-    result = Repository(repo, worktree).restore(
-        ref, latest_tag=latest_tag, discard_unsaved=discard_unsaved,
-        paths=_worktree_paths(repo, worktree, started, paths), progress=ui.report,
-        verify_payload=verify_payload)
+    with ui.live() as progress:
+        result = Repository(repo, worktree).restore(
+            ref, latest_tag=latest_tag, discard_unsaved=discard_unsaved,
+            paths=_worktree_paths(repo, worktree, started, paths), progress=progress,
+            verify_payload=verify_payload)
     wt = result.worktree
     _warn_if_shell_dir_replaced(ui, started, was)
     for what in result.finished:
@@ -221,7 +222,8 @@ def _do_fork(ctx, args):
 
     ref, name = _fork_args(args)
     loc = locate(ctx)
-    info = do_fork(loc.repo, ref, name, current=loc.worktree)
+    with ui_of(ctx).live() as progress:
+        info = do_fork(loc.repo, ref, name, current=loc.worktree, progress=progress)
     _created(ctx, info, f"from snapshot {short(info.config.head_snapshot_id)}")
 
 
@@ -396,7 +398,8 @@ def worktree_remove(ctx, name, force, dry_run):
         ui_of(ctx).emit(p.to_json(), human)
         return
 
-    config = remove(locate(ctx).repo, name, force=force)
+    with ui_of(ctx).live() as progress:
+        config = remove(locate(ctx).repo, name, force=force, progress=progress)
     ui_of(ctx).emit({"name": config.name, "removed": True, "forced": force,
                      "head_snapshot_id": config.head_snapshot_id},
                     f"Removed worktree '{config.name}' (its snapshots stay; "

@@ -1,0 +1,110 @@
+"""Live progress on a terminal (issue 18): a single rewritten line on stderr, only when
+stderr is a terminal, never with --json or -q; the command's output is the same either
+way. The terminal is a real pseudo-terminal; JVS_PROGRESS_DELAY=0 shows the line at once
+instead of after a second of work."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import time
+
+from conftest import read_terminal, run_jvs, take_snapshot
+from jvs.cli.output import Meter
+
+NOW = {"JVS_PROGRESS_DELAY": "0", "NO_COLOR": "1"}
+
+
+def _stderr_on_a_terminal(args, cwd, env=None) -> tuple[int, str, str]:
+    """Run jvs with stderr on a pseudo-terminal: (exit code, stdout, what the terminal got)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "jvs", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=slave,
+                            env={**os.environ, **NOW, **(env or {})})
+    os.close(slave)
+    seen = read_terminal(master)
+    out = proc.stdout.read().decode()
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    os.close(master)
+    return proc.returncode, out, seen.decode()
+
+
+def _worktree_with_files(main):
+    for i in range(40):
+        (main / f"f{i}.txt").write_text(f"content {i}\n" * 50)
+
+
+def test_snapshot_shows_live_progress_on_a_terminal_and_erases_it(main_wt):
+    _worktree_with_files(main_wt)
+    code, out, terminal = _stderr_on_a_terminal(["snapshot", "first"], main_wt)
+    assert code == 0
+    assert out.startswith("Created snapshot ")
+    assert "jvs: hashing, " in terminal and "/40 files" in terminal
+    assert "\r" in terminal and terminal.endswith("\r\x1b[K")  # the line is cleared
+    assert "jvs: hashing..." not in terminal  # the old static line is gone
+
+
+def test_no_progress_in_a_pipe_with_json_or_quiet(main_wt):
+    _worktree_with_files(main_wt)
+    piped = run_jvs("snapshot", "piped", cwd=main_wt, env=NOW)
+    assert piped.stderr == ""
+    assert piped.stdout.startswith("Created snapshot ")
+    (main_wt / "f0.txt").write_text("changed\n")
+    code, out, terminal = _stderr_on_a_terminal(["--json", "snapshot", "as json"], main_wt)
+    assert code == 0 and terminal == ""
+    assert '"snapshot_id"' in out
+    (main_wt / "f1.txt").write_text("changed\n")
+    code, out, terminal = _stderr_on_a_terminal(["-q", "snapshot", "quiet"], main_wt)
+    assert code == 0 and terminal == "" and out == ""
+    code, out, terminal = _stderr_on_a_terminal(["--no-progress", "verify", "--all"], main_wt)
+    assert code == 0 and terminal == ""
+
+
+def test_verify_and_restore_show_progress_and_keep_their_output(main_wt):
+    _worktree_with_files(main_wt)
+    first = take_snapshot(main_wt, "first")
+    (main_wt / "f0.txt").write_text("changed\n")
+    take_snapshot(main_wt, "second")
+    piped = run_jvs("verify", "--all", cwd=main_wt, env=NOW)
+    code, out, terminal = _stderr_on_a_terminal(["verify", "--all"], main_wt)
+    assert code == 0 and out == piped.stdout
+    assert "jvs: verifying, 0/2 snapshots" in terminal
+    code, out, terminal = _stderr_on_a_terminal(["restore", first], main_wt)
+    assert code == 0
+    assert "jvs: checking the worktree" in terminal
+    assert (main_wt / "f0.txt").read_text() == "content 0\n" * 50
+
+
+def test_the_line_counts_files_bytes_rate_and_eta():
+    meter = Meter(delay=3600)  # never drawn: only the text is looked at
+    meter("hashing")
+    meter.start(10, 4096)
+    meter._since -= 2  # two seconds in
+    meter.advance(5, 2048)
+    line = meter.line(meter._since + 2)
+    assert line == "hashing, 5/10 files, 2.0 KiB/4.0 KiB, 1.0 KiB/s, ETA 0:02"
+
+
+def test_fork_worktree_remove_and_gc_run_show_progress(main_wt):
+    _worktree_with_files(main_wt)
+    take_snapshot(main_wt, "first")
+    code, out, terminal = _stderr_on_a_terminal(["fork", "exp"], main_wt)
+    assert code == 0 and "exp" in out
+    assert "jvs: cloning " in terminal
+    code, out, terminal = _stderr_on_a_terminal(["worktree", "remove", "exp"], main_wt)
+    assert code == 0
+    assert "jvs: checking for unsaved work" in terminal and "jvs: deleting" in terminal
+    assert not (main_wt.parent / "worktrees" / "exp").exists()
+    for note in ("second", "third"):
+        (main_wt / "f0.txt").write_text(note + "\n")
+        take_snapshot(main_wt, note)
+    later = {"JVS_GC_NOW": str(time.time() + 2 * 24 * 3600)}
+    plan = run_jvs("gc", "plan", "--keep-last", "1", "--json", cwd=main_wt, env=later).json
+    assert plan["candidates"]
+    code, out, terminal = _stderr_on_a_terminal(
+        ["gc", "run", "--plan-id", plan["plan_id"]], main_wt, later)
+    assert code == 0
+    assert f"jvs: deleting, 0/{len(plan['candidates'])} snapshots" in terminal
