@@ -397,8 +397,9 @@ def remove_tree(path: Path) -> None:
     rmr`` when it is a directory on a JuiceFS mount: the mount removes the whole tree in
     its metadata engine, about 6 times faster than one unlink per file through FUSE
     (2,048 files: 0.4 s against 2.4 s): a restore deletes what it replaced before it
-    returns, so those seconds were the restore's. Whatever ``rmr`` did not remove (it is not there, it failed, a read-only
-    directory for a caller that is not root) is removed the ordinary way afterwards."""
+    returns, so those seconds were the restore's. Whatever ``rmr`` did not remove (it is
+    not there, it failed, a read-only directory for a caller that is not root) is removed
+    the ordinary way afterwards."""
     from jvs.fsio import remove_tree as remove_slowly
 
     try:
