@@ -8,7 +8,7 @@ import click
 
 from jvs.cli.common import locate, short, ui_of
 from jvs.cli.completion import complete_snapshot_ref
-from jvs.cli.output import json_option
+from jvs.cli.output import human_size, json_option
 
 
 def _fail(ctx: click.Context, error) -> None:
@@ -209,22 +209,14 @@ def gc_plan(ctx, keep_last, keep_daily, keep_weekly, keep_days, keep_tagged, now
 def _freed(freed) -> str:
     """What a run frees, saying how sure the figure is (jvs/space.py explains why)."""
     if freed.kind == "exact":
-        return (f"{_size(freed.exact_bytes)} (exact: files whose last link goes; "
-                f"{_size(freed.apparent_bytes)} of files listed)")
+        return (f"{human_size(freed.exact_bytes)} (exact: files whose last link goes; "
+                f"{human_size(freed.apparent_bytes)} of files listed)")
     shared = " and ".join(freed.shared_by)
-    text = f"at most {_size(freed.estimate)}"
+    text = f"at most {human_size(freed.estimate)}"
     if freed.exact_bytes:
-        text += f" ({_size(freed.exact_bytes)} exact, the rest an upper bound)"
+        text += f" ({human_size(freed.exact_bytes)} exact, the rest an upper bound)"
     return (f"{text}: {shared} may still be shared with kept snapshots, which the file "
-            f"system does not report cheaply; {_size(freed.apparent_bytes)} of files listed")
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+            f"system does not report cheaply; {human_size(freed.apparent_bytes)} of files listed")
 
 
 @gc.command("run")
@@ -257,7 +249,7 @@ def gc_run(ctx, plan_id, now, dry_run):
             human = f"Dry run: GC run {p.plan_id} would fail (E_GC_PLAN_MISMATCH): {p.mismatch}"
         else:
             human = "\n".join([f"Dry run: GC run {p.plan_id} would delete {len(p.deleted)} "
-                               f"snapshot(s), about {_size(p.bytes_estimate)}; nothing "
+                               f"snapshot(s), about {human_size(p.bytes_estimate)}; nothing "
                                "changed.", *(f"  - {sid}" for sid in p.deleted)])
         ui.emit(p.to_json(), human)
         return
@@ -372,12 +364,14 @@ def du(ctx, refs):
     lines = [f"{'SNAPSHOT':<10} {'SIZE':>10} {'ON DISK':>10} {'EXCLUSIVE':>12} {'SHARED':>10}"]
     for r in rows:
         mark = "" if r.exact else "<="
-        lines.append(f"{short(r.snapshot_id):<10} {_size(r.apparent_bytes):>10} "
-                     f"{_size(r.allocated_bytes):>10} {mark + _size(r.exclusive_bytes):>12} "
-                     f"{_size(r.shared_bytes):>10}")
-    lines.append(f"Repository: {_size(space.total_bytes)} on disk: snapshots "
-                 f"{_size(space.snapshots_bytes)}, worktrees {_size(space.worktrees_bytes)}, "
-                 f"control plane {_size(space.control_plane_bytes)}")
+        lines.append(f"{short(r.snapshot_id):<10} {human_size(r.apparent_bytes):>10} "
+                     f"{human_size(r.allocated_bytes):>10} "
+                     f"{mark + human_size(r.exclusive_bytes):>12} "
+                     f"{human_size(r.shared_bytes):>10}")
+    lines.append(f"Repository: {human_size(space.total_bytes)} on disk: snapshots "
+                 f"{human_size(space.snapshots_bytes)}, "
+                 f"worktrees {human_size(space.worktrees_bytes)}, "
+                 f"control plane {human_size(space.control_plane_bytes)}")
     if space.shared_below_files:
         lines.append(f"  ({' and '.join(space.shared_below_files)} may be shared between "
                      "snapshots: the file system's own figure (df, 'juicefs status') is lower)")

@@ -6,7 +6,7 @@ import click
 
 from jvs.cli.common import locate, short, ui_of
 from jvs.cli.completion import complete_snapshot_ref, complete_tag, complete_tag_of_ref
-from jvs.cli.output import json_option
+from jvs.cli.output import human_size, json_option
 
 
 @click.command()
@@ -56,7 +56,7 @@ def show(ctx, ref):
                                               if d.degraded else ""))
     if shown.checksum_valid:
         lines.append(f"Size:      {c.files} file(s), {c.dirs} dir(s), {c.symlinks} "
-                     f"symlink(s), {_size(c.bytes)}")
+                     f"symlink(s), {human_size(c.bytes)}")
     else:
         lines.append(ui.style("Checksum:  INVALID (tampered or corrupt; run 'jvs verify')",
                               fg="red"))
@@ -72,14 +72,6 @@ def show(ctx, ref):
             lines.append(f"{len(shown.changes.items)} change(s) against {short(d.parent_id)}:")
             lines += [f"  {marks[ch.change]} {ch.relpath}" for ch in shown.changes.items]
     ui.out("\n".join(lines) + "\n")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

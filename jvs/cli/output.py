@@ -163,14 +163,14 @@ class Meter:
             return parts[0]
         parts.append(f"{files}/{total_files} {self._unit}")
         if total_bytes:
-            parts.append(f"{_size(nbytes)}/{_size(total_bytes)}")
+            parts.append(f"{human_size(nbytes)}/{human_size(total_bytes)}")
         elif nbytes:
-            parts.append(_size(nbytes))
+            parts.append(human_size(nbytes))
         elapsed = now - self._since
         if elapsed <= 0 or not (files or nbytes):
             return ", ".join(parts)
         if nbytes:
-            parts.append(f"{_size(nbytes / elapsed)}/s")
+            parts.append(f"{human_size(nbytes / elapsed)}/s")
         else:
             parts.append(f"{files / elapsed:.0f} {self._unit}/s")
         if total_bytes and nbytes:
@@ -181,12 +181,13 @@ class Meter:
         return ", ".join(parts)
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024:
+def human_size(n: float) -> str:
+    """*n* bytes as people read them: ``512 B``, ``1.5 MiB`` (binary units)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} TiB"
+    return str(n)
 
 
 def _pager_command() -> str | None:
