@@ -462,14 +462,12 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
         os.unlink(staged / rel)
     if staged_scan.ignored:
         drop_ignored(repo, staged, staged_scan.ignored, f"snapshot-{snapshot_id}")
-    scanned = staged_scan.entries
+    scanned, staged_files = staged_scan.entries, staged_scan.files()
     if meter is not SILENT:
-        files = staged_scan.files()
-        meter.start(len(files), sum(st.st_size for st in files.values()))
+        meter.start(len(staged_files), sum(st.st_size for st in staged_files.values()))
         scanned = metered(scanned, meter)
     entries = entries_of(staged, scanned, algo, stats, known)
     profile_step("snapshot:hashed")
-    staged_files = staged_scan.files()
     for entry in entries:
         if entry.kind != "file" or entry.relpath in vouched:
             continue  # the cache holds exactly this entry already
