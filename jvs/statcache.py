@@ -146,12 +146,19 @@ class StatCache:
         ones), minus those too young to trust: changed less than the racily-clean window
         before this run started (or *horizon_ns*), unless remembered as settled."""
         horizon = self.started_ns - RACY_WINDOW_NS if horizon_ns is None else horizon_ns
-        merged = {**self._entries, **self._fresh} if self._fresh else self._entries
-        if keep is not None:
-            merged = {k: v for k, v in merged.items() if k in keep}
         settled, times = self._settled, _TIMES.unpack_from
-        safe = {k: v for k, v in merged.items()
-                if max(times(v, 8)) < horizon or k in settled}
+        # Entries read from the file passed this check when they were saved (the horizon
+        # only moves on): only fresh ones are checked, so a run that changed a few files
+        # costs a few checks, not one per file.
+        safe = dict(self._entries)
+        for k, v in self._fresh.items():
+            if max(times(v, 8)) < horizon or k in settled:
+                safe[k] = v
+            else:
+                safe.pop(k, None)  # changed too recently: its old record is stale too
+        if keep is not None:
+            for k in safe.keys() - keep:
+                del safe[k]
         unchanged = self._on_disk and not self._dirty and safe == self._entries
         self._entries, self._fresh, self._settled, self._dirty = safe, {}, set(), False
         if unchanged:
