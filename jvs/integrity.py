@@ -71,9 +71,18 @@ class ScanResult:
     skipped_special: list[str] = field(default_factory=list)
     hardlinked: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # by .jvsignore; nothing below is walked
+    # Files whose manifest entry is known without their stat (the copy engine's listing:
+    # linked from the head snapshot); they are not in ``entries``.
+    linked: list[Entry] = field(default_factory=list)
 
     def files(self) -> dict[str, os.stat_result]:
         return {e.relpath: e.st for e in self.entries if e.kind == "file"}
+
+    def file_paths(self) -> set[str]:
+        """Every regular file listed, linked ones included."""
+        paths = {e.relpath for e in self.entries if e.kind == "file"}
+        paths.update(e.relpath for e in self.linked)
+        return paths
 
 
 def hasher(algo: str):
@@ -213,7 +222,8 @@ def entries_of(root: Path, scanned: ScanResult | Iterable[ScannedEntry], algo: s
 
 
 def manifest_bytes(entries: list[Entry]) -> bytes:
-    records = sorted([e.record().encode("utf-8", "surrogateescape") for e in entries])
+    records = [e.record().encode("utf-8", "surrogateescape") for e in entries]
+    records.sort()
     return b"\n".join(records) + b"\n" if records else b""
 
 
@@ -254,29 +264,34 @@ def compute_payload(root: Path, algo: str, *, ready_marker: bool = False,
 # text, 18 in this form (tools/bench_scale.py --files). Each manifest stands alone, so
 # gc deletes one without touching any other.
 STORED_MAGIC = b"jvs-manifest-z1"
-_HEX = re.compile(rb"[0-9a-f]+")
 
 
 def encode_manifest(manifest: bytes) -> bytes:
     """The stored form of *manifest* (the records text); the text itself when its hashes
     are not all lowercase hex of one width (then it cannot be rebuilt byte for byte)."""
-    lines = manifest.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if not lines:
+    count = manifest.count(b"\n")
+    if not count or not manifest.endswith(b"\n"):
         return manifest
-    texts, hashes = [], []
-    for line in lines:
-        text, _, digest = line.rpartition(b":")
-        texts.append(text)
-        hashes.append(digest)
-    width = len(hashes[0])
-    joined = b"".join(hashes)
-    if width % 2 or len(joined) != width * len(hashes) or not _HEX.fullmatch(joined):
+    first = manifest[:manifest.index(b"\n")]
+    width = len(first) - first.rindex(b":") - 1 if b":" in first else 0
+    if not width or width % 2:
         return manifest
-    packed = zlib.compress(b"\n".join(texts), 6)
-    header = b"%s %d %d %d\n" % (STORED_MAGIC, len(lines), width, len(packed))
-    return header + packed + bytes.fromhex(joined.decode("ascii"))
+    # Two passes of the regular expression engine instead of a list of every record and
+    # two of their halves: the records of a snapshot of 100,000 files are ~25 MB of
+    # objects, the hashes alone ~7 MB. A record cannot hold a line break, so ":<hash>\n"
+    # matches only at a record's end; a record whose hash has another width or is not
+    # lowercase hex does not match, and the text is then stored as it is.
+    tail = re.compile(rb":([0-9a-f]{%d})\n" % width)
+    hashes = tail.findall(manifest)
+    if len(hashes) != count:
+        return manifest
+    texts, replaced = tail.subn(b"\n", manifest)
+    if replaced != count:
+        return manifest
+    packed = zlib.compress(texts[:-1], 6)
+    del texts
+    header = b"%s %d %d %d\n" % (STORED_MAGIC, count, width, len(packed))
+    return header + packed + bytes.fromhex(b"".join(hashes).decode("ascii"))
 
 
 def decode_manifest(stored: bytes) -> bytes:

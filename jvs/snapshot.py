@@ -162,8 +162,7 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
         crashpoint("snapshot:after_audit")
 
         drop_intent(intent)
-        cache.save(keep=None if partial else {e.relpath for e in after.entries
-                                              if e.kind == "file"})
+        cache.save(keep=None if partial else after.file_paths())
         profile_step("snapshot:saved_stat_cache")
         empty_trash(repo)  # ignored paths an engine cloned anyway: O(what was ignored)
         return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, stats,
@@ -463,8 +462,12 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     if staged_scan.ignored:
         drop_ignored(repo, staged, staged_scan.ignored, f"snapshot-{snapshot_id}")
     scanned, staged_files = staged_scan.entries, staged_scan.files()
+    linked = after.linked  # linked from the head: their entries are final, the cache's
     if meter is not SILENT:
-        meter.start(len(staged_files), sum(st.st_size for st in staged_files.values()))
+        meter.start(len(staged_files) + len(linked),
+                    sum(st.st_size for st in staged_files.values())
+                    + sum(e.size for e in linked))
+        meter.advance(len(linked), sum(e.size for e in linked))
         scanned = metered(scanned, meter)
     entries = entries_of(staged, scanned, algo, stats, known)
     profile_step("snapshot:hashed")
@@ -475,7 +478,10 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
         if st is not None and copied is not None \
                 and (st.st_mtime_ns, st.st_size) == (copied.st_mtime_ns, copied.st_size):
             cache.remember(entry.relpath, st, entry.hash)
+    del post, staged_files, vouched
+    entries += linked
     manifest = manifest_bytes(entries)
+    del entries  # before the stored form is made: the peak of a big snapshot
     write_manifest(repo, snapshot_id, manifest)
     return manifest, stats
 
