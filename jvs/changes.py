@@ -24,6 +24,7 @@ from jvs.integrity import (
     ScanResult,
     compute_payload,
     encode_manifest,
+    encoded_records,
     entries_of,
     iter_scan,
     parse_manifest,
@@ -174,7 +175,7 @@ def differing(old: bytes, new: list[Entry] | bytes) -> tuple[list[Entry], list[E
         old_set = set(old_lines)
         return (list(parse_manifest(b"\n".join(x for x in old_lines if x not in new_set))),
                 list(parse_manifest(b"\n".join(x for x in new_lines if x not in old_set))))
-    records = [e.record().encode("utf-8", "surrogateescape") for e in new]
+    records = encoded_records(new)
     old_set = set(old_lines)
     new_set = set(records)
     gone = b"\n".join(x for x in old_lines if x not in new_set)

@@ -478,7 +478,6 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
         if st is not None and copied is not None \
                 and (st.st_mtime_ns, st.st_size) == (copied.st_mtime_ns, copied.st_size):
             cache.remember(entry.relpath, st, entry.hash)
-    del post, staged_files, vouched
     entries += linked
     manifest = manifest_bytes(entries)
     del entries  # before the stored form is made: the peak of a big snapshot

@@ -11,12 +11,13 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from jvs.changes import Changes, compare, snapshot_entries, visible, without_go_marker
 from jvs.descriptor import Descriptor, read_descriptor
 from jvs.errors import JvsError
 from jvs.ignore import IgnoreRules
-from jvs.integrity import Entry, HashStats, entries_of, scan
+from jvs.integrity import Entry, HashStats, ScannedEntry, ScanResult, entries_of, iter_scan, scan
 from jvs.repo import Repo
 from jvs.statcache import StatCache
 from jvs.worktree import WorktreeConfig
@@ -28,13 +29,30 @@ def identity(st: os.stat_result) -> Identity:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+class Stat(NamedTuple):
+    """The fields of an lstat a restore reads, under their ``os.stat_result`` names:
+    ~250 bytes instead of ~800 per entry of the worktree (45 MB at 100,000 files)."""
+
+    st_mode: int
+    st_size: int
+    st_mtime_ns: int
+    st_ctime_ns: int
+    st_ino: int
+    st_dev: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Stat:
+        return cls(st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                   st.st_dev)
+
+
 @dataclass
 class WorktreeState:
     """The worktree as read now: its entries (hashed, ignored paths left out), each
     entry's lstat, and the top-most ignored paths."""
 
     entries: dict[str, Entry]
-    stats: dict[str, os.stat_result]
+    stats: dict[str, Stat]
     ignored: list[str] = field(default_factory=list)
 
 
@@ -49,21 +67,28 @@ def read_worktree(payload: Path, algo: str, cache: StatCache,
     the files the stat cache cannot vouch for, and remember the fresh hashes in *cache*
     (the caller saves it). Without *hash_unknown* those files are not read either: their
     hash is ``UNKNOWN`` (a restore that discards unsaved work just replaces them)."""
-    scanned = scan(payload, ignore=ignore)
+    result = ScanResult()
+    scanned = iter_scan(payload, result, ignore=ignore)
     if units:
-        scanned.entries = [e for e in scanned.entries if under(e.relpath, units)]
-    if hash_unknown:
-        def known(e):
-            return cache.lookup(e.relpath, e.st)
-    else:
-        def known(e):
-            return cache.lookup(e.relpath, e.st) or UNKNOWN
-    found = entries_of(payload, scanned, algo, stats or HashStats(), known)
-    by_path = {e.relpath: e.st for e in scanned.entries}
+        scanned = (e for e in scanned if under(e.relpath, units))
+    by_path: dict[str, Stat] = {}
+    lookup, compact = cache.lookup, Stat.of
+
+    def known(e: ScannedEntry) -> str | None:
+        return lookup(e.relpath, e.st) or (None if hash_unknown else UNKNOWN)
+
+    def kept(entries):
+        # One pass: each full lstat is dropped once its entry is made; the compact one
+        # is what the restore reads later.
+        for e in entries:
+            by_path[e.relpath] = compact(e.st)
+            yield e
+
+    found = entries_of(payload, kept(scanned), algo, stats or HashStats(), known)
     for entry in found:
         if entry.kind == "file" and entry.hash != UNKNOWN:
             cache.remember(entry.relpath, by_path[entry.relpath], entry.hash)
-    return WorktreeState({e.relpath: e for e in found}, by_path, scanned.ignored)
+    return WorktreeState({e.relpath: e for e in found}, by_path, result.ignored)
 
 
 def saved_entries(repo: Repo, head: Descriptor) -> list[Entry]:
