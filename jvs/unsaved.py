@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from jvs.changes import Changes, compare, snapshot_entries, visible, without_go_marker
+from jvs.changes import (
+    Changes,
+    compare,
+    differing,
+    snapshot_entries,
+    snapshot_manifest,
+    visible,
+    without_go_marker,
+)
 from jvs.descriptor import Descriptor, read_descriptor
 from jvs.errors import JvsError
 from jvs.ignore import IgnoreRules
@@ -112,10 +120,9 @@ def saved_entries(repo: Repo, head: Descriptor) -> list[Entry]:
 
 @dataclass(frozen=True)
 class Unsaved:
-    """How the worktree differs from its head: *changes*, and the two sides compared."""
+    """How the worktree differs from its head: *changes*, and the worktree as read."""
 
     changes: Changes
-    head: dict[str, Entry]
     worktree: WorktreeState
 
     @property
@@ -130,8 +137,14 @@ def unsaved_work(repo: Repo, wt: WorktreeConfig, state: WorktreeState,
     Paths *ignore* matches count on neither side."""
     head = read_descriptor(repo, wt.head_snapshot_id, verify=False) \
         if wt.head_snapshot_id else None
-    old = visible(saved_entries(repo, head), ignore) if head else []
     new = without_go_marker(list(state.entries.values()), head)
+    if head is not None and not head.is_partial:
+        # Only the records that differ are parsed and compared (as ``status`` does): at
+        # 100,000 files with one change, two records of the head's manifest, not all.
+        old, new = differing(snapshot_manifest(repo, head), new)
+        old = visible(old, ignore)
+    else:
+        old = visible(saved_entries(repo, head), ignore) if head else []
     if units:
         # A restore of some paths destroys only what is at them: a file the user deleted
         # there leaves nothing to rescue.
@@ -139,7 +152,7 @@ def unsaved_work(repo: Repo, wt: WorktreeConfig, state: WorktreeState,
         changes = Changes([c for c in compare(old, new).items if c.change != "removed"])
     else:
         changes = compare(old, new)
-    return Unsaved(changes, {e.relpath: e for e in old}, state)
+    return Unsaved(changes, state)
 
 
 def find_unsaved(repo: Repo, wt: WorktreeConfig, payload: Path) -> Unsaved:
