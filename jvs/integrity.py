@@ -49,6 +49,13 @@ class Entry(NamedTuple):
             meta += f",size={self.size}"
         return f"{self.kind}:{self.relpath}:{meta}:{self.hash}"
 
+    @classmethod
+    def parse(cls, record: str) -> Entry:
+        kind, _, rest = record.partition(":")
+        relpath, meta, digest = rest.rsplit(":", 2)
+        fields = dict(part.split("=", 1) for part in meta.split(","))
+        return cls(kind, relpath, int(fields["mode"], 8), int(fields.get("size", 0)), digest)
+
 
 _MODE_TEXT: dict[int, str] = {}  # mode -> "mode=0644": a worktree has a handful of modes
 
@@ -68,13 +75,6 @@ def encoded_records(entries: Iterable[Entry]) -> list[bytes]:
             else f"{kind}:{rel}:{meta}:{digest}"
         append(text.encode("utf-8", "surrogateescape"))
     return out
-
-    @classmethod
-    def parse(cls, record: str) -> Entry:
-        kind, _, rest = record.partition(":")
-        relpath, meta, digest = rest.rsplit(":", 2)
-        fields = dict(part.split("=", 1) for part in meta.split(","))
-        return cls(kind, relpath, int(fields["mode"], 8), int(fields.get("size", 0)), digest)
 
 
 class ScannedEntry(NamedTuple):
@@ -206,6 +206,98 @@ def iter_scan(root: Path, result: ScanResult, *, ready_marker: bool = False,
                 result.skipped_special.append(rel)
 
     return walk(os.fsencode(root), "")
+
+
+# A stat through FUSE (JuiceFS) waits ~50-100 us for its reply: with several in flight a
+# 10,000-file walk took 0.23 s instead of 0.35-0.53 s (4 threads; 8 and 16 no better).
+# On a local filesystem a walk is CPU-bound and threads only add contention.
+PARALLEL_SCAN_THREADS = 4
+_STAT_CHUNK = 128  # names stat-ed per task: a flat folder of 10,000 files is spread too
+
+
+def scan_parallel(root: Path, *, ready_marker: bool = False,
+                  ignore: IgnoreRules | None = None,
+                  threads: int = PARALLEL_SCAN_THREADS) -> ScanResult:
+    """:func:`scan`, with the directory listings and stats of a network or FUSE
+    filesystem issued from several threads: the same result, in the same order."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    if ignore is not None and not ignore:
+        ignore = None
+    fsdecode = os.fsdecode
+    listed: dict[str, list[tuple[str, os.DirEntry | None]]] = {}  # prefix -> (rel, item)
+    stats: dict[tuple[str, int], list[os.stat_result]] = {}  # (prefix, chunk) -> stats
+
+    def list_dir(path: bytes, prefix: str) -> list[tuple[str, os.DirEntry | None]]:
+        with os.scandir(path) as it:
+            items = sorted(it, key=lambda e: e.name)
+        out: list[tuple[str, os.DirEntry | None]] = []
+        for item in items:
+            name = fsdecode(item.name)
+            if ignore is not None and ignore.match(prefix + name,
+                                                   item.is_dir(follow_symlinks=False)):
+                out.append((prefix + name, None))  # ignored: listed, not stat-ed
+                continue
+            if "\n" in name or "\r" in name:
+                refuse_name(prefix, name)
+            if ready_marker and not prefix and name == READY_MARKER:
+                continue
+            out.append((prefix + name, item))
+        return out
+
+    def stat_chunk(items: list[tuple[str, os.DirEntry | None]]) -> list[os.stat_result]:
+        return [item.stat(follow_symlinks=False) if item is not None else None
+                for _, item in items]
+
+    with ThreadPoolExecutor(threads) as pool:
+        pending = {pool.submit(list_dir, os.fsencode(root), ""): ("list", "", 0)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                what, prefix, chunk = pending.pop(future)
+                if what == "list":
+                    items = listed[prefix] = future.result()
+                    for n in range(0, max(len(items), 1), _STAT_CHUNK):
+                        task = pool.submit(stat_chunk, items[n:n + _STAT_CHUNK])
+                        pending[task] = ("stat", prefix, n)
+                    continue
+                found = stats[(prefix, chunk)] = future.result()
+                for (rel, item), st in zip(listed[prefix][chunk:chunk + _STAT_CHUNK], found,
+                                           strict=True):
+                    if st is not None and stat.S_ISDIR(st.st_mode):
+                        pending[pool.submit(list_dir, item.path, rel + "/")] = \
+                            ("list", rel + "/", 0)
+
+    result = ScanResult()
+    seen_inodes: dict[tuple[int, int], str] = {}
+
+    def emit(prefix: str) -> None:
+        items = listed[prefix]
+        for n in range(0, len(items), _STAT_CHUNK):
+            for (rel, _), st in zip(items[n:n + _STAT_CHUNK], stats[(prefix, n)],
+                                    strict=True):
+                if st is None:
+                    result.ignored.append(rel)
+                    continue
+                mode = st.st_mode
+                if stat.S_ISREG(mode):
+                    result.entries.append(ScannedEntry("file", rel, st))
+                    if st.st_nlink > 1:
+                        key = (st.st_dev, st.st_ino)
+                        if key in seen_inodes:
+                            result.hardlinked.append(rel)
+                        else:
+                            seen_inodes[key] = rel
+                elif stat.S_ISDIR(mode):
+                    result.entries.append(ScannedEntry("dir", rel, st))
+                    emit(rel + "/")
+                elif stat.S_ISLNK(mode):
+                    result.entries.append(ScannedEntry("symlink", rel, st))
+                else:
+                    result.skipped_special.append(rel)
+
+    emit("")
+    return result
 
 
 def refuse_name(prefix: str, name: str) -> None:
