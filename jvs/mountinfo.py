@@ -97,3 +97,15 @@ def fstype_at(mountpoint: Path | str | bytes) -> str | None:
     """The fstype of the mount exactly at *mountpoint* (``fuse.jvs``, ``xfs``), or None."""
     entry = mount_at(mountpoint)
     return entry.fstype if entry is not None else None
+
+
+# Filesystems whose files only this host writes and whose system calls do not leave the
+# kernel: one clock for every timestamp, and a stat costs microseconds, not a round trip.
+LOCAL_FSTYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs", "zfs",
+                           "bcachefs", "jfs", "reiserfs"})
+
+
+def on_local_filesystem(path: Path | str) -> bool:
+    """Whether *path* is on one of ``LOCAL_FSTYPES`` (not FUSE, NFS, JuiceFS, ...)."""
+    mount = mount_of(os.path.realpath(path), mounts())
+    return mount is not None and mount.fstype in LOCAL_FSTYPES

@@ -42,6 +42,7 @@ from jvs.integrity import (
     read_trusted_bytes,
     root_hash,
     scan,
+    scan_parallel,
 )
 from jvs.intents import Intent, SnapshotIntent, drop_intent, write_intent
 from jvs.lock import assert_lock_still_held, worktree_lock
@@ -413,8 +414,12 @@ def listed_trees(source: Path, staged: Path, ignore: IgnoreRules | None,
     releases the GIL), so with a core free they overlap."""
     if listing is not None:
         return listing.source, lambda: listing.staged
-    staged_scan = in_thread(lambda: scan(staged, ignore=ignore))
-    return scan(source, ignore=ignore), staged_scan
+    from jvs.mountinfo import on_local_filesystem
+
+    # Over FUSE (JuiceFS) a stat waits for a reply: several in flight hide that wait.
+    walk = scan if on_local_filesystem(source) else scan_parallel
+    staged_scan = in_thread(lambda: walk(staged, ignore=ignore))
+    return walk(source, ignore=ignore), staged_scan
 
 
 def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,

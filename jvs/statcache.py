@@ -40,8 +40,6 @@ RACY_WINDOW_NS = 100_000_000
 # On a filesystem only this host writes, timestamps come from one clock whose ticks are at
 # most a few milliseconds apart: a shorter window is enough.
 LOCAL_RACY_WINDOW_NS = 20_000_000
-LOCAL_FSTYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs", "zfs",
-                           "bcachefs", "jfs", "reiserfs"})
 _MAGIC = b"jvs-statcache"
 _VERSION = 3
 CACHE_PREFIX = "stat-"
@@ -80,11 +78,9 @@ def drop_cache_files(repo: Repo, worktree: str) -> None:
 def racy_window_ns(path: Path) -> int:
     """The racily-clean window for files under *path*: short on a local filesystem,
     ``RACY_WINDOW_NS`` on anything else (JuiceFS, NFS: several hosts' clocks)."""
-    from jvs.mountinfo import mount_of, parse_mountinfo, read_mountinfo
+    from jvs.mountinfo import on_local_filesystem
 
-    mount = mount_of(os.path.realpath(path), parse_mountinfo(read_mountinfo()))
-    return LOCAL_RACY_WINDOW_NS if mount and mount.fstype in LOCAL_FSTYPES \
-        else RACY_WINDOW_NS
+    return LOCAL_RACY_WINDOW_NS if on_local_filesystem(path) else RACY_WINDOW_NS
 
 
 def stat_key(st: os.stat_result) -> StatKey:

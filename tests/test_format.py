@@ -248,3 +248,42 @@ def test_format_version_2_is_refused(repo):
     res = run_jvs("history", cwd=repo / "main", check=False)
     assert res.returncode == 1
     assert "E_FORMAT_UNSUPPORTED" in res.stderr
+
+
+def test_the_parallel_scan_lists_exactly_what_the_scan_lists(tmp_path):
+    """scan_parallel (FUSE and network filesystems) and scan give the same entries, in the
+    same order, and the same ignored, special and hard-linked paths, and refuse the same
+    names: a snapshot on JuiceFS must record what one on a local disk records."""
+    from jvs.ignore import IgnoreRules
+    from jvs.integrity import READY_MARKER, scan, scan_parallel
+
+    root = tmp_path / "tree"
+    (root / "flat").mkdir(parents=True)
+    for i in range(300):  # more than one stat chunk in one directory
+        (root / "flat" / f"f{i:03}").write_text(str(i))
+    (root / "a" / "b" / "empty").mkdir(parents=True)
+    (root / "a" / "b" / "x.txt").write_text("x")
+    (root / "a" / "cache").mkdir()
+    (root / "a" / "cache" / "junk").write_text("j")
+    (root / "a" / "link").symlink_to("b/x.txt")
+    os.link(root / "a" / "b" / "x.txt", root / "hard")
+    os.mkfifo(root / "a" / "pipe")
+    (root / READY_MARKER).write_text("")
+    (root / ".jvsignore").write_text("cache/\n")
+    ignore = IgnoreRules.load(root)
+
+    def listed(result):
+        return ([(e.kind, e.relpath, e.st.st_ino, e.st.st_mode, e.st.st_size)
+                 for e in result.entries],
+                result.ignored, result.skipped_special, result.hardlinked)
+
+    for kwargs in ({}, {"ignore": ignore}, {"ready_marker": True}):
+        expected = listed(scan(root, **kwargs))
+        assert listed(scan_parallel(root, **kwargs)) == expected
+        assert listed(scan_parallel(root, threads=1, **kwargs)) == expected
+    assert any(p == "a/cache" for p in scan_parallel(root, ignore=ignore).ignored)
+
+    (root / "a" / "b" / "bad\nname").write_text("")
+    with pytest.raises(JvsError) as err:
+        scan_parallel(root)
+    assert err.value.code == "E_NAME_INVALID"
