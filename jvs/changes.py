@@ -26,9 +26,9 @@ from jvs.integrity import (
     encode_manifest,
     encoded_records,
     entries_of,
-    iter_scan,
     parse_manifest,
     read_trusted_bytes,
+    walk_worktree,
 )
 from jvs.repo import Repo
 from jvs.statcache import StatCache
@@ -199,7 +199,7 @@ def worktree_entries(repo: Repo, worktree: str, payload: Path, algo: str,
     left out), using (and refreshing) the stat cache."""
     cache = StatCache.load(repo, worktree, algo)
     # One streaming pass: each stat is used as it is read and not kept.
-    scanned = iter_scan(payload, ScanResult(), ignore=IgnoreRules.load(payload))
+    scanned = walk_worktree(payload, ScanResult(), ignore=IgnoreRules.load(payload))
     if within:
         scanned = (e for e in scanned
                    if any(e.relpath == p or e.relpath.startswith(p + "/")

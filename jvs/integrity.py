@@ -300,6 +300,22 @@ def scan_parallel(root: Path, *, ready_marker: bool = False,
     return result
 
 
+def walk_worktree(root: Path, result: ScanResult, *,
+                  ignore: IgnoreRules | None = None) -> Iterator[ScannedEntry]:
+    """A worktree's entries as :func:`iter_scan` streams them, from the walk that suits
+    its filesystem: the streaming one on a local disk, :func:`scan_parallel` (listed at
+    once) over FUSE or a network, where waiting for each stat's reply dominates."""
+    from jvs.mountinfo import on_local_filesystem
+
+    if on_local_filesystem(root):
+        return iter_scan(root, result, ignore=ignore)
+    found = scan_parallel(root, ignore=ignore)
+    result.skipped_special += found.skipped_special
+    result.hardlinked += found.hardlinked
+    result.ignored += found.ignored
+    return iter(found.entries)
+
+
 def refuse_name(prefix: str, name: str) -> None:
     """A name with a line break cannot be a manifest record."""
     raise JvsError("E_NAME_INVALID",

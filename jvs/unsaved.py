@@ -25,7 +25,15 @@ from jvs.changes import (
 from jvs.descriptor import Descriptor, read_descriptor
 from jvs.errors import JvsError
 from jvs.ignore import IgnoreRules
-from jvs.integrity import Entry, HashStats, ScannedEntry, ScanResult, entries_of, iter_scan, scan
+from jvs.integrity import (
+    Entry,
+    HashStats,
+    ScannedEntry,
+    ScanResult,
+    entries_of,
+    scan,
+    walk_worktree,
+)
 from jvs.repo import Repo
 from jvs.statcache import StatCache
 from jvs.worktree import WorktreeConfig
@@ -76,7 +84,7 @@ def read_worktree(payload: Path, algo: str, cache: StatCache,
     (the caller saves it). Without *hash_unknown* those files are not read either: their
     hash is ``UNKNOWN`` (a restore that discards unsaved work just replaces them)."""
     result = ScanResult()
-    scanned = iter_scan(payload, result, ignore=ignore)
+    scanned = walk_worktree(payload, result, ignore=ignore)
     if units:
         scanned = (e for e in scanned if under(e.relpath, units))
     by_path: dict[str, Stat] = {}
