@@ -38,18 +38,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o644,
+def write_bytes_atomic(path: Path, data: bytes | list[bytes], *, mode: int = 0o644,
                        durable: bool = True) -> None:
-    """Replace *path* with *data* so that readers see the old or the new file, never a mix.
+    """Replace *path* with *data* (bytes, or a list of pieces written one after the
+    other) so that readers see the old or the new file, never a mix.
 
     With ``durable=False`` nothing is fsynced: for caches, and for files a later
     ``syncfs`` of the same filesystem makes durable anyway."""
     tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        for piece in data if isinstance(data, list) else (data,):
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view) :]
         if durable:
             os.fsync(fd)
     except BaseException:
