@@ -470,10 +470,14 @@ def file_records(manifest: bytes) -> dict[str, tuple[int, int, str]]:
     """relpath → (mode, size, hash) of the files a manifest records; a lean parse for
     the 100,000s of records of a big worktree (no Entry per record)."""
     out: dict[str, tuple[int, int, str]] = {}
+    modes: dict[bytes, int] = {}  # one int object per mode, not per file
     for line in manifest.split(b"\n"):
         if line.startswith(b"file:"):
             rest, meta, digest = line[5:].rsplit(b":", 2)
             mode, _, size = meta.partition(b",")
+            value = modes.get(mode)
+            if value is None:
+                value = modes[mode] = int(mode[5:], 8)
             out[rest.decode("utf-8", "surrogateescape")] = (
-                int(mode[5:], 8), int(size[5:]), digest.decode("ascii"))
+                value, int(size[5:]), digest.decode("ascii"))
     return out

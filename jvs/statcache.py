@@ -146,22 +146,26 @@ class StatCache:
         # Entries read from the file passed this check when they were saved (the horizon
         # only moves on): only fresh ones are checked, so a run that changed a few files
         # costs a few checks, not one per file.
-        safe = dict(self._entries)
+        entries = self._entries  # updated in place: no copy of 100,000 entries
+        changed = self._dirty or not self._on_disk
         for k, v in self._fresh.items():
             if max(times(v, 8)) < horizon or k in settled:
-                safe[k] = v
-            else:
-                safe.pop(k, None)  # changed too recently: its old record is stale too
+                if entries.get(k) != v:
+                    entries[k] = v
+                    changed = True
+            elif entries.pop(k, None) is not None:
+                changed = True  # changed too recently: its old record is stale too
         if keep is not None:
-            for k in safe.keys() - keep:
-                del safe[k]
-        unchanged = self._on_disk and not self._dirty and safe == self._entries
-        self._entries, self._fresh, self._settled, self._dirty = safe, {}, set(), False
-        if unchanged:
+            stale = entries.keys() - keep
+            for k in stale:
+                del entries[k]
+            changed = changed or bool(stale)
+        self._fresh, self._settled, self._dirty = {}, set(), False
+        if not changed:
             return  # the file already holds exactly this (a write is a round trip on FUSE)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fsio.write_bytes_atomic(self.path, encode_cache(self.algo, safe), durable=False)
+            fsio.write_bytes_atomic(self.path, encode_cache(self.algo, entries), durable=False)
         except (OSError, ValueError):
             return  # a cache that cannot be written only costs time next run
         self._on_disk = True
