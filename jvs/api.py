@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from jvs.doctor import Report
     from jvs.gc import Pin, PinList, Plan, RunResult, Unpinned
     from jvs.history import History
+    from jvs.importing import ImportResult
     from jvs.info import RepoInfo
     from jvs.labels import Relabel, TagInfo
     from jvs.repo import Repo, RepoConfig
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from jvs.space import RepoSpace
     from jvs.status import Status
     from jvs.verify import VerifyReport
-    from jvs.worktrees import WorktreeInfo, WorktreeList
+    from jvs.worktrees import CreatedWorktree, RenamedWorktree, WorktreeList, WorktreePath
 
 Progress = Callable[[str], None]
 
@@ -89,6 +90,18 @@ def init_repository(parent: str | os.PathLike, name: str, *, hash_algo: str = "x
         append_audit(repo, "init", repo.repo_id(), f"repository {name}",
                      **({"template": template} if template else {}))
     return InitResult(Repository(repo, "main"), ignore_file, template)
+
+
+def import_repository(parent: str | os.PathLike, name: str, source: str | os.PathLike, *,
+                      move: bool = False, hash_algo: str = "xxh3-128",
+                      progress: Progress | None = None) -> ImportResult:
+    """``jvs init NAME --from DIR [--move]`` in *parent*: a repository whose main holds
+    *source*'s content (cloned, reflinked or copied; renamed with *move*) as its first
+    snapshot. ``Repository(result.repo, "main")`` works in it."""
+    from jvs.importing import import_folder
+
+    return import_folder(Path(parent), name, source, move=move, hash_algo=hash_algo,
+                         progress=progress)
 
 
 class Repository:
@@ -138,9 +151,7 @@ class Repository:
     @property
     def path(self) -> Path:
         """The current worktree's folder."""
-        from jvs.worktrees import path_of
-
-        return path_of(self._repo, self._current())
+        return self.worktree_path().path
 
     def __repr__(self) -> str:
         return f"<jvs.Repository {str(self.root)!r} worktree={self.worktree_name!r}>"
@@ -266,7 +277,7 @@ class Repository:
                        paths=tuple(paths), progress=progress, verify_payload=verify_payload)
 
     def fork(self, name: str, *, ref: str | None = None,
-             progress: Progress | None = None) -> WorktreeInfo:
+             progress: Progress | None = None) -> CreatedWorktree:
         """``jvs fork [REF] NAME``: a new worktree at REF (default: this worktree's head).
         ``repo.at(name)`` then works in it. *ref* is keyword-only because the CLI puts it
         first: ``repo.fork("v1.0", "bugfix")`` would otherwise read the wrong way round."""
@@ -274,7 +285,7 @@ class Repository:
 
         return fork(self._repo, ref, name, current=self.worktree_name, progress=progress)
 
-    def create_worktree(self, name: str, *, from_ref: str | None = None) -> WorktreeInfo:
+    def create_worktree(self, name: str, *, from_ref: str | None = None) -> CreatedWorktree:
         """``jvs worktree create NAME [--from REF]``."""
         from jvs.worktrees import create
 
@@ -287,8 +298,14 @@ class Repository:
 
         return worktree_list(self._repo, self.worktree_name)
 
-    def rename_worktree(self, old: str, new: str) -> WorktreeInfo:
-        """``jvs worktree rename OLD NEW``."""
+    def worktree_path(self, name: str | None = None) -> WorktreePath:
+        """``jvs worktree path [NAME]``: worktree *name* (default: this one) and its folder."""
+        from jvs.worktrees import worktree_path
+
+        return worktree_path(self._repo, self._current() if name is None else name)
+
+    def rename_worktree(self, old: str, new: str) -> RenamedWorktree:
+        """``jvs worktree rename OLD NEW``; ``.old_name`` is OLD."""
         from jvs.worktrees import rename
 
         return rename(self._repo, old, new)

@@ -331,6 +331,25 @@ def test_killed_server_is_cleaned_up_by_umount_and_mounts_again(repo, main_wt, t
     assert mounted_fstype(view) is None
 
 
+def test_mount_and_umount_json_name_the_view_its_repository_and_its_server(repo, main_wt,
+                                                                           tmp_path):
+    """The documents come from the library's Mounted/Unmounted: the mount point as the
+    kernel has it (``sub/..`` resolved), the repository, the pid of the real server."""
+    take_snapshot(main_wt, "one")
+    view = tmp_path / "view"
+    view.mkdir()
+    (tmp_path / "sub").mkdir()
+    given = tmp_path / "sub" / ".." / "view"
+    mounted = run_jvs("mount", str(given), "-C", str(repo), "--json")
+    try:
+        assert mounted.json == {"mountpoint": str(view), "repo": str(repo),
+                                "pid": _server_pid(given)}
+    finally:
+        gone = run_jvs("umount", str(view), "--json")
+    assert gone.json == {"mountpoint": str(view), "unmounted": True, "how": "unmounted"}
+    assert mounted_fstype(view) is None
+
+
 def test_foreground_tells_systemd_and_unmounts_on_sigterm(repo, main_wt, tmp_path):
     take_snapshot(main_wt, "one")
     view = tmp_path / "view"

@@ -79,21 +79,18 @@ def _parent_and_name(ctx, name: str) -> tuple[Path, str]:
 
 
 def _import(ctx, name: str, source: str, move: bool, hash_algo: str) -> None:
-    from jvs.importing import import_folder
+    from jvs.api import import_repository
 
     ui = ui_of(ctx)
     parent, name = _parent_and_name(ctx, name)
     with ui.live() as progress:
-        result = import_folder(parent, name, source, move=move,
-                               hash_algo=hash_algo, progress=progress)
-    repo = result.repo
-    desc = result.snapshot.descriptor
-    main = repo.root / "main"
-    ui.emit({"repo_root": str(repo.root), "repo_id": repo.repo_id(), "main": str(main),
-             "payload_hash_algo": hash_algo, "import": result.to_json()},
-            "\n".join([f"Initialized JVS repository in {repo.root}", f"Main worktree: {main}",
+        result = import_repository(parent, name, source, move=move, hash_algo=hash_algo,
+                                   progress=progress)
+    root = result.repo.root
+    ui.emit(result.to_json(),
+            "\n".join([f"Initialized JVS repository in {root}", f"Main worktree: {root / 'main'}",
                        f"Imported {result.source} ({result.how}: {result.reason})",
-                       f"Created snapshot {desc.snapshot_id}"]))
+                       f"Created snapshot {result.snapshot.descriptor.snapshot_id}"]))
 
 
 def read_note(note: str | None, note_file: str | None) -> str:

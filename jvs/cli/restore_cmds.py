@@ -199,14 +199,12 @@ def _warn_if_shell_dir_replaced(ui, started: str, was: os.stat_result) -> None:
 
 
 def _created(ctx, info, how: str) -> None:
-    ui = ui_of(ctx)
     cfg = info.config
-    data = {**info.to_json(), "source_snapshot_id": cfg.head_snapshot_id}
     lines = [f"Created worktree '{cfg.name}' {how}", f"  path: {info.path}"]
     if cfg.head_snapshot_id:
         lines.append(f"  HEAD state at snapshot {cfg.head_snapshot_id}")
     lines.append(f"  cd {info.path}")
-    ui.emit(data, "\n".join(lines))
+    ui_of(ctx).emit(info.to_json(), "\n".join(lines))
 
 
 def _fork_args(args: tuple[str, ...]) -> tuple[str | None, str]:
@@ -218,12 +216,12 @@ def _fork_args(args: tuple[str, ...]) -> tuple[str | None, str]:
 
 
 def _do_fork(ctx, args):
-    from jvs.worktrees import fork as do_fork
+    from jvs.api import Repository
 
     ref, name = _fork_args(args)
     loc = locate(ctx)
     with ui_of(ctx).live() as progress:
-        info = do_fork(loc.repo, ref, name, current=loc.worktree, progress=progress)
+        info = Repository(loc.repo, loc.worktree).fork(name, ref=ref, progress=progress)
     _created(ctx, info, f"from snapshot {short(info.config.head_snapshot_id)}")
 
 
@@ -270,10 +268,10 @@ def worktree_create(ctx, name, from_ref):
       jvs worktree create scratch
       jvs worktree create staging --from v1.0
     """
-    from jvs.worktrees import create
+    from jvs.api import Repository
 
     loc = locate(ctx)
-    info = create(loc.repo, name, from_ref, current=loc.worktree)
+    info = Repository(loc.repo, loc.worktree).create_worktree(name, from_ref=from_ref)
     how = f"from snapshot {short(info.config.head_snapshot_id)}" if from_ref else "(empty)"
     _created(ctx, info, how)
 
@@ -336,13 +334,13 @@ def worktree_path(ctx, name):
       jvs worktree path staging
       cd "$(jvs worktree path staging)"
     """
-    from jvs.worktrees import path_of
+    from jvs.api import Repository
 
     loc = locate(ctx)
     if name is None:
         _, name = current_worktree(ctx)
-    path = path_of(loc.repo, name)
-    ui_of(ctx).emit({"name": name, "path": str(path)}, str(path))
+    found = Repository(loc.repo, loc.worktree).worktree_path(name)
+    ui_of(ctx).emit(found.to_json(), str(found.path))
 
 
 @worktree_group.command("rename")
@@ -357,11 +355,11 @@ def worktree_rename(ctx, old, new):
     Example:
       jvs worktree rename feature-b caching
     """
-    from jvs.worktrees import rename
+    from jvs.api import Repository
 
-    info = rename(locate(ctx).repo, old, new)
-    ui_of(ctx).emit({**info.to_json(), "old_name": old},
-                    f"Renamed worktree '{old}' to '{new}'\n  path: {info.path}")
+    info = Repository(locate(ctx).repo).rename_worktree(old, new)
+    ui_of(ctx).emit(info.to_json(), f"Renamed worktree '{info.old_name}' to "
+                    f"'{info.config.name}'\n  path: {info.path}")
 
 
 @worktree_group.command("remove")
