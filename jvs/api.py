@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from jvs.history import History
     from jvs.importing import ImportResult
     from jvs.info import RepoInfo
-    from jvs.labels import Relabel, TagInfo
+    from jvs.labels import Relabel, TagList
     from jvs.repo import Repo, RepoConfig
     from jvs.restore import RestoreResult
     from jvs.show import Shown
@@ -214,8 +214,8 @@ class Repository:
 
         return remove_tags(self._repo, ref, list(tags), self.worktree_name)
 
-    def tags(self) -> list[TagInfo]:
-        """``jvs tag list``."""
+    def tags(self) -> TagList:
+        """``jvs tag list``: a sequence of TagInfo, sorted by tag."""
         from jvs.labels import list_tags
 
         return list_tags(self._repo)

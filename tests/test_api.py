@@ -182,7 +182,7 @@ def _du_compared(doc: dict) -> dict:
 
 def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     """init, snapshot, status, diff, history, restore, info, verify, doctor, worktree
-    list/create/fork/path/rename, gc pin/pins/unpin, du, and init --from: the CLI's
+    list/create/fork/path/rename, gc pin/pins/unpin, du, tag list, and init --from: the CLI's
     --json documents and the API's to_json() agree, field for field, for the same
     workflow."""
 
@@ -225,6 +225,7 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     cli.append(run_jvs("worktree", "path", "scratch", "--json", cwd=wt).json)
     cli.append(run_jvs("worktree", "path", "--json", cwd=wt).json)
     cli.append(run_jvs("worktree", "rename", "scratch", "scratch2", "--json", cwd=wt).json)
+    cli.append(run_jvs("tag", "list", "--json", cwd=wt).json)
 
     init = init_repository(api_dir, "proj")
     repo = init.repository
@@ -255,6 +256,7 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     api.append(repo.worktree_path("scratch").to_json())
     api.append(repo.worktree_path().to_json())
     api.append(repo.rename_worktree("scratch", "scratch2").to_json())
+    api.append(repo.tags().to_json())
 
     assert _normalised(api, api_dir) == _normalised(cli, cli_dir)
     # What the comparison rests on is really there: a rescue, a detached state, changes.
@@ -269,6 +271,7 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     assert api[21] == {"name": "scratch", "path": str(repo.root / "worktrees" / "scratch")}
     assert api[22] == {"name": "main", "path": str(repo.path)}
     assert api[23]["name"] == "scratch2" and api[23]["old_name"] == "scratch"
+    assert [t["tag"] for t in api[24]["tags"]] == ["baseline", "exp1"]
 
     # init --from: a repository of its own (its own repo ID), from the same folder content.
     for parent in cli_dir, api_dir:

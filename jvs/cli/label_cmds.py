@@ -147,7 +147,7 @@ def tag_list(ctx):
     ui = ui_of(ctx)
     tags = list_tags(locate(ctx).repo)
     if ui.json:
-        ui.emit({"tags": [t.to_json() for t in tags]})
+        ui.emit(tags.to_json())
         return
     if not tags:
         ui.out("No tags.\n")
