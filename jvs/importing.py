@@ -121,6 +121,7 @@ def _engine_for(src: Path, root: Path):
     from jvs.engines.copy import CopyEngine
 
     choice = choose_engine(root, None)
-    if choice.engine.name != "copy" and os.stat(src).st_dev != os.stat(root).st_dev:
+    if choice.engine.capabilities.shares_data_within_one_filesystem \
+            and os.stat(src).st_dev != os.stat(root).st_dev:
         return CopyEngine(), f"copied: {src} is on another filesystem than the repository"
     return choice.engine, choice.reason
