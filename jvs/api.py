@@ -350,15 +350,16 @@ class Repository:
 
     def gc_plan(self, *, keep_last: int | None = None, keep_daily: int | None = None,
                 keep_weekly: int | None = None, keep_days: int | None = None,
-                keep_tagged: bool | None = None) -> Plan:
-        """``jvs gc plan``: ``plan.plan_id`` and ``plan.candidates``. Retention given here
-        replaces the configured one, as on the command line."""
+                keep_tagged: bool | None = None, now: str | None = None) -> Plan:
+        """``jvs gc plan``: ``plan.plan_id``, ``plan.candidates`` and the ``plan.policy``
+        applied. Retention given here replaces the configured one, as on the command
+        line. *now* pretends it is that time (as ``--now`` and ``JVS_GC_NOW``: tests)."""
         from jvs.gc import gc_now, make_plan, policy_from
 
         policy = policy_from(self._repo.config().gc, keep_last=keep_last,
                              keep_daily=keep_daily, keep_weekly=keep_weekly,
                              keep_days=keep_days, keep_tagged=keep_tagged)
-        return make_plan(self._repo, policy, gc_now())
+        return make_plan(self._repo, policy, gc_now(now))
 
     def du(self, *refs: str) -> RepoSpace:
         """``jvs du [REF]...``: space per snapshot (exclusive and shared; only *refs* if
@@ -373,11 +374,13 @@ class Repository:
                                for r in refs)
         return space
 
-    def gc_run(self, plan_id: str, *, progress: Progress | None = None) -> RunResult:
-        """``jvs gc run --plan-id ID`` (E_GC_PLAN_MISMATCH if the repository changed)."""
+    def gc_run(self, plan_id: str, *, progress: Progress | None = None,
+               now: str | None = None) -> RunResult:
+        """``jvs gc run --plan-id ID`` (E_GC_PLAN_MISMATCH if the repository changed);
+        *now* as for :meth:`gc_plan`."""
         from jvs.gc import gc_now, run_plan
 
-        return run_plan(self._repo, plan_id.strip(), gc_now(), progress)
+        return run_plan(self._repo, plan_id.strip(), gc_now(now), progress)
 
     def pin(self, ref: str, *, reason: str = "", expires: str | None = None) -> Pin:
         """``jvs gc pin REF [--reason R] [--expires 30d]``."""
