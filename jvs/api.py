@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,6 +103,15 @@ def import_repository(parent: str | os.PathLike, name: str, source: str | os.Pat
 
     return import_folder(Path(parent), name, source, move=move, hash_algo=hash_algo,
                          progress=progress)
+
+
+def _epoch(when: str | datetime | None) -> float | None:
+    """A time the CLI would take as text, or a datetime, in seconds since the epoch."""
+    if when is None or isinstance(when, datetime):
+        return None if when is None else when.timestamp()
+    from jvs.dates import parse_time
+
+    return parse_time(when)
 
 
 class Repository:
@@ -180,14 +190,18 @@ class Repository:
 
     def history(self, *, all: bool = False, tag: str | None = None,  # noqa: A002
                 grep: str | None = None, limit: int | None = None,
-                collected: bool = False) -> History:
+                collected: bool = False, since: str | datetime | None = None,
+                until: str | datetime | None = None, reverse: bool = False) -> History:
         """``jvs history``: a sequence of snapshots newest first (also ``.snapshots``),
         ``.worktree`` its config; with *collected*, ``.collected`` the tombstones of
-        snapshots gc collected."""
+        snapshots gc collected. *since*/*until* (``--since``/``--until``, inclusive): an
+        aware datetime, or the CLI's text ("2026-12-01", "yesterday", "3 days ago");
+        *reverse* lists oldest first, after *limit*."""
         from jvs.history import history
 
         return history(self._repo, self.worktree_name, all_snapshots=all, tag=tag,
-                       grep=grep, limit=limit, collected=collected)
+                       grep=grep, limit=limit, collected=collected,
+                       since=_epoch(since), until=_epoch(until), reverse=reverse)
 
     def resolve(self, ref: str) -> Descriptor:
         """The snapshot *ref* names (HEAD, latest, ID, tag, short ID, note, note prefix;

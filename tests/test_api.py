@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -338,3 +338,22 @@ def test_the_python_api_page_runs(tmp_path, monkeypatch, capsys):
         exec(compile(block, "docs/python-api.md", "exec"), namespace)  # noqa: S102
     assert (tmp_path / "ml-experiments" / "main" / "result.txt").read_text() == "seed 3\n"
     assert "Agent run 3" in capsys.readouterr().out
+
+
+def test_history_takes_the_clis_time_span_and_order(tmp_path):
+    repo = jvs.init(tmp_path, "proj")
+    (repo.path / "a.txt").write_text("1")
+    one = repo.snapshot("one").descriptor
+    (repo.path / "a.txt").write_text("2")
+    two = repo.snapshot("two").descriptor
+    assert [d.note for d in repo.history(reverse=True)] == ["one", "two"]
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert [d.note for d in repo.history(until=later, limit=1)] == ["two"]
+    assert list(repo.history(since=later)) == []
+    assert len(repo.history(since="yesterday")) == 2 and not repo.history(until="yesterday")
+    cli = run_jvs("history", "--since", "yesterday", "--reverse", "--json", cwd=repo.path)
+    assert cli.json == repo.history(since="yesterday", reverse=True).to_json()
+    assert [s["note"] for s in cli.json["snapshots"]] == ["one", "two"]
+    assert one.created < two.created
+    with pytest.raises(UsageError):
+        repo.history(since="the day after never")

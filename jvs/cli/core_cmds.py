@@ -213,18 +213,16 @@ def history(ctx, limit, grep, tag, all_snapshots, collected, since, until, rever
       jvs history --since "3 days ago" --until yesterday --oneline
       jvs history --reverse -n 10
     """
-    from jvs.dates import parse_time
+    from jvs.api import Repository
     from jvs.descriptor import Descriptor
-    from jvs.history import history as load_history
     from jvs.ids import local_time
 
     ui = ui_of(ctx)
     loc = locate(ctx)
     _warn_if_restore_pending(ui, loc)
-    result = load_history(loc.repo, loc.worktree, all_snapshots=all_snapshots, tag=tag,
-                          grep=grep, limit=limit, collected=collected,
-                          since=parse_time(since) if since else None,
-                          until=parse_time(until) if until else None, reverse=reverse)
+    result = Repository(loc.repo, loc.worktree).history(
+        all=all_snapshots, tag=tag, grep=grep, limit=limit, collected=collected,
+        since=since or None, until=until or None, reverse=reverse)
     wt = result.worktree
     head = wt.head_snapshot_id if wt else None
     latest = wt.latest_snapshot_id if wt else None
