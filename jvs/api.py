@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from jvs.importing import ImportResult
     from jvs.info import RepoInfo
     from jvs.labels import Relabel, TagList
+    from jvs.preview import RestorePreview
     from jvs.repo import Repo, RepoConfig
     from jvs.restore import RestoreResult
     from jvs.show import Shown
@@ -280,15 +281,32 @@ class Repository:
         snapshot is hashed first (``restore --verify``)."""
         from jvs.restore import restore
 
+        return restore(self._repo, self._current(), self._restore_target(ref, latest_tag),
+                       discard_unsaved=discard_unsaved, paths=tuple(paths),
+                       progress=progress, verify_payload=verify_payload)
+
+    def restore_preview(self, ref: str | None = None, *, latest_tag: str | None = None,
+                        discard_unsaved: bool = False,
+                        paths: Iterable[str] = ()) -> RestorePreview:
+        """``jvs restore REF --dry-run``: what :meth:`restore` would do now (``.actions``,
+        ``.unsaved``, ``.rescue``), changing nothing."""
+        from jvs.preview import restore_preview
+
+        return restore_preview(self._repo, self._current(),
+                               self._restore_target(ref, latest_tag), paths=tuple(paths),
+                               discard_unsaved=discard_unsaved)
+
+    def _restore_target(self, ref: str | None, latest_tag: str | None) -> str:
+        """The reference a restore goes to: *ref*, or the newest snapshot tagged
+        *latest_tag* (``--latest-tag``)."""
         if (ref is None) == (latest_tag is None):
             raise JvsError("E_USAGE", "give a snapshot reference or latest_tag, not both "
                            "or neither")
-        if latest_tag is not None:
-            from jvs.resolve import latest_with_tag
+        if latest_tag is None:
+            return ref
+        from jvs.resolve import latest_with_tag
 
-            ref = latest_with_tag(self._repo, latest_tag).snapshot_id
-        return restore(self._repo, self._current(), ref, discard_unsaved=discard_unsaved,
-                       paths=tuple(paths), progress=progress, verify_payload=verify_payload)
+        return latest_with_tag(self._repo, latest_tag).snapshot_id
 
     def fork(self, name: str, *, ref: str | None = None,
              progress: Progress | None = None) -> CreatedWorktree:

@@ -181,10 +181,10 @@ def _du_compared(doc: dict) -> dict:
 
 
 def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
-    """init, snapshot, status, diff, history, restore, info, verify, doctor, worktree
-    list/create/fork/path/rename, gc pin/pins/unpin, du, tag list, and init --from: the CLI's
-    --json documents and the API's to_json() agree, field for field, for the same
-    workflow."""
+    """init, snapshot, status, diff, history, restore (and --dry-run), info, verify,
+    doctor, worktree list/create/fork/path/rename, gc pin/pins/unpin, du, tag list and
+    init --from: the CLI's --json documents and the API's to_json() agree, field for
+    field, for the same workflow."""
 
     def files(wt, text):
         (wt / "data.txt").write_text(text)
@@ -226,6 +226,8 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     cli.append(run_jvs("worktree", "path", "--json", cwd=wt).json)
     cli.append(run_jvs("worktree", "rename", "scratch", "scratch2", "--json", cwd=wt).json)
     cli.append(run_jvs("tag", "list", "--json", cwd=wt).json)
+    cli.append(run_jvs("restore", "--latest-tag", "baseline", "--dry-run", "--json",
+                       cwd=wt).json)
 
     init = init_repository(api_dir, "proj")
     repo = init.repository
@@ -257,6 +259,7 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     api.append(repo.worktree_path().to_json())
     api.append(repo.rename_worktree("scratch", "scratch2").to_json())
     api.append(repo.tags().to_json())
+    api.append(repo.restore_preview(latest_tag="baseline").to_json())
 
     assert _normalised(api, api_dir) == _normalised(cli, cli_dir)
     # What the comparison rests on is really there: a rescue, a detached state, changes.
@@ -272,6 +275,7 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     assert api[22] == {"name": "main", "path": str(repo.path)}
     assert api[23]["name"] == "scratch2" and api[23]["old_name"] == "scratch"
     assert [t["tag"] for t in api[24]["tags"]] == ["baseline", "exp1"]
+    assert api[25]["target_id"] == api[1]["snapshot_id"] and api[25]["changes"]
 
     # init --from: a repository of its own (its own repo ID), from the same folder content.
     for parent in cli_dir, api_dir:

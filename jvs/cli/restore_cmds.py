@@ -110,12 +110,9 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
         raise click.UsageError("give a snapshot: REF, HEAD, --latest-tag TAG or -i")
     started = os.path.realpath(start_dir(ctx))
     if dry_run:
-        if latest_tag:
-            from jvs.resolve import latest_with_tag
-
-            ref = latest_with_tag(repo, latest_tag).snapshot_id
-        _print_restore_preview(ui, repo, worktree, ref, discard_unsaved,
-                               _worktree_paths(repo, worktree, started, paths))
+        _print_restore_preview(ui, Repository(repo, worktree).restore_preview(
+            ref, latest_tag=latest_tag, discard_unsaved=discard_unsaved,
+            paths=_worktree_paths(repo, worktree, started, paths)))
         return
     was = os.stat(started)
     with ui.live() as progress:
@@ -158,11 +155,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
 _ACTION_MARKS = {"create": "+", "delete": "-", "replace": "M", "chmod": "m"}
 
 
-def _print_restore_preview(ui, repo, worktree, ref, discard_unsaved, paths) -> None:
-    from jvs.preview import restore_preview
-
-    preview = restore_preview(repo, worktree, ref, paths=paths,
-                              discard_unsaved=discard_unsaved)
+def _print_restore_preview(ui, preview) -> None:
     target = preview.target.snapshot_id
     lines = [f"Dry run: 'jvs restore' would restore to snapshot {target}; nothing changed."]
     if preview.rescue:
