@@ -311,13 +311,13 @@ def status(ctx, paths, short_format):
       jvs status data/ train.py
       jvs status --short
     """
-    from jvs.status import worktree_status
+    from jvs.api import Repository
     from jvs.worktree import worktree_relpaths
 
     ui = ui_of(ctx)
     repo, worktree = current_worktree(ctx)
     relpaths = worktree_relpaths(repo, worktree, start_dir(ctx), paths)
-    st = worktree_status(repo, worktree, relpaths)
+    st = Repository(repo, worktree).status(*relpaths)
     wt = st.worktree
     if short_format and not ui.json:
         ui.out("".join(f"{SHORT_CODES[c.change]} {c.path}\n" for c in st.changes))

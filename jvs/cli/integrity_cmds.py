@@ -317,9 +317,9 @@ def gc_pins(ctx):
     Example:
       jvs gc pins --json
     """
-    from jvs.gc import pin_list
+    from jvs.api import Repository
 
-    pins = pin_list(locate(ctx).repo)
+    pins = Repository(locate(ctx).repo).pins()
     lines = []
     for p in pins:
         state = "expired" if p.expired(pins.now) else "active"

@@ -294,11 +294,11 @@ def worktree_list(ctx):
     Example:
       jvs worktree list --json
     """
-    from jvs.worktrees import worktree_list
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    infos = worktree_list(loc.repo, loc.worktree)
+    infos = Repository(loc.repo, loc.worktree).worktrees()
     width = max((len(i.config.name) for i in infos), default=4)
     lines = []
     for i in infos:
