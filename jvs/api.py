@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,8 +40,10 @@ if TYPE_CHECKING:
     from jvs.doctor import Report
     from jvs.gc import Pin, PinList, Plan, RunResult, Unpinned
     from jvs.history import History
+    from jvs.importing import ImportResult
     from jvs.info import RepoInfo
-    from jvs.labels import Relabel, TagInfo
+    from jvs.labels import Relabel, TagList
+    from jvs.preview import RestorePreview
     from jvs.repo import Repo, RepoConfig
     from jvs.restore import RestoreResult
     from jvs.show import Shown
@@ -48,7 +51,7 @@ if TYPE_CHECKING:
     from jvs.space import RepoSpace
     from jvs.status import Status
     from jvs.verify import VerifyReport
-    from jvs.worktrees import WorktreeInfo, WorktreeList
+    from jvs.worktrees import CreatedWorktree, RenamedWorktree, WorktreeList, WorktreePath
 
 Progress = Callable[[str], None]
 
@@ -89,6 +92,27 @@ def init_repository(parent: str | os.PathLike, name: str, *, hash_algo: str = "x
         append_audit(repo, "init", repo.repo_id(), f"repository {name}",
                      **({"template": template} if template else {}))
     return InitResult(Repository(repo, "main"), ignore_file, template)
+
+
+def import_repository(parent: str | os.PathLike, name: str, source: str | os.PathLike, *,
+                      move: bool = False, hash_algo: str = "xxh3-128",
+                      progress: Progress | None = None) -> ImportResult:
+    """``jvs init NAME --from DIR [--move]`` in *parent*: a repository whose main holds
+    *source*'s content (cloned, reflinked or copied; renamed with *move*) as its first
+    snapshot. ``Repository(result.repo, "main")`` works in it."""
+    from jvs.importing import import_folder
+
+    return import_folder(Path(parent), name, source, move=move, hash_algo=hash_algo,
+                         progress=progress)
+
+
+def _epoch(when: str | datetime | None) -> float | None:
+    """A time the CLI would take as text, or a datetime, in seconds since the epoch."""
+    if when is None or isinstance(when, datetime):
+        return None if when is None else when.timestamp()
+    from jvs.dates import parse_time
+
+    return parse_time(when)
 
 
 class Repository:
@@ -138,9 +162,7 @@ class Repository:
     @property
     def path(self) -> Path:
         """The current worktree's folder."""
-        from jvs.worktrees import path_of
-
-        return path_of(self._repo, self._current())
+        return self.worktree_path().path
 
     def __repr__(self) -> str:
         return f"<jvs.Repository {str(self.root)!r} worktree={self.worktree_name!r}>"
@@ -169,14 +191,18 @@ class Repository:
 
     def history(self, *, all: bool = False, tag: str | None = None,  # noqa: A002
                 grep: str | None = None, limit: int | None = None,
-                collected: bool = False) -> History:
+                collected: bool = False, since: str | datetime | None = None,
+                until: str | datetime | None = None, reverse: bool = False) -> History:
         """``jvs history``: a sequence of snapshots newest first (also ``.snapshots``),
         ``.worktree`` its config; with *collected*, ``.collected`` the tombstones of
-        snapshots gc collected."""
+        snapshots gc collected. *since*/*until* (``--since``/``--until``, inclusive): an
+        aware datetime, or the CLI's text ("2026-12-01", "yesterday", "3 days ago");
+        *reverse* lists oldest first, after *limit*."""
         from jvs.history import history
 
         return history(self._repo, self.worktree_name, all_snapshots=all, tag=tag,
-                       grep=grep, limit=limit, collected=collected)
+                       grep=grep, limit=limit, collected=collected,
+                       since=_epoch(since), until=_epoch(until), reverse=reverse)
 
     def resolve(self, ref: str) -> Descriptor:
         """The snapshot *ref* names (HEAD, latest, ID, tag, short ID, note, note prefix;
@@ -203,8 +229,8 @@ class Repository:
 
         return remove_tags(self._repo, ref, list(tags), self.worktree_name)
 
-    def tags(self) -> list[TagInfo]:
-        """``jvs tag list``."""
+    def tags(self) -> TagList:
+        """``jvs tag list``: a sequence of TagInfo, sorted by tag."""
         from jvs.labels import list_tags
 
         return list_tags(self._repo)
@@ -255,18 +281,35 @@ class Repository:
         snapshot is hashed first (``restore --verify``)."""
         from jvs.restore import restore
 
+        return restore(self._repo, self._current(), self._restore_target(ref, latest_tag),
+                       discard_unsaved=discard_unsaved, paths=tuple(paths),
+                       progress=progress, verify_payload=verify_payload)
+
+    def restore_preview(self, ref: str | None = None, *, latest_tag: str | None = None,
+                        discard_unsaved: bool = False,
+                        paths: Iterable[str] = ()) -> RestorePreview:
+        """``jvs restore REF --dry-run``: what :meth:`restore` would do now (``.actions``,
+        ``.unsaved``, ``.rescue``), changing nothing."""
+        from jvs.preview import restore_preview
+
+        return restore_preview(self._repo, self._current(),
+                               self._restore_target(ref, latest_tag), paths=tuple(paths),
+                               discard_unsaved=discard_unsaved)
+
+    def _restore_target(self, ref: str | None, latest_tag: str | None) -> str:
+        """The reference a restore goes to: *ref*, or the newest snapshot tagged
+        *latest_tag* (``--latest-tag``)."""
         if (ref is None) == (latest_tag is None):
             raise JvsError("E_USAGE", "give a snapshot reference or latest_tag, not both "
                            "or neither")
-        if latest_tag is not None:
-            from jvs.resolve import latest_with_tag
+        if latest_tag is None:
+            return ref
+        from jvs.resolve import latest_with_tag
 
-            ref = latest_with_tag(self._repo, latest_tag).snapshot_id
-        return restore(self._repo, self._current(), ref, discard_unsaved=discard_unsaved,
-                       paths=tuple(paths), progress=progress, verify_payload=verify_payload)
+        return latest_with_tag(self._repo, latest_tag).snapshot_id
 
     def fork(self, name: str, *, ref: str | None = None,
-             progress: Progress | None = None) -> WorktreeInfo:
+             progress: Progress | None = None) -> CreatedWorktree:
         """``jvs fork [REF] NAME``: a new worktree at REF (default: this worktree's head).
         ``repo.at(name)`` then works in it. *ref* is keyword-only because the CLI puts it
         first: ``repo.fork("v1.0", "bugfix")`` would otherwise read the wrong way round."""
@@ -274,7 +317,7 @@ class Repository:
 
         return fork(self._repo, ref, name, current=self.worktree_name, progress=progress)
 
-    def create_worktree(self, name: str, *, from_ref: str | None = None) -> WorktreeInfo:
+    def create_worktree(self, name: str, *, from_ref: str | None = None) -> CreatedWorktree:
         """``jvs worktree create NAME [--from REF]``."""
         from jvs.worktrees import create
 
@@ -287,8 +330,14 @@ class Repository:
 
         return worktree_list(self._repo, self.worktree_name)
 
-    def rename_worktree(self, old: str, new: str) -> WorktreeInfo:
-        """``jvs worktree rename OLD NEW``."""
+    def worktree_path(self, name: str | None = None) -> WorktreePath:
+        """``jvs worktree path [NAME]``: worktree *name* (default: this one) and its folder."""
+        from jvs.worktrees import worktree_path
+
+        return worktree_path(self._repo, self._current() if name is None else name)
+
+    def rename_worktree(self, old: str, new: str) -> RenamedWorktree:
+        """``jvs worktree rename OLD NEW``; ``.old_name`` is OLD."""
         from jvs.worktrees import rename
 
         return rename(self._repo, old, new)
@@ -333,15 +382,16 @@ class Repository:
 
     def gc_plan(self, *, keep_last: int | None = None, keep_daily: int | None = None,
                 keep_weekly: int | None = None, keep_days: int | None = None,
-                keep_tagged: bool | None = None) -> Plan:
-        """``jvs gc plan``: ``plan.plan_id`` and ``plan.candidates``. Retention given here
-        replaces the configured one, as on the command line."""
+                keep_tagged: bool | None = None, now: str | None = None) -> Plan:
+        """``jvs gc plan``: ``plan.plan_id``, ``plan.candidates`` and the ``plan.policy``
+        applied. Retention given here replaces the configured one, as on the command
+        line. *now* pretends it is that time (as ``--now`` and ``JVS_GC_NOW``: tests)."""
         from jvs.gc import gc_now, make_plan, policy_from
 
         policy = policy_from(self._repo.config().gc, keep_last=keep_last,
                              keep_daily=keep_daily, keep_weekly=keep_weekly,
                              keep_days=keep_days, keep_tagged=keep_tagged)
-        return make_plan(self._repo, policy, gc_now())
+        return make_plan(self._repo, policy, gc_now(now))
 
     def du(self, *refs: str) -> RepoSpace:
         """``jvs du [REF]...``: space per snapshot (exclusive and shared; only *refs* if
@@ -356,11 +406,13 @@ class Repository:
                                for r in refs)
         return space
 
-    def gc_run(self, plan_id: str, *, progress: Progress | None = None) -> RunResult:
-        """``jvs gc run --plan-id ID`` (E_GC_PLAN_MISMATCH if the repository changed)."""
+    def gc_run(self, plan_id: str, *, progress: Progress | None = None,
+               now: str | None = None) -> RunResult:
+        """``jvs gc run --plan-id ID`` (E_GC_PLAN_MISMATCH if the repository changed);
+        *now* as for :meth:`gc_plan`."""
         from jvs.gc import gc_now, run_plan
 
-        return run_plan(self._repo, plan_id.strip(), gc_now(), progress)
+        return run_plan(self._repo, plan_id.strip(), gc_now(now), progress)
 
     def pin(self, ref: str, *, reason: str = "", expires: str | None = None) -> Pin:
         """``jvs gc pin REF [--reason R] [--expires 30d]``."""

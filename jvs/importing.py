@@ -16,22 +16,34 @@ import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jvs.errors import JvsError
 from jvs.repo import Repo
 
+if TYPE_CHECKING:
+    from jvs.snapshot import SnapshotResult
+
 
 @dataclass(frozen=True)
 class ImportResult:
+    """``jvs init NAME --from DIR``: the new repository and how DIR got into it."""
+
     repo: Repo
     source: str
     how: str  # the engine that cloned, or "move"
     reason: str  # why that way
-    snapshot: object  # jvs.snapshot.SnapshotResult
+    snapshot: SnapshotResult  # the first snapshot, of the imported content
 
     def to_json(self) -> dict:
-        return {"source": self.source, "how": self.how, "reason": self.reason,
-                "snapshot_id": self.snapshot.descriptor.snapshot_id}
+        """``jvs init --from --json``: the repository as plain init gives it, and the
+        import under ``"import"``."""
+        repo = self.repo
+        return {"repo_root": str(repo.root), "repo_id": repo.repo_id(),
+                "main": str(repo.worktree_dir("main")),
+                "payload_hash_algo": repo.config().payload_hash_algo,
+                "import": {"source": self.source, "how": self.how, "reason": self.reason,
+                           "snapshot_id": self.snapshot.descriptor.snapshot_id}}
 
 
 def import_folder(parent: Path, name: str, source: str | os.PathLike, *, move: bool = False,
@@ -109,6 +121,7 @@ def _engine_for(src: Path, root: Path):
     from jvs.engines.copy import CopyEngine
 
     choice = choose_engine(root, None)
-    if choice.engine.name != "copy" and os.stat(src).st_dev != os.stat(root).st_dev:
+    if choice.engine.capabilities.shares_data_within_one_filesystem \
+            and os.stat(src).st_dev != os.stat(root).st_dev:
         return CopyEngine(), f"copied: {src} is on another filesystem than the repository"
     return choice.engine, choice.reason

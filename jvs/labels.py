@@ -21,6 +21,7 @@ and the view (which re-reads a descriptor whose file identity changed) follow at
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jvs.descriptor import Descriptor, read_descriptor, relabeled, replace_descriptor
@@ -73,6 +74,22 @@ class TagInfo:
     def to_json(self) -> dict:
         return {"tag": self.tag, "snapshot_id": self.snapshot_id,
                 "count": len(self.snapshot_ids), "snapshot_ids": list(self.snapshot_ids)}
+
+
+@dataclass(frozen=True)
+class TagList(Sequence[TagInfo]):
+    """``jvs tag list``: every tag of the repository, sorted by name."""
+
+    tags: tuple[TagInfo, ...]
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    def __getitem__(self, i):
+        return self.tags[i]
+
+    def to_json(self) -> dict:
+        return {"tags": [t.to_json() for t in self.tags]}
 
 
 def add_tags(repo: Repo, ref: str, tags: list[str] | tuple[str, ...],
@@ -132,7 +149,7 @@ def set_note(repo: Repo, ref: str, note: str, worktree: str | None = None) -> Re
     return _relabel(repo, ref, worktree, "note", change)
 
 
-def list_tags(repo: Repo) -> list[TagInfo]:
+def list_tags(repo: Repo) -> TagList:
     """Every tag of the repository, sorted by name."""
     from jvs.catalog import load_descriptors
 
@@ -140,7 +157,8 @@ def list_tags(repo: Repo) -> list[TagInfo]:
     for desc in load_descriptors(repo):
         for tag in desc.tags:
             carriers.setdefault(tag, []).append(desc.snapshot_id)
-    return [TagInfo(tag, ids[-1], tuple(ids)) for tag, ids in sorted(carriers.items())]
+    return TagList(tuple(TagInfo(tag, ids[-1], tuple(ids))
+                         for tag, ids in sorted(carriers.items())))
 
 
 def _relabel(repo: Repo, ref: str, worktree: str | None, operation: str,

@@ -51,8 +51,42 @@ class WorktreeInfo:
                 "detached": self.config.detached}
 
 
+@dataclass(frozen=True)
+class CreatedWorktree(WorktreeInfo):
+    """``jvs worktree create`` and ``jvs fork``: the new worktree, in HEAD state at the
+    snapshot it was made from (none: created empty)."""
+
+    @property
+    def source_snapshot_id(self) -> str | None:
+        return self.config.head_snapshot_id
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "source_snapshot_id": self.source_snapshot_id}
+
+
+@dataclass(frozen=True)
+class RenamedWorktree(WorktreeInfo):
+    """``jvs worktree rename OLD NEW``: the worktree under its new name."""
+
+    old_name: str
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "old_name": self.old_name}
+
+
+@dataclass(frozen=True)
+class WorktreePath:
+    """``jvs worktree path NAME``: where worktree *name*'s files are."""
+
+    name: str
+    path: Path
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "path": str(self.path)}
+
+
 def create(repo: Repo, name: str, from_ref: str | None = None, *,
-           current: str | None = None) -> WorktreeInfo:
+           current: str | None = None) -> CreatedWorktree:
     """A new worktree *name*: empty, or holding snapshot *from_ref* (resolved from the
     point of view of worktree *current*, for ``HEAD``)."""
     from jvs.resolve import resolve
@@ -70,7 +104,7 @@ def create(repo: Repo, name: str, from_ref: str | None = None, *,
 
 
 def fork(repo: Repo, ref: str | None, name: str, *, current: str | None,
-         progress=None) -> WorktreeInfo:
+         progress=None) -> CreatedWorktree:
     """A new worktree *name* at snapshot *ref*, or at the head of worktree *current*
     (its HEAD state: unsaved changes there are not carried over)."""
     from jvs.resolve import resolve
@@ -97,7 +131,8 @@ def fork(repo: Repo, ref: str | None, name: str, *, current: str | None,
             reason=f"from {sid}"), source)
 
 
-def _create_locked(repo: Repo, rec: WorktreeIntent, source: Descriptor | None) -> WorktreeInfo:
+def _create_locked(repo: Repo, rec: WorktreeIntent,
+                   source: Descriptor | None) -> CreatedWorktree:
     """intent → stage the payload (a clone of *source*, or an empty dir) → rename it into
     place → config (the commit point: the config makes it a worktree) → audit → drop the
     intent. A crash before the rename leaves only staging (rolled back); after it, the
@@ -133,7 +168,7 @@ def _create_locked(repo: Repo, rec: WorktreeIntent, source: Descriptor | None) -
     crashpoint("worktree:after_payload")
     _finish_create(repo, rec)
     drop_intent(intent)
-    return WorktreeInfo(load_worktree_config(repo, name), target)
+    return CreatedWorktree(load_worktree_config(repo, name), target)
 
 
 def _finish_create(repo: Repo, rec: WorktreeIntent) -> None:
@@ -186,7 +221,7 @@ def _remove_staging(repo: Repo, name: str) -> None:
         fsio.remove_tree(work)
 
 
-def rename(repo: Repo, old: str, new: str) -> WorktreeInfo:
+def rename(repo: Repo, old: str, new: str) -> RenamedWorktree:
     """Rename worktree *old* to *new* (never ``main``, either way). Its snapshots keep
     the name they were taken under."""
     old, new = validate_worktree_name(old), validate_worktree_name(new)
@@ -206,7 +241,7 @@ def rename(repo: Repo, old: str, new: str) -> WorktreeInfo:
         intent = write_intent(repo, rec)
         _finish_rename(repo, rec)
         drop_intent(intent)
-        return WorktreeInfo(load_worktree_config(repo, new), repo.worktree_dir(new))
+        return RenamedWorktree(load_worktree_config(repo, new), repo.worktree_dir(new), old)
 
 
 def _finish_rename(repo: Repo, rec: WorktreeIntent) -> None:
@@ -339,9 +374,10 @@ def worktree_list(repo: Repo, current: str | None = None) -> WorktreeList:
     return WorktreeList(current, tuple(list_worktrees(repo)))
 
 
-def path_of(repo: Repo, name: str) -> Path:
+def worktree_path(repo: Repo, name: str) -> WorktreePath:
+    """Where worktree *name*'s files are (E_NOT_FOUND for no such worktree)."""
     load_worktree_config(repo, name)
-    return worktree_payload(repo, name)
+    return WorktreePath(name, worktree_payload(repo, name))
 
 
 def _drop_stat_cache(repo: Repo, name: str) -> None:

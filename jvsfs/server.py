@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from jvs.errors import JvsError
@@ -104,11 +105,25 @@ def reads_in_threads(repo: Repo) -> bool:
 
 # ------------------------------------------------------------------ serving
 
+@dataclass(frozen=True)
+class Mounted:
+    """``jvs mount``: the view of *repo_root* at *mountpoint*, served by process *pid*."""
+
+    mountpoint: Path
+    repo_root: Path
+    pid: int
+
+    def to_json(self) -> dict:
+        return {"mountpoint": str(self.mountpoint), "repo": str(self.repo_root),
+                "pid": self.pid}
+
+
 def mount(repo: Repo, mountpoint: Path, *, foreground: bool = False,
-          allow_other: bool = False, xattrs: bool = True, on_serving=None) -> int:
-    """Mount the view of *repo* at *mountpoint*. Returns the server's pid once the mount
-    is live (background), or after it is unmounted (foreground). *on_serving* is called
-    once the mount is made, before serving in the foreground."""
+          allow_other: bool = False, xattrs: bool = True, on_serving=None) -> Mounted:
+    """Mount the view of *repo* at *mountpoint*. Returns once the mount is live
+    (background; ``pid`` is the server's), or after it is unmounted (foreground; ``pid``
+    is this process). *on_serving* is called once the mount is made, before serving in
+    the foreground."""
     path = check_mountpoint(repo, mountpoint)
     if not os.path.exists("/dev/fuse"):
         raise JvsError("E_IO", "FUSE is not available (/dev/fuse is missing)",
@@ -137,8 +152,8 @@ def mount(repo: Repo, mountpoint: Path, *, foreground: bool = False,
         if on_serving is not None:
             on_serving()
         _serve(path, on_ready=notify_systemd)
-        return os.getpid()
-    return _daemonize(path)
+        return Mounted(path, repo.root, os.getpid())
+    return Mounted(path, repo.root, _daemonize(path))
 
 
 def raise_open_file_limit() -> int:
@@ -276,10 +291,21 @@ def notify_systemd(state: str = "READY=1") -> None:
 
 # ------------------------------------------------------------------ unmounting
 
-def umount(mountpoint: Path, *, lazy: bool = False) -> str:
-    """Unmount a jvs view; what happened: ``"unmounted"``, ``"stale"`` (the server had
-    died — "Transport endpoint is not connected" — and the mount was cleared) or
-    ``"lazy"`` (*lazy*: detached now, gone once the last process using it lets go).
+@dataclass(frozen=True)
+class Unmounted:
+    """``jvs umount``: *how* the view at *mountpoint* went: ``"unmounted"``, ``"stale"``
+    (the server had died — "Transport endpoint is not connected" — and the mount was
+    cleared) or ``"lazy"`` (detached now, gone once the last process using it lets go)."""
+
+    mountpoint: Path
+    how: str
+
+    def to_json(self) -> dict:
+        return {"mountpoint": str(self.mountpoint), "unmounted": True, "how": self.how}
+
+
+def umount(mountpoint: Path, *, lazy: bool = False) -> Unmounted:
+    """Unmount a jvs view (see :class:`Unmounted` for what can have happened).
 
     A view in use is not detached behind the user's back: without *lazy* that is E_BUSY,
     naming the way out."""
@@ -291,12 +317,12 @@ def umount(mountpoint: Path, *, lazy: bool = False) -> str:
         raise JvsError("E_USAGE", f"{path} is a {fstype} mount, not a jvs view")
     done, why = _unmount(path, lazy=False)
     if done:
-        return "unmounted"
+        return Unmounted(path, "unmounted")
     stale = _is_stale(path)
     if stale or lazy:
         done, why = _unmount(path, lazy=True)
         if done:
-            return "stale" if stale else "lazy"
+            return Unmounted(path, "stale" if stale else "lazy")
     if "busy" not in why.lower():
         raise JvsError("E_IO", f"cannot unmount {path}: {why or 'unknown error'}",
                        hint="a view mounted by another user is unmounted by that user "

@@ -125,6 +125,10 @@ import shutil  # noqa: E402
 import volumes  # noqa: E402
 from volumes import juicefs_binary, mounted_fstype  # noqa: E402, F401 - tests import them here
 
+# The mount tests' mark: skip, saying why, where this machine cannot mount a FUSE view.
+requires_fuse = pytest.mark.skipif(volumes.fuse_unavailable() is not None,
+                                   reason=volumes.fuse_unavailable() or "")
+
 
 @contextlib.contextmanager
 def _volume_or_skip(builder):

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 import jvs
 from conftest import run_jvs
-from jvs.api import init_repository
+from jvs.api import import_repository, init_repository
 from jvs.errors import JvsError, NotFoundError, UsageError
 
 
@@ -181,10 +181,10 @@ def _du_compared(doc: dict) -> dict:
 
 
 def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
-    """init, snapshot, status, diff, history, restore, info, verify, doctor, worktree
-    list, gc pin/pins/unpin, du: the CLI's
-    --json documents and the API's to_json() agree, field for field, for the same
-    workflow."""
+    """init, snapshot, status, diff, history, restore (and --dry-run), info, verify,
+    doctor, worktree list/create/fork/path/rename, gc pin/pins/unpin, du, tag list and
+    init --from: the CLI's --json documents and the API's to_json() agree, field for
+    field, for the same workflow."""
 
     def files(wt, text):
         (wt / "data.txt").write_text(text)
@@ -218,6 +218,16 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     cli.append(run_jvs("gc", "pins", "--json", cwd=wt).json)
     cli.append(_du_compared(run_jvs("du", "baseline", "--json", cwd=wt).json))
     cli.append(run_jvs("gc", "unpin", "baseline", "--json", cwd=wt).json)
+    cli.append(run_jvs("worktree", "create", "scratch", "--json", cwd=wt).json)
+    cli.append(run_jvs("worktree", "create", "staging", "--from", "baseline", "--json",
+                       cwd=wt).json)
+    cli.append(run_jvs("fork", "exp1", "bug", "--json", cwd=wt).json)
+    cli.append(run_jvs("worktree", "path", "scratch", "--json", cwd=wt).json)
+    cli.append(run_jvs("worktree", "path", "--json", cwd=wt).json)
+    cli.append(run_jvs("worktree", "rename", "scratch", "scratch2", "--json", cwd=wt).json)
+    cli.append(run_jvs("tag", "list", "--json", cwd=wt).json)
+    cli.append(run_jvs("restore", "--latest-tag", "baseline", "--dry-run", "--json",
+                       cwd=wt).json)
 
     init = init_repository(api_dir, "proj")
     repo = init.repository
@@ -242,6 +252,14 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     api.append(repo.pins().to_json())
     api.append(_du_compared(repo.du("baseline").to_json()))
     api.append(repo.unpin("baseline").to_json())
+    api.append(repo.create_worktree("scratch").to_json())
+    api.append(repo.create_worktree("staging", from_ref="baseline").to_json())
+    api.append(repo.fork("bug", ref="exp1").to_json())
+    api.append(repo.worktree_path("scratch").to_json())
+    api.append(repo.worktree_path().to_json())
+    api.append(repo.rename_worktree("scratch", "scratch2").to_json())
+    api.append(repo.tags().to_json())
+    api.append(repo.restore_preview(latest_tag="baseline").to_json())
 
     assert _normalised(api, api_dir) == _normalised(cli, cli_dir)
     # What the comparison rests on is really there: a rescue, a detached state, changes.
@@ -250,6 +268,25 @@ def test_cli_and_api_give_the_same_json_for_one_workflow(tmp_path):
     assert [w["name"] for w in api[13]["worktrees"]] == ["main"] and api[13]["current"] == "main"
     assert api[15]["pins"][0]["reason"] == "paper" and api[15]["pins"][0]["expired"] is False
     assert len(api[16]["snapshots"]) == 1 and api[17]["unpinned"] is True
+    assert api[18]["source_snapshot_id"] is None
+    assert api[19]["source_snapshot_id"] == api[1]["snapshot_id"]
+    assert api[20]["source_snapshot_id"] == api[4]["snapshot_id"]
+    assert api[21] == {"name": "scratch", "path": str(repo.root / "worktrees" / "scratch")}
+    assert api[22] == {"name": "main", "path": str(repo.path)}
+    assert api[23]["name"] == "scratch2" and api[23]["old_name"] == "scratch"
+    assert [t["tag"] for t in api[24]["tags"]] == ["baseline", "exp1"]
+    assert api[25]["target_id"] == api[1]["snapshot_id"] and api[25]["changes"]
+
+    # init --from: a repository of its own (its own repo ID), from the same folder content.
+    for parent in cli_dir, api_dir:
+        (parent / "src").mkdir()
+        files(parent / "src", "imported")
+    cli_import = run_jvs("init", "imported", "--from", "src", "--json", cwd=cli_dir).json
+    api_import = import_repository(api_dir, "imported", api_dir / "src").to_json()
+    assert _normalised([api_import], api_dir) == _normalised([cli_import], cli_dir)
+    assert api_import["import"]["source"] == str(api_dir / "src")
+    assert api_import["import"]["snapshot_id"] in run_jvs(
+        "history", "--json", cwd=api_dir / "imported" / "main").stdout
 
 
 def test_results_behave_like_python_values(tmp_path):
@@ -305,3 +342,22 @@ def test_the_python_api_page_runs(tmp_path, monkeypatch, capsys):
         exec(compile(block, "docs/python-api.md", "exec"), namespace)  # noqa: S102
     assert (tmp_path / "ml-experiments" / "main" / "result.txt").read_text() == "seed 3\n"
     assert "Agent run 3" in capsys.readouterr().out
+
+
+def test_history_takes_the_clis_time_span_and_order(tmp_path):
+    repo = jvs.init(tmp_path, "proj")
+    (repo.path / "a.txt").write_text("1")
+    one = repo.snapshot("one").descriptor
+    (repo.path / "a.txt").write_text("2")
+    two = repo.snapshot("two").descriptor
+    assert [d.note for d in repo.history(reverse=True)] == ["one", "two"]
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert [d.note for d in repo.history(until=later, limit=1)] == ["two"]
+    assert list(repo.history(since=later)) == []
+    assert len(repo.history(since="yesterday")) == 2 and not repo.history(until="yesterday")
+    cli = run_jvs("history", "--since", "yesterday", "--reverse", "--json", cwd=repo.path)
+    assert cli.json == repo.history(since="yesterday", reverse=True).to_json()
+    assert [s["note"] for s in cli.json["snapshots"]] == ["one", "two"]
+    assert one.created < two.created
+    with pytest.raises(UsageError):
+        repo.history(since="the day after never")

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import volumes
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-HAVE_FUSE = os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None
+HAVE_FUSE = volumes.fuse_unavailable() is None
 _BLOCK = re.compile(r"(?:<!-- (?P<mark>[^>]*?) -->\n)?```(?P<lang>sh|bash|console)\n"
                     r"(?P<body>.*?)```", re.S)
 _MARK = "\x1e"

@@ -816,6 +816,8 @@ def test_engines_declare_what_they_can_do_and_the_declarations_hold(tmp_path):
             assert "report" in inspect.signature(cls.clone).parameters
     assert CopyEngine.capabilities.links_unchanged_files
     assert JuiceFSEngine.capabilities.clones_trees_as_metadata
+    assert [cls.capabilities.shares_data_within_one_filesystem
+            for cls in (CopyEngine, ReflinkEngine, JuiceFSEngine)] == [False, True, True]
 
     import jvs
 

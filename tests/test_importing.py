@@ -45,6 +45,20 @@ def test_init_from_imports_a_folder_as_the_first_snapshot(engine, request, tmp_p
     assert "OK" in run_jvs("verify", "--all", cwd=main).stdout
 
 
+@pytest.mark.slow
+@pytest.mark.xfs
+def test_init_from_a_folder_on_another_filesystem_copies_it_and_says_so(xfs_dir, tmp_path):
+    """The repository's engine shares extents, which needs one filesystem: the folder on
+    the tmp disk is copied, and the JSON says why, instead of a reflink that fails."""
+    src = _folder(tmp_path / "dataset")
+    res = run_jvs("init", "proj", "--from", str(src), "--json", cwd=xfs_dir)
+    assert res.json["import"]["how"] == "copy"
+    assert "on another filesystem than the repository" in res.json["import"]["reason"]
+    main = xfs_dir / "proj" / "main"
+    assert (main / "data" / "raw" / "train.csv").read_text() == "a,b\n1,2\n"
+    assert run_jvs("info", "--json", cwd=main).json["engine"] == "reflink-copy"
+
+
 def test_init_from_move_renames_the_folder(tmp_path):
     src = _folder(tmp_path / "dataset")
     inode = os.stat(src / "data" / "raw" / "train.csv").st_ino

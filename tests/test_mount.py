@@ -17,20 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from volumes import jvs_view, view_server_pid
 
-from conftest import mounted_fstype, run_jvs, take_snapshot, wait_until
+from conftest import mounted_fstype, requires_fuse, run_jvs, take_snapshot, wait_until
 
-pytestmark = [pytest.mark.fuse, pytest.mark.slow]
-
-if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
-    pytestmark.append(pytest.mark.skip(reason="FUSE (/dev/fuse, fusermount3) is not available"))
-
-
-def _server_pid(mountpoint: Path) -> int:
-    out = subprocess.run(["pgrep", "-f", f"jvs mount {mountpoint}"], capture_output=True,
-                         text=True).stdout.split()
-    assert out, "no server process"
-    return int(out[0])
+pytestmark = [pytest.mark.fuse, pytest.mark.slow, requires_fuse]
 
 
 def _rss_kib(pid: int) -> int:
@@ -72,10 +63,8 @@ def mounted(tmp_path_factory):
     exp1 = take_snapshot(main, "experiment one", "exp1")
     view = base / "view"
     view.mkdir()
-    run_jvs("mount", str(view), "-C", str(repo))
-    yield {"repo": repo, "main": main, "view": view, "baseline": baseline, "exp1": exp1}
-    if mounted_fstype(view) is not None:
-        run_jvs("umount", str(view), check=False)
+    with jvs_view(repo, view):
+        yield {"repo": repo, "main": main, "view": view, "baseline": baseline, "exp1": exp1}
 
 
 def test_mount_lists_snapshots_tags_and_worktrees(mounted):
@@ -280,7 +269,7 @@ def _drop_kernel_caches() -> bool:
 
 def test_many_readers_and_flat_memory_after_forgets(mounted):
     view = mounted["view"]
-    pid = _server_pid(view)
+    pid = view_server_pid(view)
     _readers_round(view)
     forgets = _drop_kernel_caches()
     time.sleep(0.5)
@@ -316,7 +305,7 @@ def test_killed_server_is_cleaned_up_by_umount_and_mounts_again(repo, main_wt, t
     view = tmp_path / "view"
     view.mkdir()
     run_jvs("mount", str(view), "-C", str(repo))
-    pid = _server_pid(view)
+    pid = view_server_pid(view)
     os.kill(pid, signal.SIGKILL)
     assert wait_until(lambda: not os.path.exists(f"/proc/{pid}/status") or
                  open(f"/proc/{pid}/status").read().find("State:\tZ") >= 0)
@@ -328,6 +317,25 @@ def test_killed_server_is_cleaned_up_by_umount_and_mounts_again(repo, main_wt, t
         assert "only" in os.listdir(view / "@snapshots")
     finally:
         run_jvs("umount", str(view))
+    assert mounted_fstype(view) is None
+
+
+def test_mount_and_umount_json_name_the_view_its_repository_and_its_server(repo, main_wt,
+                                                                           tmp_path):
+    """The documents come from the library's Mounted/Unmounted: the mount point as the
+    kernel has it (``sub/..`` resolved), the repository, the pid of the real server."""
+    take_snapshot(main_wt, "one")
+    view = tmp_path / "view"
+    view.mkdir()
+    (tmp_path / "sub").mkdir()
+    given = tmp_path / "sub" / ".." / "view"
+    mounted = run_jvs("mount", str(given), "-C", str(repo), "--json")
+    try:
+        assert mounted.json == {"mountpoint": str(view), "repo": str(repo),
+                                "pid": view_server_pid(given)}
+    finally:
+        gone = run_jvs("umount", str(view), "--json")
+    assert gone.json == {"mountpoint": str(view), "unmounted": True, "how": "unmounted"}
     assert mounted_fstype(view) is None
 
 
@@ -365,14 +373,11 @@ def test_view_of_a_repository_on_juicefs(juicefs_dir, tmp_path):
     sid = take_snapshot(repo / "main", "on juicefs", "jfs")
     view = tmp_path / "view"
     view.mkdir()
-    run_jvs("mount", str(view), "-C", str(repo))
-    try:
+    with jvs_view(repo, view):
         got = (view / "@snapshots" / "jfs" / "weights.bin").read_bytes()
         assert got == (repo / ".jvs" / "snapshots" / sid / "weights.bin").read_bytes()
         assert subprocess.run(["diff", "-r", str(view / "@snapshots" / sid),
                                str(repo / ".jvs" / "snapshots" / sid)]).returncode == 0
-    finally:
-        run_jvs("umount", str(view))
 
 
 def test_a_new_tag_shows_in_the_view_without_remounting(mounted):

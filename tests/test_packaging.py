@@ -6,7 +6,6 @@ and the wheel installed into a fresh virtualenv gives a working ``jvs`` and ``ma
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import jvs
+from conftest import requires_fuse
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = jvs.__version__
@@ -56,7 +56,7 @@ def test_the_sdist_carries_what_a_distributor_builds_from(dist):
     assert {f"man/man1/{n}" for n in _man_pages()} <= names
 
 
-def test_the_wheel_carries_license_types_and_man_pages(dist):
+def test_the_wheel_carries_license_types_docs_the_systemd_unit_and_man_pages(dist):
     with zipfile.ZipFile(dist / f"jvs-{VERSION}-py3-none-any.whl") as wheel:
         names = set(wheel.namelist())
         metadata = wheel.read(f"jvs-{VERSION}.dist-info/METADATA").decode()
@@ -65,6 +65,10 @@ def test_the_wheel_carries_license_types_and_man_pages(dist):
     man = {n.rsplit("/", 1)[1] for n in names
            if n.startswith(f"jvs-{VERSION}.data/data/share/man/man1/")}
     assert man == _man_pages() and "jvs.1" in man and "jvs-restore.1" in man
+    data = f"jvs-{VERSION}.data/data/share"
+    assert {f"{data}/doc/jvs/{p.name}" for p in (ROOT / "docs").glob("*.md")} <= names
+    assert {f"{data}/doc/jvs/README.md", f"{data}/doc/jvs/commands/snapshot.md",
+            f"{data}/jvs/systemd/jvs-mount@.service"} <= names
     assert "License-Expression: Apache-2.0" in metadata
     assert "Classifier: Typing :: Typed" in metadata and "Keywords: " in metadata
     assert "Project-URL: " in metadata
@@ -86,12 +90,14 @@ def test_the_installed_wheel_gives_jvs_and_its_man_page(dist, tmp_path):
     found = subprocess.run(["man", "-w", "jvs-snapshot"], env=env, capture_output=True,
                            text=True)
     assert found.returncode == 0 and found.stdout.strip() == str(page), found.stderr
+    unit = venv / "share" / "jvs" / "systemd" / "jvs-mount@.service"
+    assert unit.read_text() == (ROOT / "systemd" / "jvs-mount@.service").read_text()
+    assert (venv / "share" / "doc" / "jvs" / "python-api.md").is_file()
 
 
 @pytest.mark.fuse
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None,
-                    reason="FUSE (/dev/fuse, fusermount3) is not available")
+@requires_fuse
 def test_the_sdist_with_the_mount_extra_gives_a_working_jvs_mount(dist, tmp_path):
     """``pip install 'jvs[mount]'`` from the sdist into a fresh virtualenv, then a real
     mount: the snapshot's file reads back through the kernel."""

@@ -19,42 +19,20 @@ import zlib
 from pathlib import Path
 
 import pytest
+from volumes import jvs_view, mount_view, unmount_view, view_server_pid
 
-from conftest import ROOT, mounted_fstype, run_jvs, take_snapshot, wait_until
+from conftest import ROOT, mounted_fstype, requires_fuse, run_jvs, take_snapshot, wait_until
 from jvs.descriptor import parse_descriptor
 
-pytestmark = [pytest.mark.fuse, pytest.mark.slow]
-
-if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
-    pytestmark.append(pytest.mark.skip(reason="FUSE (/dev/fuse, fusermount3) is not available"))
+pytestmark = [pytest.mark.fuse, pytest.mark.slow, requires_fuse]
 
 GO_FIXTURE = ROOT / "tests" / "fixtures" / "go-jvs-repo.tar.gz"
-
-
-def _mount(repo: Path, view: Path, *extra: str, **popen) -> None:
-    subprocess.run([sys.executable, "-m", "jvs", "mount", str(view), "-C", str(repo), *extra],
-                   check=True, capture_output=True, **popen)
-
-
-def _umount(view) -> None:
-    for args in (["umount"], ["umount", "--lazy"]):
-        if mounted_fstype(view) is not None:
-            subprocess.run([sys.executable, "-m", "jvs", *args, view], capture_output=True)
-    if mounted_fstype(view) is not None:
-        subprocess.run(["fusermount3", "-u", "-z", view])
 
 
 def _as_nobody(*argv: str) -> subprocess.CompletedProcess:
     user = pwd.getpwnam("nobody")
     return subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
                            "--clear-groups", *argv], capture_output=True, text=True)
-
-
-def _server_pid(view: Path) -> int:
-    out = subprocess.run(["pgrep", "-f", f"jvs mount {view}"], capture_output=True,
-                         text=True).stdout.split()
-    assert out, "no server process"
-    return int(out[0])
 
 
 @pytest.fixture
@@ -64,7 +42,7 @@ def shared_dir():
     os.chmod(base, 0o755)
     yield base
     for view in base.glob("view*"):
-        _umount(view)
+        unmount_view(view)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -77,9 +55,8 @@ def mounted(tmp_path):
     view.mkdir()
     (repo / "main" / "a.txt").write_text("a\n")
     take_snapshot(repo / "main", "first")
-    _mount(repo, view)
-    yield repo, repo / "main", view
-    _umount(view)
+    with jvs_view(repo, view):
+        yield repo, repo / "main", view
 
 
 # ------------------------------------------------------------------ right answers
@@ -143,7 +120,7 @@ def test_inodes_are_stable_across_mounts_and_never_reused_after_gc(mounted, tmp_
     finally:
         os.close(held)
     run_jvs("umount", str(view))
-    _mount(repo, view)
+    mount_view(repo, view)
     assert {p: os.lstat(snaps / twin / p).st_ino for p in numbers} == numbers
 
 
@@ -203,11 +180,8 @@ def test_link_count_and_ctime_do_not_change_when_a_later_snapshot_links_the_file
     assert os.stat(stored).st_nlink == nlink + 1  # the copy engine linked it
     other = tmp_path / "view2"
     other.mkdir()
-    _mount(repo, other)  # a fresh mount: nothing cached
-    try:
+    with jvs_view(repo, other):  # a fresh mount: nothing cached
         after = os.stat(other / "@snapshots" / first / "big.bin")
-    finally:
-        run_jvs("umount", str(other))
     assert (after.st_nlink, after.st_ctime_ns) == (before.st_nlink, before.st_ctime_ns) \
         == (1, before.st_ctime_ns)
 
@@ -219,8 +193,7 @@ def test_go_publish_marker_hidden_only_in_go_snapshots(tmp_path):
     ours = take_snapshot(repo / "main", "ours, with a .READY of the user's")
     view = tmp_path / "view"
     view.mkdir()
-    _mount(repo, view)
-    try:
+    with jvs_view(repo, view):
         snaps = view / "@snapshots"
         go_ids = [n for n in os.listdir(snaps) if n[:1].isdigit() and n != ours]
         assert go_ids
@@ -229,8 +202,6 @@ def test_go_publish_marker_hidden_only_in_go_snapshots(tmp_path):
             assert ".READY" not in os.listdir(snaps / sid)
             assert not os.path.lexists(snaps / sid / ".READY")
         assert (snaps / ours / ".READY").read_text() == "a user's file\n"
-    finally:
-        run_jvs("umount", str(view))
 
 
 # ------------------------------------------------------------------ security
@@ -253,7 +224,7 @@ def test_a_swapped_entry_never_leaks_a_root_file_to_another_user(shared_dir):
     sid = take_snapshot(repo / "main", "public data")
     view = shared_dir / "view"
     view.mkdir()
-    _mount(repo, view, "--allow-other")
+    mount_view(repo, view, "--allow-other")
     snap = view / "@snapshots" / sid
     # Their entries and attributes now sit in the kernel's cache (no contents read).
     first = _as_nobody("stat", "-c", "%s %a", str(snap / "public.txt"),
@@ -282,7 +253,7 @@ def test_allow_other_honours_the_repository_roots_permissions(shared_dir):
     os.chmod(repo, 0o700)
     view = shared_dir / "view"
     view.mkdir()
-    _mount(repo, view, "--allow-other")
+    mount_view(repo, view, "--allow-other")
     denied = _as_nobody("ls", str(view / "@snapshots"))
     assert denied.returncode != 0 and "Permission denied" in denied.stderr
     assert _as_nobody("cat", str(view / "@worktrees/main/notes.txt")).returncode != 0
@@ -311,11 +282,11 @@ def test_a_server_started_with_1024_open_files_serves_1500(tmp_path):
     def soft_1024() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
 
-    _mount(repo, view, preexec_fn=soft_1024)
+    mount_view(repo, view, preexec_fn=soft_1024)
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
     held = []
     try:
-        pid = _server_pid(view)
+        pid = view_server_pid(view)
         with open(f"/proc/{pid}/limits") as f:
             assert "Max open files" in f.read()
         for i in range(1500):
@@ -373,7 +344,7 @@ def test_df_listings_cwd_and_help_are_what_users_expect(mounted):
                                 check=True).stdout.split()
         assert listed[:2] == [".", ".."]
     assert os.stat(view / "@snapshots" / sid / "..").st_ino == os.stat(view / "@snapshots").st_ino
-    assert os.readlink(f"/proc/{_server_pid(view)}/cwd") == "/"
+    assert os.readlink(f"/proc/{view_server_pid(view)}/cwd") == "/"
     helped = run_jvs("mount", "--help").stdout
     for phrase in ("latest", "short ID", "note", "jvs umount", "outside the repository",
                    "JVS_MOUNT_LOG"):
@@ -423,4 +394,4 @@ def test_mountinfo_with_a_non_utf8_mount_point_breaks_nothing(tmp_path):
         assert mounted_fstype(plain) is None and mounted_fstype(odd) is None
     finally:
         for where in (plain, odd):
-            _umount(where)
+            unmount_view(where)

@@ -1,13 +1,15 @@
 """The real volumes tests and benchmarks run on, built in one place: a JuiceFS volume
-(sqlite3 metadata, ``file`` object storage), an XFS loop image with reflink, and the Redis
-server and Redis-backed volume tests/cluster.py mounts on several "hosts".
+(sqlite3 metadata, ``file`` object storage), an XFS loop image with reflink, the Redis
+server and Redis-backed volume tests/cluster.py mounts on several "hosts", and the FUSE
+mount of a repository's view (``jvs mount``) that the mount tests and benches read.
 
 Each builder is a context manager that makes the volume from scratch under *base*, yields
 its mount point and tears it down. A volume this kernel or environment cannot give raises
 :class:`Unavailable` (tests skip, benches say so and leave it out), naming what is missing;
 a volume that should have worked and did not raises RuntimeError.
 
-Used by tests/conftest.py (the session fixtures ``juicefs_mount`` / ``xfs_mount``) and by
+Used by tests/conftest.py (the session fixtures ``juicefs_mount`` / ``xfs_mount``, the
+``requires_fuse`` mark), the mount tests (``jvs_view``), tools/crash_sweep and
 tools/bench_*.py (which put tests/ on sys.path).
 """
 
@@ -169,3 +171,60 @@ def xfs_volume(base: Path, size: int = 2 << 30) -> Iterator[Path]:
             dev = line.split(":", 1)[0]
             subprocess.run(["losetup", "-d", dev], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the view (jvs mount)
+
+JVS = [sys.executable, "-m", "jvs"]
+
+
+def fuse_unavailable() -> str | None:
+    """Why this machine cannot mount a jvs view, or None when it can."""
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse: FUSE is not available in this kernel/container"
+    if shutil.which("fusermount3") is None:
+        return "no fusermount3 (apt-get install fuse3)"
+    return None
+
+
+def mount_view(repo: Path, view: Path, *extra: str, **popen) -> None:
+    """``jvs mount VIEW -C REPO EXTRA...`` through the real CLI; returns once the mount is
+    live (``jvs mount`` returns only then). *popen*: more ``subprocess.run`` arguments
+    (``env``, ``preexec_fn``). A refused mount raises RuntimeError with jvs's message."""
+    done = subprocess.run([*JVS, "mount", str(view), "-C", str(repo), *extra],
+                          capture_output=True, text=True, **popen)
+    if done.returncode != 0:
+        raise RuntimeError(f"jvs mount {view} failed ({done.returncode}): {done.stderr}")
+
+
+def unmount_view(view: Path | str | bytes) -> None:
+    """Take the view at *view* down, whatever state it is in (busy, its server killed):
+    ``jvs umount``, then ``--lazy``, then ``fusermount3 -uz``. For teardown: never raises,
+    and does nothing where nothing is mounted."""
+    for args in (["umount"], ["umount", "--lazy"]):
+        if mounted_fstype(view) is not None:
+            subprocess.run([*JVS, *args, view], capture_output=True)
+    if mounted_fstype(view) is not None:
+        subprocess.run(["fusermount3", "-u", "-z", view], capture_output=True)
+
+
+def view_server_pid(view: Path) -> int:
+    """The pid of the background server of the view mounted at *view*."""
+    # The space: the view at /x/view2 is not the one at /x/view (the server's argv is
+    # ``jvs mount VIEW -C REPO ...``, as mount_view and the tests start it).
+    out = subprocess.run(["pgrep", "-f", f"jvs mount {view} "], capture_output=True,
+                         text=True).stdout.split()
+    if not out:
+        raise RuntimeError(f"no jvs mount server for {view}")
+    return int(out[0])
+
+
+@contextlib.contextmanager
+def jvs_view(repo: Path, view: Path, *extra: str, **popen) -> Iterator[Path]:
+    """The view of *repo* mounted at *view* (an existing empty directory) for the block,
+    unmounted afterwards whatever the block did to it (see :func:`mount_view`)."""
+    mount_view(repo, view, *extra, **popen)
+    try:
+        yield view
+    finally:
+        unmount_view(view)

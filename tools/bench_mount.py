@@ -27,6 +27,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import volumes  # noqa: E402 - the view is mounted and unmounted as the mount tests do it
 
 from jvs.mountinfo import mount_at  # noqa: E402
 
@@ -173,9 +176,7 @@ class Mount:
     def __enter__(self) -> Mount:
         self.mp.mkdir(parents=True, exist_ok=True)
         if self.kind == "view":
-            subprocess.run([*JVS, "mount", str(self.mp), "-C", str(self.repo), *self.extra],
-                           check=True,
-                           env=self.env, stdout=subprocess.DEVNULL)
+            volumes.mount_view(self.repo, self.mp, *self.extra, env=self.env)
         else:
             xattrs = ["--floor-xattrs"] if self.kind == "floor+xattrs" else []
             self.proc = subprocess.Popen([PY, __file__, "--passthrough-server",
@@ -189,14 +190,11 @@ class Mount:
     def pid(self) -> int:
         if self.proc is not None:
             return self.proc.pid
-        out = subprocess.run(["pgrep", "-f", f"jvs mount {self.mp}"], capture_output=True,
-                             text=True).stdout.split()
-        return int(out[0])
+        return volumes.view_server_pid(self.mp)
 
     def __exit__(self, *exc) -> None:
         if self.kind == "view":
-            subprocess.run([*JVS, "umount", str(self.mp)], check=False,
-                           stdout=subprocess.DEVNULL)
+            volumes.unmount_view(self.mp)
         else:
             subprocess.run(["fusermount3", "-u", str(self.mp)], check=False)
             self.proc.wait(timeout=30)

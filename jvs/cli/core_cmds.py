@@ -79,21 +79,18 @@ def _parent_and_name(ctx, name: str) -> tuple[Path, str]:
 
 
 def _import(ctx, name: str, source: str, move: bool, hash_algo: str) -> None:
-    from jvs.importing import import_folder
+    from jvs.api import import_repository
 
     ui = ui_of(ctx)
     parent, name = _parent_and_name(ctx, name)
     with ui.live() as progress:
-        result = import_folder(parent, name, source, move=move,
-                               hash_algo=hash_algo, progress=progress)
-    repo = result.repo
-    desc = result.snapshot.descriptor
-    main = repo.root / "main"
-    ui.emit({"repo_root": str(repo.root), "repo_id": repo.repo_id(), "main": str(main),
-             "payload_hash_algo": hash_algo, "import": result.to_json()},
-            "\n".join([f"Initialized JVS repository in {repo.root}", f"Main worktree: {main}",
+        result = import_repository(parent, name, source, move=move, hash_algo=hash_algo,
+                                   progress=progress)
+    root = result.repo.root
+    ui.emit(result.to_json(),
+            "\n".join([f"Initialized JVS repository in {root}", f"Main worktree: {root / 'main'}",
                        f"Imported {result.source} ({result.how}: {result.reason})",
-                       f"Created snapshot {desc.snapshot_id}"]))
+                       f"Created snapshot {result.snapshot.descriptor.snapshot_id}"]))
 
 
 def read_note(note: str | None, note_file: str | None) -> str:
@@ -216,18 +213,16 @@ def history(ctx, limit, grep, tag, all_snapshots, collected, since, until, rever
       jvs history --since "3 days ago" --until yesterday --oneline
       jvs history --reverse -n 10
     """
-    from jvs.dates import parse_time
+    from jvs.api import Repository
     from jvs.descriptor import Descriptor
-    from jvs.history import history as load_history
     from jvs.ids import local_time
 
     ui = ui_of(ctx)
     loc = locate(ctx)
     _warn_if_restore_pending(ui, loc)
-    result = load_history(loc.repo, loc.worktree, all_snapshots=all_snapshots, tag=tag,
-                          grep=grep, limit=limit, collected=collected,
-                          since=parse_time(since) if since else None,
-                          until=parse_time(until) if until else None, reverse=reverse)
+    result = Repository(loc.repo, loc.worktree).history(
+        all=all_snapshots, tag=tag, grep=grep, limit=limit, collected=collected,
+        since=since or None, until=until or None, reverse=reverse)
     wt = result.worktree
     head = wt.head_snapshot_id if wt else None
     latest = wt.latest_snapshot_id if wt else None
@@ -316,13 +311,13 @@ def status(ctx, paths, short_format):
       jvs status data/ train.py
       jvs status --short
     """
-    from jvs.status import worktree_status
+    from jvs.api import Repository
     from jvs.worktree import worktree_relpaths
 
     ui = ui_of(ctx)
     repo, worktree = current_worktree(ctx)
     relpaths = worktree_relpaths(repo, worktree, start_dir(ctx), paths)
-    st = worktree_status(repo, worktree, relpaths)
+    st = Repository(repo, worktree).status(*relpaths)
     wt = st.worktree
     if short_format and not ui.json:
         ui.out("".join(f"{SHORT_CODES[c.change]} {c.path}\n" for c in st.changes))

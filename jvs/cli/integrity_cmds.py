@@ -176,13 +176,15 @@ def gc_plan(ctx, keep_last, keep_daily, keep_weekly, keep_days, keep_tagged, now
     Example:
       jvs gc plan --keep-daily 7 --keep-tagged
     """
-    from jvs.gc import gc_now, make_plan, policy_from
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
-    repo = locate(ctx).repo
-    policy = policy_from(repo.config().gc, keep_last=keep_last, keep_daily=keep_daily,
-                         keep_weekly=keep_weekly, keep_days=keep_days, keep_tagged=keep_tagged)
-    plan = make_plan(repo, policy, gc_now(now))
+    loc = locate(ctx)
+    repo = loc.repo
+    plan = Repository(repo, loc.worktree).gc_plan(
+        keep_last=keep_last, keep_daily=keep_daily, keep_weekly=keep_weekly,
+        keep_days=keep_days, keep_tagged=keep_tagged, now=now)
+    policy = plan.policy
     lines = ["GC Plan",
              f"  policy: keep-last {policy.keep_last}, keep-daily {policy.keep_daily}, "
              f"keep-weekly {policy.keep_weekly}, keep-days {policy.keep_days}, "
@@ -237,11 +239,12 @@ def gc_run(ctx, plan_id, now, dry_run):
       jvs gc run --plan-id "$PLAN_ID"
       jvs gc run --plan-id "$PLAN_ID" --dry-run
     """
-    from jvs.gc import gc_now, run_plan
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
     repo = locate(ctx).repo
     if dry_run:
+        from jvs.gc import gc_now
         from jvs.preview import gc_run_preview
 
         p = gc_run_preview(repo, plan_id, gc_now(now))
@@ -254,7 +257,7 @@ def gc_run(ctx, plan_id, now, dry_run):
         ui.emit(p.to_json(), human)
         return
     with ui.live() as progress:
-        result = run_plan(repo, plan_id, gc_now(now), progress)
+        result = Repository(repo).gc_run(plan_id, progress=progress, now=now)
     lines = []
     if result.finished_from_earlier:
         lines.append(f"Finished an interrupted run: {len(result.finished_from_earlier)} "
@@ -262,13 +265,6 @@ def gc_run(ctx, plan_id, now, dry_run):
     lines.append(f"GC run {result.plan_id}: deleted {len(result.collected)} snapshot(s), "
                  f"freed {_freed(result.freed)}")
     ui.emit(result.to_json(), "\n".join(lines))
-
-
-def _resolve_id(ctx, ref: str) -> str:
-    from jvs.verify import resolve_for_verify
-
-    loc = locate(ctx)
-    return resolve_for_verify(loc.repo, ref, loc.worktree)
 
 
 @gc.command("pin")
@@ -285,12 +281,12 @@ def gc_pin(ctx, ref, reason, expires):
     Example:
       jvs gc pin baseline --reason "paper results" --expires 90d
     """
-    from jvs.gc import pin
+    from jvs.api import Repository
 
-    sid = _resolve_id(ctx, ref)
-    record = pin(locate(ctx).repo, sid, reason, expires)
+    loc = locate(ctx)
+    record = Repository(loc.repo, loc.worktree).pin(ref, reason=reason, expires=expires)
     until = f" until {record.expires_at}" if record.expires_at else ""
-    ui_of(ctx).emit(record.to_json(), f"Pinned {sid}{until}")
+    ui_of(ctx).emit(record.to_json(), f"Pinned {record.snapshot_id}{until}")
 
 
 @gc.command("unpin")
@@ -304,13 +300,11 @@ def gc_unpin(ctx, ref):
     Example:
       jvs gc unpin baseline
     """
-    from jvs.gc import unpin
-    from jvs.ids import is_snapshot_id
+    from jvs.api import Repository
 
-    repo = locate(ctx).repo
-    sid = ref.strip() if is_snapshot_id(ref.strip()) else _resolve_id(ctx, ref)
-    done = unpin(repo, sid)
-    ui_of(ctx).emit(done.to_json(), f"Unpinned {sid}")
+    loc = locate(ctx)
+    done = Repository(loc.repo, loc.worktree).unpin(ref)
+    ui_of(ctx).emit(done.to_json(), f"Unpinned {done.snapshot_id}")
 
 
 @gc.command("pins")
@@ -323,9 +317,9 @@ def gc_pins(ctx):
     Example:
       jvs gc pins --json
     """
-    from jvs.gc import pin_list
+    from jvs.api import Repository
 
-    pins = pin_list(locate(ctx).repo)
+    pins = Repository(locate(ctx).repo).pins()
     lines = []
     for p in pins:
         state = "expired" if p.expired(pins.now) else "active"
@@ -352,14 +346,11 @@ def du(ctx, refs):
       jvs du
       jvs du HEAD HEAD~1 --json
     """
-    from jvs.catalog import load_descriptors
-    from jvs.space import repository_space
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    space = repository_space(loc.repo, load_descriptors(loc.repo))
-    if refs:
-        space = space.only(_resolve_id(ctx, r) for r in refs)
+    space = Repository(loc.repo, loc.worktree).du(*refs)
     rows = space.snapshots
     lines = [f"{'SNAPSHOT':<10} {'SIZE':>10} {'ON DISK':>10} {'EXCLUSIVE':>12} {'SHARED':>10}"]
     for r in rows:

@@ -24,12 +24,12 @@ def show(ctx, ref):
       jvs show HEAD
       jvs show exp1^ --json
     """
+    from jvs.api import Repository
     from jvs.ids import local_time
-    from jvs.show import show as show_snapshot
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    shown = show_snapshot(loc.repo, ref, loc.worktree)
+    shown = Repository(loc.repo, loc.worktree).show(ref)
     if ui.json:
         ui.emit(shown.to_json())
         return
@@ -105,10 +105,10 @@ def tag_add(ctx, ref, tags):
       jvs tag add HEAD stable
       jvs tag add 3fa9c2d1 v1.0 release
     """
-    from jvs.labels import add_tags
+    from jvs.api import Repository
 
     loc = locate(ctx)
-    _report(ctx, add_tags(loc.repo, ref, list(tags), loc.worktree))
+    _report(ctx, Repository(loc.repo, loc.worktree).add_tags(ref, *tags))
 
 
 @tag.command("remove")
@@ -125,10 +125,10 @@ def tag_remove(ctx, ref, tags):
       jvs tag remove HEAD stable
       jvs tag remove exp1 exp1
     """
-    from jvs.labels import remove_tags
+    from jvs.api import Repository
 
     loc = locate(ctx)
-    _report(ctx, remove_tags(loc.repo, ref, list(tags), loc.worktree))
+    _report(ctx, Repository(loc.repo, loc.worktree).remove_tags(ref, *tags))
 
 
 @tag.command("list")
@@ -142,12 +142,12 @@ def tag_list(ctx):
       jvs tag list
       jvs tag list --json
     """
-    from jvs.labels import list_tags
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
-    tags = list_tags(locate(ctx).repo)
+    tags = Repository(locate(ctx).repo).tags()
     if ui.json:
-        ui.emit({"tags": [t.to_json() for t in tags]})
+        ui.emit(tags.to_json())
         return
     if not tags:
         ui.out("No tags.\n")
@@ -175,11 +175,11 @@ def note(ctx, ref, text):
       jvs note HEAD "Exp1: ResNet50, lr 0.01 (diverged)"
       jvs note 3fa9c2d1 - < notes.txt
     """
+    from jvs.api import Repository
     from jvs.cli.core_cmds import read_note
-    from jvs.labels import set_note
 
     loc = locate(ctx)
-    _report(ctx, set_note(loc.repo, ref, read_note(text, None), loc.worktree))
+    _report(ctx, Repository(loc.repo, loc.worktree).set_note(ref, read_note(text, None)))
 
 
 def _report(ctx, relabel) -> None:

@@ -157,8 +157,8 @@ def _run(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except click.ClickException as exc:
         if ui.json:
-            click.echo(json.dumps({"error": {"code": "E_USAGE", "message": exc.format_message()}},
-                                  indent=2))
+            usage = JvsError("E_USAGE", exc.format_message())
+            click.echo(json.dumps(usage.to_json(), indent=2))
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

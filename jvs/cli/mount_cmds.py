@@ -67,11 +67,11 @@ def mount(ctx, mountpoint, repo_dir, foreground, allow_other, no_xattrs):
         mount_view(repo, where, foreground=True, allow_other=allow_other,
                    xattrs=not no_xattrs, on_serving=serving)
         return
-    pid = mount_view(repo, where, foreground=False, allow_other=allow_other,
-                     xattrs=not no_xattrs)
-    ui.emit({"mountpoint": str(where), "repo": str(repo.root), "pid": pid},
-            f"Mounted {repo.root} at {where} (server pid {pid}); "
-            f"unmount with: jvs umount {where}")
+    mounted = mount_view(repo, where, foreground=False, allow_other=allow_other,
+                         xattrs=not no_xattrs)
+    ui.emit(mounted.to_json(),
+            f"Mounted {mounted.repo_root} at {mounted.mountpoint} (server pid {mounted.pid}); "
+            f"unmount with: jvs umount {mounted.mountpoint}")
 
 
 @click.command()
@@ -95,13 +95,13 @@ def umount(ctx, mountpoint, lazy):
     """
     from jvsfs.server import umount as umount_view
 
-    where = Path(mountpoint).absolute()
-    how = umount_view(where, lazy=lazy)
+    done = umount_view(Path(mountpoint).absolute(), lazy=lazy)
+    where = done.mountpoint
     text = {"unmounted": f"Unmounted {where}",
             "stale": f"Unmounted {where} (its server had died; cleared the stale mount)",
             "lazy": f"Detached {where}; it is unmounted once the last process using it "
-                    "lets go"}[how]
-    ui_of(ctx).emit({"mountpoint": str(where), "unmounted": True, "how": how}, text)
+                    "lets go"}[done.how]
+    ui_of(ctx).emit(done.to_json(), text)
 
 
 COMMANDS = [mount, umount]

@@ -110,12 +110,9 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
         raise click.UsageError("give a snapshot: REF, HEAD, --latest-tag TAG or -i")
     started = os.path.realpath(start_dir(ctx))
     if dry_run:
-        if latest_tag:
-            from jvs.resolve import latest_with_tag
-
-            ref = latest_with_tag(repo, latest_tag).snapshot_id
-        _print_restore_preview(ui, repo, worktree, ref, discard_unsaved,
-                               _worktree_paths(repo, worktree, started, paths))
+        _print_restore_preview(ui, Repository(repo, worktree).restore_preview(
+            ref, latest_tag=latest_tag, discard_unsaved=discard_unsaved,
+            paths=_worktree_paths(repo, worktree, started, paths)))
         return
     was = os.stat(started)
     with ui.live() as progress:
@@ -158,11 +155,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
 _ACTION_MARKS = {"create": "+", "delete": "-", "replace": "M", "chmod": "m"}
 
 
-def _print_restore_preview(ui, repo, worktree, ref, discard_unsaved, paths) -> None:
-    from jvs.preview import restore_preview
-
-    preview = restore_preview(repo, worktree, ref, paths=paths,
-                              discard_unsaved=discard_unsaved)
+def _print_restore_preview(ui, preview) -> None:
     target = preview.target.snapshot_id
     lines = [f"Dry run: 'jvs restore' would restore to snapshot {target}; nothing changed."]
     if preview.rescue:
@@ -199,14 +192,12 @@ def _warn_if_shell_dir_replaced(ui, started: str, was: os.stat_result) -> None:
 
 
 def _created(ctx, info, how: str) -> None:
-    ui = ui_of(ctx)
     cfg = info.config
-    data = {**info.to_json(), "source_snapshot_id": cfg.head_snapshot_id}
     lines = [f"Created worktree '{cfg.name}' {how}", f"  path: {info.path}"]
     if cfg.head_snapshot_id:
         lines.append(f"  HEAD state at snapshot {cfg.head_snapshot_id}")
     lines.append(f"  cd {info.path}")
-    ui.emit(data, "\n".join(lines))
+    ui_of(ctx).emit(info.to_json(), "\n".join(lines))
 
 
 def _fork_args(args: tuple[str, ...]) -> tuple[str | None, str]:
@@ -218,12 +209,12 @@ def _fork_args(args: tuple[str, ...]) -> tuple[str | None, str]:
 
 
 def _do_fork(ctx, args):
-    from jvs.worktrees import fork as do_fork
+    from jvs.api import Repository
 
     ref, name = _fork_args(args)
     loc = locate(ctx)
     with ui_of(ctx).live() as progress:
-        info = do_fork(loc.repo, ref, name, current=loc.worktree, progress=progress)
+        info = Repository(loc.repo, loc.worktree).fork(name, ref=ref, progress=progress)
     _created(ctx, info, f"from snapshot {short(info.config.head_snapshot_id)}")
 
 
@@ -270,10 +261,10 @@ def worktree_create(ctx, name, from_ref):
       jvs worktree create scratch
       jvs worktree create staging --from v1.0
     """
-    from jvs.worktrees import create
+    from jvs.api import Repository
 
     loc = locate(ctx)
-    info = create(loc.repo, name, from_ref, current=loc.worktree)
+    info = Repository(loc.repo, loc.worktree).create_worktree(name, from_ref=from_ref)
     how = f"from snapshot {short(info.config.head_snapshot_id)}" if from_ref else "(empty)"
     _created(ctx, info, how)
 
@@ -303,11 +294,11 @@ def worktree_list(ctx):
     Example:
       jvs worktree list --json
     """
-    from jvs.worktrees import worktree_list
+    from jvs.api import Repository
 
     ui = ui_of(ctx)
     loc = locate(ctx)
-    infos = worktree_list(loc.repo, loc.worktree)
+    infos = Repository(loc.repo, loc.worktree).worktrees()
     width = max((len(i.config.name) for i in infos), default=4)
     lines = []
     for i in infos:
@@ -336,13 +327,13 @@ def worktree_path(ctx, name):
       jvs worktree path staging
       cd "$(jvs worktree path staging)"
     """
-    from jvs.worktrees import path_of
+    from jvs.api import Repository
 
     loc = locate(ctx)
     if name is None:
         _, name = current_worktree(ctx)
-    path = path_of(loc.repo, name)
-    ui_of(ctx).emit({"name": name, "path": str(path)}, str(path))
+    found = Repository(loc.repo, loc.worktree).worktree_path(name)
+    ui_of(ctx).emit(found.to_json(), str(found.path))
 
 
 @worktree_group.command("rename")
@@ -357,11 +348,11 @@ def worktree_rename(ctx, old, new):
     Example:
       jvs worktree rename feature-b caching
     """
-    from jvs.worktrees import rename
+    from jvs.api import Repository
 
-    info = rename(locate(ctx).repo, old, new)
-    ui_of(ctx).emit({**info.to_json(), "old_name": old},
-                    f"Renamed worktree '{old}' to '{new}'\n  path: {info.path}")
+    info = Repository(locate(ctx).repo).rename_worktree(old, new)
+    ui_of(ctx).emit(info.to_json(), f"Renamed worktree '{info.old_name}' to "
+                    f"'{info.config.name}'\n  path: {info.path}")
 
 
 @worktree_group.command("remove")

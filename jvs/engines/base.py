@@ -35,6 +35,10 @@ class Capabilities:
     # ``clone(..., report=False)`` skips finding what it could not keep (a walk of the
     # source); the caller learns it from ``report_from_scan`` over a scan it takes anyway.
     reports_from_scan: bool = False
+    # The clone shares data with its source (extents, JuiceFS chunks), which works only
+    # within the repository's filesystem: a source on another one is copied instead
+    # (``jvs init --from``).
+    shares_data_within_one_filesystem: bool = False
 
 
 class Engine(Protocol):

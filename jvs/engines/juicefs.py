@@ -103,7 +103,8 @@ def find_binary() -> str | None:
 
 class JuiceFSEngine:
     name = "juicefs-clone"
-    capabilities = Capabilities(clones_trees_as_metadata=True, reports_from_scan=True)
+    capabilities = Capabilities(clones_trees_as_metadata=True, reports_from_scan=True,
+                                shares_data_within_one_filesystem=True)
 
     def __init__(self, binary: str, mount: MountEntry, volume: MountEntry) -> None:
         self.binary = binary

@@ -134,7 +134,7 @@ class _ReflinkWalk(CopyEngine):
 
 class ReflinkEngine:
     name = "reflink-copy"
-    capabilities = Capabilities(walks_files=True)
+    capabilities = Capabilities(walks_files=True, shares_data_within_one_filesystem=True)
 
     @classmethod
     def detect(cls, root: Path) -> tuple[ReflinkEngine, str] | None:
