@@ -437,7 +437,9 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     file did not change while it was being cloned. Special files and ignored paths an
     engine may have cloned are dropped, so the payload is exactly what the manifest
     records. Writes ``manifests/<id>``. *staged_scan* is the staged copy's scan (with
-    the *ignore* rules). *meter* hears the files and bytes gone through."""
+    the *ignore* rules); the files the copy engine linked from the head are not in it
+    but in ``after.linked``, entries already. *meter* hears the files and bytes gone
+    through."""
     post = after.files()
     stats = HashStats()
     if hashing is not None:
@@ -467,7 +469,9 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     if staged_scan.ignored:
         drop_ignored(repo, staged, staged_scan.ignored, f"snapshot-{snapshot_id}")
     scanned, staged_files = staged_scan.entries, staged_scan.files()
-    linked = after.linked  # linked from the head: their entries are final, the cache's
+    # Files the engine linked from the head: their entries are final and the stat cache
+    # vouched for them already.
+    linked = after.linked
     if meter is not SILENT:
         meter.start(len(staged_files) + len(linked),
                     sum(st.st_size for st in staged_files.values())
