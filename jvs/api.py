@@ -259,9 +259,9 @@ class Repository:
     def patch(self, a: str | None = None, b: str | None = None, *,
               paths: Iterable[str] = (), context: int = 3) -> str:
         """``jvs diff -p``: the unified content diff as text."""
-        from jvs.diff import patch
+        from jvs.diff import patched
 
-        return "".join(patch(self._repo, self.diff(a, b, paths=paths), context=context))
+        return patched(self._repo, self.diff(a, b, paths=paths), context=context).text
 
     def info(self) -> RepoInfo:
         """``jvs info``; ``.to_json()`` is ``jvs info --json``."""

@@ -131,6 +131,22 @@ MAX_TEXT_DIFF_BYTES = 8 * 1024 * 1024
 _BINARY_SNIFF = 8000  # git's rule: a NUL byte in the first 8,000 bytes means binary
 
 
+@dataclass(frozen=True)
+class Patch:
+    """``jvs diff -p``: a diff and its unified text."""
+
+    diff: Diff
+    text: str
+
+    def to_json(self) -> dict:
+        return {**self.diff.to_json(), "patch": self.text}
+
+
+def patched(repo: Repo, result: Diff, *, context: int = 3) -> Patch:
+    """*result* with its whole unified diff (:func:`patch`)."""
+    return Patch(result, "".join(patch(repo, result, context=context)))
+
+
 def patch(repo: Repo, result: Diff, *, context: int = 3) -> Iterator[str]:
     """The unified diff of *result*, git-style, one line at a time (with its newline):
     text files line by line, symlinks as their target, binary files and files over

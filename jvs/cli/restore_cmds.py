@@ -445,18 +445,18 @@ def diff(ctx, a, b, stat_only, as_patch, context, exit_code):
       jvs diff --exit-code --stat
     """
     from jvs.diff import diff as do_diff
-    from jvs.diff import patch
+    from jvs.diff import patched
 
     ui = ui_of(ctx)
     loc = locate(ctx)
     relpaths = _diff_paths(ctx, loc, ctx.meta.get("jvs.paths", ()))
     result = do_diff(loc.repo, loc.worktree, a, b, relpaths)
     if as_patch:
-        text = "".join(patch(loc.repo, result, context=context))
+        found = patched(loc.repo, result, context=context)
         if ui.json:
-            ui.emit({**result.to_json(), "patch": text})
+            ui.emit(found.to_json())
         else:
-            ui.out(text)
+            ui.out(found.text)
     else:
         _print_diff(ui, result, stat_only)
     if exit_code and result.changes.items:
