@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from jvs.catalog import gc_paused, load_descriptors
 from jvs.descriptor import Descriptor
 from jvs.gc import Tombstone, load_tombstones
+from jvs.ids import parse_rfc3339
 from jvs.repo import Repo
 from jvs.worktree import WorktreeConfig, load_worktree_config
 
@@ -118,8 +119,8 @@ def history(repo: Repo, worktree: str | None, *, all_snapshots: bool = False,
         selected = [d for d in selected if needle in d.note.casefold()]
         gone = [t for t in gone if needle in t.note.casefold()]
     if since is not None or until is not None:
-        selected = [d for d in selected if _within(d.snapshot_id, since, until)]
-        gone = [t for t in gone if _within(t.snapshot_id, since, until)]
+        selected = [d for d in selected if _within(d.snapshot_id, d.created_at, since, until)]
+        gone = [t for t in gone if _within(t.snapshot_id, t.created_at, since, until)]
     selected.sort(key=lambda d: d.snapshot_id, reverse=True)
     gone.sort(key=lambda t: t.snapshot_id, reverse=True)
     if limit is not None and limit >= 0:
@@ -135,11 +136,22 @@ def history(repo: Repo, worktree: str | None, *, all_snapshots: bool = False,
     return History(wt, selected, gone, listed_collected=collected)
 
 
-def _within(snapshot_id: str, since: float | None, until: float | None) -> bool:
-    """Whether the snapshot was created in [since, until]: its ID starts with its creation
-    time in ms (SPEC §2), so no timestamp string is parsed for 20,000 snapshots."""
+def _within(snapshot_id: str, created_at: str, since: float | None,
+            until: float | None) -> bool:
+    """Whether the snapshot was created (its ``created_at``, as history shows it) in
+    [since, until]. Its ID starts with the millisecond the snapshot began (SPEC §2), at or
+    before ``created_at``: that settles most snapshots without parsing a timestamp (an ID
+    after *until*, or at or after *since* with no *until*); the rest are parsed."""
     ms = int(snapshot_id[:13])
-    return (since is None or ms >= since * 1000) and (until is None or ms <= until * 1000)
+    if until is not None and ms > until * 1000:
+        return False
+    if until is None and ms >= since * 1000:
+        return True
+    try:
+        created = parse_rfc3339(created_at)
+    except ValueError:
+        created = ms / 1000  # a collected snapshot's record without its time
+    return (since is None or created >= since) and (until is None or created <= until)
 
 
 def _collected(repo: Repo, published: dict[str, Descriptor]) -> dict[str, Tombstone]:

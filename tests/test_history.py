@@ -57,7 +57,13 @@ def test_since_until_reverse_and_oneline(repo):
         (main / "f").write_text(f"{i}\n")
         ids.append(take_snapshot(main, f"state {i}", f"t{i}"))
         time.sleep(0.01)
-    middle = int(ids[1][:13]) / 1000
+    # The time history shows (created_at), not the ID's, which is the millisecond the
+    # snapshot began: --since and --until both include the snapshot created at that time.
+    created = {e["snapshot_id"]: e["created_at"]
+               for e in run_jvs("history", "--json", cwd=main).json["snapshots"]}
+    middle = datetime.fromisoformat(created[ids[1]][:26].ljust(26, "0") + "+00:00").timestamp()
+    assert run_jvs("history", "--since", created[ids[1]], "--until", created[ids[1]],
+                   "--json", cwd=main).json["snapshots"][0]["snapshot_id"] == ids[1]
     since = run_jvs("history", "--since", f"@{middle}", "--json", cwd=main)
     assert _ids(since) == [ids[2], ids[1]]
     until = run_jvs("history", "--until", f"@{middle}", "--json", cwd=main)
