@@ -94,10 +94,11 @@ def fork(repo: Repo, ref: str | None, name: str, *, current: str | None,
             progress(f"cloning {sid}")
         return _create_locked(repo, WorktreeIntent(
             "fork", name, snapshot_id=sid, created_at=rfc3339_utc(), source_worktree=current,
-            reason=f"from {sid}"), source)
+            reason=f"from {sid}"), source, progress)
 
 
-def _create_locked(repo: Repo, rec: WorktreeIntent, source: Descriptor | None) -> WorktreeInfo:
+def _create_locked(repo: Repo, rec: WorktreeIntent, source: Descriptor | None,
+                   progress=None) -> WorktreeInfo:
     """intent → stage the payload (a clone of *source*, or an empty dir) → rename it into
     place → config (the commit point: the config makes it a worktree) → audit → drop the
     intent. A crash before the rename leaves only staging (rolled back); after it, the
@@ -120,7 +121,7 @@ def _create_locked(repo: Repo, rec: WorktreeIntent, source: Descriptor | None) -
                        hint="fork from a full snapshot, then 'jvs restore' the partial one")
     intent = write_intent(repo, rec)
     try:
-        staged = _stage(repo, source, name)
+        staged = _stage(repo, source, name, progress)
         crashpoint("worktree:after_stage")
         # Staging can take long enough for a JuiceFS session (and the lock) to expire.
         assert_lock_still_held(repo, rec.operation)
@@ -150,8 +151,11 @@ def _finish_create(repo: Repo, rec: WorktreeIntent) -> None:
                      source_worktree=rec.source_worktree)
 
 
-def _stage(repo: Repo, source: Descriptor | None, name: str) -> Path:
-    """The new worktree's payload, made next to where it will be (same filesystem)."""
+def _stage(repo: Repo, source: Descriptor | None, name: str, progress=None) -> Path:
+    """The new worktree's payload, made next to where it will be (same filesystem). An
+    engine that copies file by file counts them for a listener, against the totals of the
+    snapshot's manifest; a metadata clone is one step, shown by its stage name."""
+    from jvs.progress import SILENT, counts
     from jvs.restore import checked_target_payload, clone_snapshot, work_dir
 
     work = work_dir(repo, name)  # the worktree does not exist yet: no restore uses it
@@ -164,8 +168,16 @@ def _stage(repo: Repo, source: Descriptor | None, name: str) -> Path:
         return staged
     payload = checked_target_payload(repo, source)
     engine = choose_engine(repo.root, repo.config().engine).engine
+    meter = counts(progress)
     try:
-        clone_snapshot(engine, payload, staged)
+        if meter is not SILENT and engine.capabilities.walks_files:
+            from jvs.changes import snapshot_entries
+
+            files = [e for e in snapshot_entries(repo, source) if e.kind == "file"]
+            meter.start(len(files), sum(e.size for e in files))
+            engine.clone(payload, staged, meter=meter)
+        else:
+            clone_snapshot(engine, payload, staged)
     except OSError as exc:
         raise io_error(exc, f"{engine.name} could not clone {source.snapshot_id}") from exc
     marker = staged / READY_MARKER

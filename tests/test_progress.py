@@ -72,9 +72,16 @@ def test_verify_and_restore_show_progress_and_keep_their_output(main_wt):
     code, out, terminal = _stderr_on_a_terminal(["verify", "--all"], main_wt)
     assert code == 0 and out == piped.stdout
     assert "jvs: verifying, 0/2 snapshots" in terminal
+    for i in range(1, 4):
+        (main_wt / f"f{i}.txt").write_text("changed\n")
+    take_snapshot(main_wt, "third")
     code, out, terminal = _stderr_on_a_terminal(["restore", first], main_wt)
     assert code == 0
     assert "jvs: checking the worktree" in terminal
+    # Counts of what it stages: the changed files only, with their sizes from the manifest.
+    size = len("content 0\n" * 50) * 4
+    assert "jvs: staging 4 changed entries, 0/4 files, 0 B/" in terminal
+    assert f"/{size / 1024:.1f} KiB" in terminal
     assert (main_wt / "f0.txt").read_text() == "content 0\n" * 50
 
 
@@ -94,6 +101,7 @@ def test_fork_worktree_remove_and_gc_run_show_progress(main_wt):
     code, out, terminal = _stderr_on_a_terminal(["fork", "exp"], main_wt)
     assert code == 0 and "exp" in out
     assert "jvs: cloning " in terminal
+    assert ", 0/40 files, 0 B/" in terminal  # the copy engine counts what it copies
     code, out, terminal = _stderr_on_a_terminal(["worktree", "remove", "exp"], main_wt)
     assert code == 0
     assert "jvs: checking for unsaved work" in terminal and "jvs: deleting" in terminal
