@@ -17,9 +17,16 @@ from jvs.cli.output import Meter
 NOW = {"JVS_PROGRESS_DELAY": "0", "NO_COLOR": "1"}
 
 
-def _stderr_on_a_terminal(args, cwd, env=None) -> tuple[int, str, str]:
-    """Run jvs with stderr on a pseudo-terminal: (exit code, stdout, what the terminal got)."""
+def _stderr_on_a_terminal(args, cwd, env=None, columns=None) -> tuple[int, str, str]:
+    """Run jvs with stderr on a pseudo-terminal (*columns* wide, if given): (exit code,
+    stdout, what the terminal got)."""
     master, slave = pty.openpty()
+    if columns is not None:
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "jvs", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=slave,
                             env={**os.environ, **NOW, **(env or {})})
@@ -116,3 +123,16 @@ def test_fork_worktree_remove_and_gc_run_show_progress(main_wt):
         ["gc", "run", "--plan-id", plan["plan_id"]], main_wt, later)
     assert code == 0
     assert f"jvs: deleting, 0/{len(plan['candidates'])} snapshots" in terminal
+
+
+def test_the_line_is_cut_to_a_narrow_terminal(main_wt):
+    _worktree_with_files(main_wt)
+    code, out, terminal = _stderr_on_a_terminal(["snapshot", "first"], main_wt, columns=30)
+    assert code == 0 and out.startswith("Created snapshot ")
+    rows = [r.removeprefix("\x1b[K") for r in terminal.split("\r") if r]
+    assert any(r.startswith("jvs: hashing") for r in rows)
+    # Every redraw fits one row (with a column spare), so "\r" rewrites all of it.
+    assert all(len(r) <= 29 for r in rows), rows
+    assert "\n" not in terminal
+    wide = _stderr_on_a_terminal(["snapshot", "second"], main_wt, columns=200)[2]
+    assert any(len(r) > 29 for r in wide.split("\r"))  # not cut where it fits
