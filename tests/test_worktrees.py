@@ -238,6 +238,15 @@ def _unsaved_fork(repo, main, name="investigation"):
     return wt
 
 
+def _crashed_forced_remove(repo, main, step):
+    """The unsaved fork, and a ``worktree remove --force`` of it killed at *step*."""
+    wt = _unsaved_fork(repo, main)
+    crashed = run_jvs("worktree", "remove", "investigation", "--force", cwd=main,
+                      check=False, env={"JVS_CRASH_AT": step})
+    assert crashed.returncode == -9
+    return wt
+
+
 def _rescues(main):
     return [s for s in run_jvs("history", "--all", "--json", cwd=main).json["snapshots"]
             if s.get("kind") == "rescue"]
@@ -295,10 +304,7 @@ def test_remove_force_without_unsaved_work_makes_no_rescue(seeded):
 
 def test_remove_crashed_before_any_move_is_forgotten(seeded):
     repo, main, v10, fa = seeded
-    wt = _unsaved_fork(repo, main)
-    crashed = run_jvs("worktree", "remove", "investigation", "--force", cwd=main,
-                      check=False, env={"JVS_CRASH_AT": "worktree:after_rescue_base"})
-    assert crashed.returncode == -9
+    wt = _crashed_forced_remove(repo, main, "worktree:after_rescue_base")
     out = run_jvs("doctor", "--repair-runtime", cwd=main).stdout
     assert "rolled back the removal" in out
     assert (wt / "src" / "handler.go").read_text() == "package main // unsaved edit\n"
@@ -309,10 +315,7 @@ def test_remove_crashed_before_any_move_is_forgotten(seeded):
 
 def test_remove_crashed_after_moving_work_is_finished_with_the_rescue(seeded):
     repo, main, v10, fa = seeded
-    wt = _unsaved_fork(repo, main)
-    crashed = run_jvs("worktree", "remove", "investigation", "--force", cwd=main,
-                      check=False, env={"JVS_CRASH_AT": "worktree:after_move_to_rescue"})
-    assert crashed.returncode == -9
+    wt = _crashed_forced_remove(repo, main, "worktree:after_move_to_rescue")
     out = run_jvs("doctor", "--repair-runtime", cwd=main).stdout
     assert "finished removing worktree investigation; unsaved work kept as rescue" in out
     assert not wt.exists()
@@ -326,10 +329,7 @@ def test_remove_crashed_after_moving_work_is_finished_with_the_rescue(seeded):
 
 def test_remove_crashed_then_written_to_is_not_deleted(seeded):
     repo, main, v10, fa = seeded
-    wt = _unsaved_fork(repo, main)
-    crashed = run_jvs("worktree", "remove", "investigation", "--force", cwd=main,
-                      check=False, env={"JVS_CRASH_AT": "worktree:after_move_to_rescue"})
-    assert crashed.returncode == -9
+    wt = _crashed_forced_remove(repo, main, "worktree:after_move_to_rescue")
     (wt / "written-after-the-crash.txt").write_text("new work\n")
     res = run_jvs("doctor", "--repair-runtime", cwd=main, check=False)
     assert "E_UNSAVED" in res.stdout + res.stderr

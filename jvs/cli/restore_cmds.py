@@ -127,13 +127,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
     _warn_if_shell_dir_replaced(ui, started, was)
     for what in result.finished:
         ui.warn(what)
-    lines = []
-    if result.rescue is not None:
-        rid = result.rescue.snapshot_id
-        lines.append(f"Saved {result.unsaved} unsaved change(s) as rescue snapshot {rid}")
-        lines.append(f"  get them back with: jvs restore {rid}")
-    if result.discarded:
-        ui.warn("--discard-unsaved: unsaved changes, if there were any, were discarded")
+    lines = _rescue_lines(ui, result, "jvs restore {rid}")
     if result.paths:
         lines.append(f"Restored {', '.join(result.paths)} from snapshot "
                      f"{result.target.snapshot_id}")
@@ -153,6 +147,19 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
         lines.append(f"  not restored, ignored by .jvsignore: {some_of(result.not_restored)}")
     lines.append(_state_line(ui, wt))
     ui.emit(result.to_json(), "\n".join(lines))
+
+
+def _rescue_lines(ui, result, back: str) -> list[str]:
+    """Where a restore's or a forced remove's unsaved work went; *back*: the command that
+    gets it back (``{rid}``: the rescue's ID)."""
+    lines = []
+    if result.rescue is not None:
+        rid = result.rescue.snapshot_id
+        lines.append(f"Saved {result.unsaved} unsaved change(s) as rescue snapshot {rid}")
+        lines.append(f"  get them back with: {back.format(rid=rid)}")
+    if result.discarded:
+        ui.warn("--discard-unsaved: unsaved changes, if there were any, were discarded")
+    return lines
 
 
 _ACTION_MARKS = {"create": "+", "delete": "-", "replace": "M", "chmod": "m"}
@@ -419,13 +426,7 @@ def worktree_remove(ctx, name, force, discard_unsaved, dry_run):
     with ui.live() as progress:
         result = remove(locate(ctx).repo, name, force=force,
                         discard_unsaved=discard_unsaved, progress=progress)
-    lines = []
-    if result.rescue is not None:
-        rid = result.rescue.snapshot_id
-        lines.append(f"Saved {result.unsaved} unsaved change(s) as rescue snapshot {rid}")
-        lines.append(f"  get them back with: jvs fork {rid} {result.worktree.name}")
-    if result.discarded:
-        ui.warn("--discard-unsaved: unsaved changes, if there were any, were discarded")
+    lines = _rescue_lines(ui, result, f"jvs fork {{rid}} {result.worktree.name}")
     lines.append(f"Removed worktree '{result.worktree.name}' (its snapshots stay; "
                  "see 'jvs history --all')")
     ui.emit(result.to_json(), "\n".join(lines))
