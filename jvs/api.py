@@ -51,7 +51,13 @@ if TYPE_CHECKING:
     from jvs.space import RepoSpace
     from jvs.status import Status
     from jvs.verify import VerifyReport
-    from jvs.worktrees import CreatedWorktree, RenamedWorktree, WorktreeList, WorktreePath
+    from jvs.worktrees import (
+        CreatedWorktree,
+        RemoveResult,
+        RenamedWorktree,
+        WorktreeList,
+        WorktreePath,
+    )
 
 Progress = Callable[[str], None]
 
@@ -343,11 +349,14 @@ class Repository:
         return rename(self._repo, old, new)
 
     def remove_worktree(self, name: str, *, force: bool = False,
-                        progress: Progress | None = None) -> None:
-        """``jvs worktree remove NAME [--force]`` (its snapshots stay)."""
+                        discard_unsaved: bool = False,
+                        progress: Progress | None = None) -> RemoveResult:
+        """``jvs worktree remove NAME [--force [--discard-unsaved]]`` (its snapshots stay;
+        forced, unsaved work is kept as the result's ``rescue`` unless discarded)."""
         from jvs.worktrees import remove
 
-        remove(self._repo, name, force=force, progress=progress)
+        return remove(self._repo, name, force=force, discard_unsaved=discard_unsaved,
+                      progress=progress)
 
     # ------------------------------------------------------------------ integrity
 

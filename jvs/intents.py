@@ -88,6 +88,17 @@ class WorktreeIntent:
     created_at: str | None = None
     source_worktree: str | None = None  # a fork's source, for its audit record
     reason: str | None = None  # for the audit record
+    # A forced remove that keeps unsaved work (jvs.worktrees.remove): the rescue it
+    # publishes before anything is deleted, cloned from *rescue_base*, made by
+    # *transfers* (jvs.rescue.Transfer.to_json()); *phase* ``prepare`` while only its
+    # base is staged (forgotten after a crash), ``rescue`` once work may have moved into
+    # it (finished after a crash); *ignore_rules* as read, to tell new work from ignored.
+    phase: str | None = None
+    rescue_id: str | None = None
+    rescue_base: str | None = None
+    transfers: tuple = ()
+    ignore_rules: str | None = None
+    unsaved: int = 0
 
     @property
     def key(self) -> str:

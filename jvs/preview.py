@@ -74,15 +74,17 @@ class RemovePreview:
     head_snapshot_id: str | None
     unsaved: int  # changes the worktree's snapshots do not hold
     refused: bool  # the removal would fail with E_UNSAVED (unsaved work, no --force)
+    rescue: bool = False  # the unsaved work would be kept as a rescue snapshot (--force)
 
     def to_json(self) -> dict:
         return {"dry_run": True, "name": self.name, "path": self.path,
                 "head_snapshot_id": self.head_snapshot_id, "unsaved_changes": self.unsaved,
-                "would_refuse": self.refused}
+                "would_refuse": self.refused, "would_rescue": self.rescue}
 
 
-def remove_preview(repo: Repo, name: str, *, force: bool = False) -> RemovePreview:
-    """What ``jvs worktree remove NAME [--force]`` would do now."""
+def remove_preview(repo: Repo, name: str, *, force: bool = False,
+                   discard_unsaved: bool = False) -> RemovePreview:
+    """What ``jvs worktree remove NAME [--force [--discard-unsaved]]`` would do now."""
     import os
 
     from jvs.names import validate_worktree_name
@@ -97,8 +99,9 @@ def remove_preview(repo: Repo, name: str, *, force: bool = False) -> RemovePrevi
     unsaved = 0
     if os.path.isdir(payload) and not os.path.islink(payload):
         unsaved = len(find_unsaved(repo, config, worktree_payload(repo, name)).changes.items)
+    force = force or discard_unsaved
     return RemovePreview(name, str(payload), config.head_snapshot_id, unsaved,
-                         unsaved > 0 and not force)
+                         unsaved > 0 and not force, unsaved > 0 and force and not discard_unsaved)
 
 
 @dataclass(frozen=True)

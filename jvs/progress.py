@@ -62,3 +62,42 @@ def metered(entries, listener: Progress, every: int = 256):
                 listener.advance(files, nbytes)
                 files = nbytes = 0
     listener.advance(files, nbytes)
+
+
+def batched(items, weights, listener: Progress, every: int = 64):
+    """*items* as they are, after telling *listener* the totals of *weights* (a
+    ``(files, bytes)`` per item); then per *every* items, how many files and bytes went
+    by. For work whose size is known up front (a restore's changed entries, from the
+    manifest): the caller passes the bare items when nobody counts."""
+    weights = list(weights)
+    listener.start(sum(w[0] for w in weights), sum(w[1] for w in weights))
+    files = nbytes = 0
+    for n, (item, (f, b)) in enumerate(zip(items, weights, strict=True), 1):
+        yield item
+        files += f
+        nbytes += b
+        if n % every == 0:
+            listener.advance(files, nbytes)
+            files = nbytes = 0
+    listener.advance(files, nbytes)
+
+
+class FileTicker:
+    """Counts for a walk that materialises files one by one (the copy engine's): one
+    ``tick`` per file, one ``advance`` per *every* files or 64 MiB."""
+
+    def __init__(self, listener: Progress, every: int = 256) -> None:
+        self.listener = listener
+        self.every = every
+        self.files = self.nbytes = 0
+
+    def tick(self, size: int) -> None:
+        self.files += 1
+        self.nbytes += size
+        if self.files >= self.every or self.nbytes >= 64 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.files or self.nbytes:
+            self.listener.advance(self.files, self.nbytes)
+        self.files = self.nbytes = 0

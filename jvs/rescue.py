@@ -212,11 +212,12 @@ def _read_tree(root: Path, rel: str, algo: str, known: dict[str, tuple[Identity,
 
 
 def publish_rescue(repo: Repo, rescue_id: str, rescue_dir: Path, manifest: bytes, *,
-                   algo: str, worktree: str, parent_id: str | None, target_id: str,
-                   units: tuple[str, ...]) -> Descriptor:
+                   algo: str, worktree: str, parent_id: str | None, target_id: str | None,
+                   units: tuple[str, ...], note: str | None = None) -> Descriptor:
     """Publish the rescue with the care of a snapshot: manifest, durable payload,
     descriptor, payload rename, descriptor rename (its commit point). Idempotent: a
-    rescue already published is returned as it is."""
+    rescue already published is returned as it is. *target_id*: the restore it is made
+    for (None: ``worktree remove --force``, whose *note* says so)."""
     if repo.descriptor_path(rescue_id).exists():
         return read_descriptor(repo, rescue_id, verify=False)
     published = repo.payload_dir(rescue_id)
@@ -228,7 +229,7 @@ def publish_rescue(repo: Repo, rescue_id: str, rescue_dir: Path, manifest: bytes
         parent_id=parent_id,
         worktree_name=worktree,
         created_at=rfc3339_utc(),
-        note=f"rescue: unsaved work before restore to {short_id(target_id)}",
+        note=note or f"rescue: unsaved work before restore to {short_id(target_id)}",
         engine="move",
         payload_hash_algo=algo,
         payload_root_hash=root_hash(manifest),

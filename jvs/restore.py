@@ -43,6 +43,8 @@ from jvs.intents import Intent, RestoreIntent, drop_intent, intents_of, update_i
 from jvs.lock import assert_lock_still_held, worktree_lock
 from jvs.names import validate_worktree_name
 from jvs.plan import ADD, MODE, REPLACE, Step, covered, holding_dirs, plan, subtree
+from jvs.progress import SILENT, batched, counts
+from jvs.progress import Progress as Counts
 from jvs.repo import Repo
 from jvs.rescue import (
     MOVE,
@@ -246,7 +248,8 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     if progress:
         progress(f"staging {sum(s.action in (ADD, REPLACE) for s in steps)} changed entries")
     try:
-        stage(repo, engine, target, steps, work_dir(repo, worktree), len(wanted))
+        stage(repo, engine, target, steps, work_dir(repo, worktree), len(wanted),
+              meter=counts(progress), entries=wanted)
         if base is not None or rescue_id:
             build_base(repo, engine, base, work_dir(repo, worktree) / "rescue", units)
     except BaseException:
@@ -466,7 +469,8 @@ WHOLE_TREE_MIN = 64
 
 
 def stage(repo: Repo, engine, target: Descriptor, steps: list[Step], wdir: Path,
-          total: int) -> None:
+          total: int, *, meter: Counts = SILENT, entries: dict[str, Entry] | None = None
+          ) -> None:
     """Materialise every entry the steps add or replace, from the target's payload, with
     the engine (a clone per entry: a metadata clone on JuiceFS, a reflink, or a copy), as
     ``target/<n>``; on JuiceFS, when most of the target's *total* entries are wanted, by
@@ -489,11 +493,23 @@ def stage(repo: Repo, engine, target: Descriptor, steps: list[Step], wdir: Path,
                 with writable((whole / step.path).parent):
                     rename_even_read_only(whole / step.path, staged / str(n))
             return
+        if meter is not SILENT and entries is not None:  # the sizes, from the manifest
+            wanted = batched(wanted, staged_sizes(entries, [s for _, s in wanted]), meter)
         for n, step in wanted:
             clone_snapshot(engine, source / step.path, staged / str(n))
     except OSError as exc:
         raise io_error(exc, f"{engine.name} could not stage the snapshot",
                        hint="the worktree was not touched") from exc
+
+
+def staged_sizes(entries: dict[str, Entry], steps: list[Step]) -> list[tuple[int, int]]:
+    """(files, bytes) that each step brings in, from the target's *entries*."""
+    keys = sorted(entries)
+    out = []
+    for step in steps:
+        files = [entries[r] for r in subtree(keys, step.path) if entries[r].kind == "file"]
+        out.append((len(files), sum(e.size for e in files)))
+    return out
 
 
 def clone_snapshot(engine, source: Path, dst: Path, ignore: IgnoreRules | None = None) -> None:

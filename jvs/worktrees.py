@@ -21,7 +21,7 @@ from jvs.engines import choose_engine
 from jvs.errors import JvsError, io_error
 from jvs.ids import rfc3339_utc
 from jvs.integrity import READY_MARKER
-from jvs.intents import Intent, WorktreeIntent, drop_intent, write_intent
+from jvs.intents import Intent, WorktreeIntent, drop_intent, update_intent, write_intent
 from jvs.lock import assert_lock_still_held, repo_lock, worktree_lock
 from jvs.names import validate_worktree_name
 from jvs.recovery import settle_worktree
@@ -128,11 +128,11 @@ def fork(repo: Repo, ref: str | None, name: str, *, current: str | None,
             progress(f"cloning {sid}")
         return _create_locked(repo, WorktreeIntent(
             "fork", name, snapshot_id=sid, created_at=rfc3339_utc(), source_worktree=current,
-            reason=f"from {sid}"), source)
+            reason=f"from {sid}"), source, progress)
 
 
-def _create_locked(repo: Repo, rec: WorktreeIntent,
-                   source: Descriptor | None) -> CreatedWorktree:
+def _create_locked(repo: Repo, rec: WorktreeIntent, source: Descriptor | None,
+                   progress=None) -> CreatedWorktree:
     """intent → stage the payload (a clone of *source*, or an empty dir) → rename it into
     place → config (the commit point: the config makes it a worktree) → audit → drop the
     intent. A crash before the rename leaves only staging (rolled back); after it, the
@@ -155,7 +155,7 @@ def _create_locked(repo: Repo, rec: WorktreeIntent,
                        hint="fork from a full snapshot, then 'jvs restore' the partial one")
     intent = write_intent(repo, rec)
     try:
-        staged = _stage(repo, source, name)
+        staged = _stage(repo, source, name, progress)
         crashpoint("worktree:after_stage")
         # Staging can take long enough for a JuiceFS session (and the lock) to expire.
         assert_lock_still_held(repo, rec.operation)
@@ -185,8 +185,11 @@ def _finish_create(repo: Repo, rec: WorktreeIntent) -> None:
                      source_worktree=rec.source_worktree)
 
 
-def _stage(repo: Repo, source: Descriptor | None, name: str) -> Path:
-    """The new worktree's payload, made next to where it will be (same filesystem)."""
+def _stage(repo: Repo, source: Descriptor | None, name: str, progress=None) -> Path:
+    """The new worktree's payload, made next to where it will be (same filesystem). An
+    engine that copies file by file counts them for a listener, against the totals of the
+    snapshot's manifest; a metadata clone is one step, shown by its stage name."""
+    from jvs.progress import SILENT, counts
     from jvs.restore import checked_target_payload, clone_snapshot, work_dir
 
     work = work_dir(repo, name)  # the worktree does not exist yet: no restore uses it
@@ -199,8 +202,16 @@ def _stage(repo: Repo, source: Descriptor | None, name: str) -> Path:
         return staged
     payload = checked_target_payload(repo, source)
     engine = choose_engine(repo.root, repo.config().engine).engine
+    meter = counts(progress)
     try:
-        clone_snapshot(engine, payload, staged)
+        if meter is not SILENT and engine.capabilities.walks_files:
+            from jvs.changes import snapshot_entries
+
+            files = [e for e in snapshot_entries(repo, source) if e.kind == "file"]
+            meter.start(len(files), sum(e.size for e in files))
+            engine.clone(payload, staged, meter=meter)
+        else:
+            clone_snapshot(engine, payload, staged)
     except OSError as exc:
         raise io_error(exc, f"{engine.name} could not clone {source.snapshot_id}") from exc
     marker = staged / READY_MARKER
@@ -264,42 +275,208 @@ def _finish_rename(repo: Repo, rec: WorktreeIntent) -> None:
         append_audit(repo, "worktree_rename", new, rec.reason or "", old_name=old)
 
 
-def remove(repo: Repo, name: str, *, force: bool = False, progress=None) -> WorktreeConfig:
-    """Delete worktree *name*'s payload and config; its snapshots stay. Refuses unsaved
-    work (E_UNSAVED) unless *force*."""
+@dataclass(frozen=True)
+class RemoveResult:
+    """``jvs worktree remove``: the worktree removed (its config as it was), and where its
+    unsaved work went."""
+
+    worktree: WorktreeConfig
+    path: Path
+    forced: bool = False
+    rescue: Descriptor | None = None  # where the unsaved work went (--force)
+    unsaved: int = 0  # unsaved changes found (kept in the rescue, or discarded)
+    discarded: bool = False  # --discard-unsaved: whatever was unsaved is gone
+
+    def to_json(self) -> dict:
+        return {"name": self.worktree.name, "removed": True, "forced": self.forced,
+                "path": str(self.path), "head_snapshot_id": self.worktree.head_snapshot_id,
+                "rescue_id": self.rescue.snapshot_id if self.rescue else None,
+                "unsaved_changes": self.unsaved, "discarded_unsaved": self.discarded}
+
+
+PREPARE, RESCUE = "prepare", "rescue"  # a forced remove's phases, as its intent has them
+
+
+def remove(repo: Repo, name: str, *, force: bool = False, discard_unsaved: bool = False,
+           progress=None) -> RemoveResult:
+    """Delete worktree *name*'s payload and config; its snapshots stay. Unsaved work is
+    refused (E_UNSAVED) unless *force*; forced, it first becomes a rescue snapshot (as a
+    restore's does: moved, not copied), unless *discard_unsaved* (which implies *force*).
+
+    intent → [the rescue's base staged → phase ``rescue`` → unsaved work moved into it →
+    the rescue published] → payload to the trash → config → audit → drop the intent. The
+    rescue is published before anything is deleted; a crash before the first move is
+    forgotten (nothing changed), one after it is finished (jvs.recovery)."""
     name = validate_worktree_name(name)
+    force = force or discard_unsaved
     if name == "main":
         raise JvsError("E_NAME_INVALID", "the main worktree cannot be removed")
+    # The repository lock, exclusively: no snapshot or restore of this worktree (they
+    # hold it shared) can run, so the rescue is made without its worktree lock.
     with repo_lock(repo, "worktree remove"):
         settle_worktree(repo, name, "worktree remove")
         config = load_worktree_config(repo, name)
         payload = repo.worktree_dir(name)
+        rec = WorktreeIntent("worktree_remove", name, snapshot_id=config.head_snapshot_id,
+                             reason="forced" if force else "clean")
+        known = base = None
         if os.path.lexists(payload):
             fsio.ensure_inside(repo.root, payload)
             if os.path.islink(payload):
                 raise JvsError("E_PATH_ESCAPE", f"worktree directory {payload} is a symlink",
                                hint="remove the symlink by hand")
-            if not force:
+            if not discard_unsaved:
                 if progress:
                     progress("checking for unsaved work")
                 unsaved = find_unsaved(repo, config, worktree_payload(repo, name))
                 if not unsaved.clean:
                     n = len(unsaved.changes.items)
-                    raise JvsError("E_UNSAVED",
-                                   f"worktree {name!r} has {n} unsaved change(s)",
-                                   hint=f"snapshot them first (cd {payload} && jvs snapshot), "
-                                   "or use --force to throw them away")
+                    if not force:
+                        raise JvsError(
+                            "E_UNSAVED", f"worktree {name!r} has {n} unsaved change(s): "
+                            "--force removes it and keeps them as a rescue snapshot, "
+                            "--force --discard-unsaved removes it and drops them",
+                            hint=f"or snapshot them first (cd {payload} && jvs snapshot)")
+                    rec, base, known = _plan_rescue(repo, config, unsaved, rec)
             # Scanning for unsaved work can outlast a JuiceFS session: check before deleting.
             assert_lock_still_held(repo, "worktree remove")
-        rec = WorktreeIntent("worktree_remove", name, snapshot_id=config.head_snapshot_id,
-                             reason="forced" if force else "clean")
         intent = write_intent(repo, rec)
+        rescue = None
+        if rec.rescue_id:
+            if progress:
+                progress("keeping unsaved work as a rescue snapshot")
+            rescue = _rescue_first(repo, intent, base, known)
         _finish_remove(repo, rec)
         drop_intent(intent)
         if progress:
             progress("deleting")
         empty_trash(repo)
-        return config
+        return RemoveResult(config, payload, force, rescue, rec.unsaved, discard_unsaved)
+
+
+def _plan_rescue(repo: Repo, config: WorktreeConfig, unsaved, rec: WorktreeIntent):
+    """The rescue of a worktree about to be removed, as restore plans one (jvs.rescue):
+    from a clone of the head (or its nearest full ancestor), every unsaved entry moved
+    in, since all of the worktree is leaving. Returns the intent that records it, the
+    base, and the hashes already read (so the rescue's manifest reads no file again)."""
+    from jvs.changes import snapshot_entries
+    from jvs.ids import new_snapshot_id
+    from jvs.ignore import IgnoreRules
+    from jvs.plan import holding_dirs, plan
+    from jvs.rescue import plan_rescue
+    from jvs.restore import check_path_lengths, rescue_base
+    from jvs.statcache import StatCache
+    from jvs.unsaved import identity, read_worktree
+
+    payload = worktree_payload(repo, config.name)
+    state = unsaved.worktree
+    base = rescue_base(repo, config)
+    algo = base.payload_hash_algo if base else repo.config().payload_hash_algo
+    ignore = IgnoreRules.load(payload)
+    if any(e.kind == "file" and len(e.hash) != len(_hash_of(algo))
+           for e in state.entries.values()):  # the head's algorithm is not the base's
+        state = read_worktree(payload, algo, StatCache.load(repo, config.name, algo), ignore)
+    held = holding_dirs(state.ignored)
+    leaving = plan(state.entries, {}, held=held)  # the removal, as a restore to nothing
+    base_entries = {e.relpath: e for e in snapshot_entries(repo, base)} if base else {}
+    transfers = plan_rescue(base_entries, state, leaving, (), held)
+    rescue_id = new_snapshot_id()
+    check_path_lengths(repo, rescue_id, transfers)
+    known = {r: (identity(state.stats[r]), e.hash) for r, e in state.entries.items()
+             if e.kind == "file"}
+    return replace(rec, phase=PREPARE, rescue_id=rescue_id,
+                   rescue_base=base.snapshot_id if base else None,
+                   transfers=tuple(t.to_json() for t in transfers),
+                   ignore_rules=ignore.text if ignore else None,
+                   unsaved=len(unsaved.changes.items)), base, known
+
+
+def _hash_of(algo: str) -> str:
+    from jvs.integrity import hash_bytes
+
+    return hash_bytes(algo, b"")
+
+
+def _rescue_first(repo: Repo, intent: Intent, base: Descriptor | None, known: dict
+                  ) -> Descriptor:
+    """Stage the rescue's base (a failure there changes nothing: the remove is dropped),
+    then move the unsaved work into it and publish it."""
+    from jvs.rescue import build_base
+    from jvs.restore import remove_work_dir, work_dir
+
+    rec: WorktreeIntent = intent.record
+    engine = choose_engine(repo.root, repo.config().engine).engine
+    try:
+        work_dir(repo, rec.name).mkdir(parents=True, exist_ok=True)
+        build_base(repo, engine, base, work_dir(repo, rec.name) / "rescue")
+    except BaseException:
+        remove_work_dir(repo, rec.name)
+        drop_intent(intent)
+        raise
+    crashpoint("worktree:after_rescue_base")
+    # The first step that touches the worktree: never take it without the lock.
+    assert_lock_still_held(repo, "worktree remove")
+    intent = update_intent(intent, replace(rec, phase=RESCUE))
+    rescue = _make_rescue(repo, rec, known, resuming=False)
+    crashpoint("worktree:after_rescue")
+    return rescue
+
+
+def _make_rescue(repo: Repo, rec: WorktreeIntent, known: dict | None, *, resuming: bool
+                 ) -> Descriptor:
+    """Move the unsaved work into the rescue's base and publish it; every step is skipped
+    if done, so this also finishes one that crashed (*resuming*: a move whose entry
+    changed since is refused, E_UNSAVED)."""
+    from jvs.changes import snapshot_entries
+    from jvs.rescue import Transfer, carry_out, publish_rescue, rescue_manifest
+    from jvs.restore import work_dir
+
+    if repo.descriptor_path(rec.rescue_id).exists():
+        return read_descriptor(repo, rec.rescue_id, verify=False)
+    base = read_descriptor(repo, rec.rescue_base, verify=False) if rec.rescue_base else None
+    transfers = [Transfer.from_json(t) for t in rec.transfers]
+    rescue_dir = work_dir(repo, rec.name) / "rescue"
+    if not os.path.isdir(repo.payload_dir(rec.rescue_id)):
+        engine = choose_engine(repo.root, repo.config().engine).engine
+        carry_out(worktree_payload(repo, rec.name), rescue_dir, transfers, engine,
+                  resuming=resuming)
+        crashpoint("worktree:after_move_to_rescue")
+    source = rescue_dir if os.path.isdir(rescue_dir) else repo.payload_dir(rec.rescue_id)
+    algo = base.payload_hash_algo if base else repo.config().payload_hash_algo
+    base_entries = {e.relpath: e for e in snapshot_entries(repo, base)} if base else {}
+    manifest = rescue_manifest(base_entries, transfers, source, algo, known)
+    return publish_rescue(repo, rec.rescue_id, rescue_dir, manifest, algo=algo,
+                          worktree=rec.name, parent_id=rec.snapshot_id, target_id=None,
+                          units=(), note=f"rescue: unsaved work of worktree {rec.name} "
+                                         "when it was removed")
+
+
+def _check_left_as_crashed(repo: Repo, rec: WorktreeIntent) -> None:
+    """Before a crashed forced remove deletes what is left of the worktree: that must be
+    exactly the rescue without what moved into it (plus ignored content). Anything else
+    was written after the crash, and is not deleted: E_UNSAVED."""
+    from jvs.changes import compare, snapshot_entries
+    from jvs.ignore import IgnoreRules
+    from jvs.plan import covered
+    from jvs.rescue import MOVE, Transfer
+    from jvs.statcache import StatCache
+    from jvs.unsaved import read_worktree
+
+    rescue = read_descriptor(repo, rec.rescue_id, verify=False)
+    moved = [t.path for t in map(Transfer.from_json, rec.transfers) if t.action == MOVE]
+    left = [e for e in snapshot_entries(repo, rescue) if not covered(e.relpath, moved)]
+    algo = rescue.payload_hash_algo
+    state = read_worktree(worktree_payload(repo, rec.name), algo,
+                          StatCache.load(repo, rec.name, algo),
+                          IgnoreRules(rec.ignore_rules or ""))
+    changed = compare(left, list(state.entries.values())).items
+    if changed:
+        raise JvsError("E_UNSAVED",
+                       f"worktree {rec.name!r} changed after its removal crashed "
+                       f"({changed[0].relpath}{' and more' if len(changed) > 1 else ''}); "
+                       "it is not deleted", hint=f"its unsaved work is safe in rescue "
+                       f"{rec.rescue_id}; move the new change out of the worktree, then run "
+                       "'jvs doctor --repair-runtime'")
 
 
 def _finish_remove(repo: Repo, rec: WorktreeIntent) -> None:
@@ -313,10 +490,36 @@ def _finish_remove(repo: Repo, rec: WorktreeIntent) -> None:
         fsio.fsync_dir(payload.parent)
     if os.path.lexists(repo.worktree_config_path(rec.name).parent):
         fsio.remove_tree(repo.worktree_config_path(rec.name).parent)
+    if rec.rescue_id:
+        from jvs.restore import remove_work_dir
+
+        remove_work_dir(repo, rec.name)  # the rescue's staging, emptied by its publish
     _drop_stat_cache(repo, rec.name)
     if not recently_recorded(repo, "worktree_remove", rec.name):
         append_audit(repo, "worktree_remove", rec.name, rec.reason or "",
-                     head=rec.snapshot_id)
+                     head=rec.snapshot_id, rescue=rec.rescue_id)
+
+
+def _finish_crashed_remove(repo: Repo, rec: WorktreeIntent) -> str:
+    """A remove with its payload and config still in place changed nothing, unless it
+    was moving unsaved work into its rescue: then the rescue is finished and published,
+    and the rest removed (only if nobody wrote in the worktree since the crash)."""
+    from jvs.restore import remove_work_dir
+
+    in_place = os.path.lexists(repo.worktree_dir(rec.name)) \
+        and repo.worktree_config_path(rec.name).exists()
+    if rec.rescue_id and not repo.descriptor_path(rec.rescue_id).exists():
+        if rec.phase == PREPARE:  # only the rescue's base was staged
+            remove_work_dir(repo, rec.name)
+            return f"rolled back the removal of worktree {rec.name} (nothing was removed)"
+        _make_rescue(repo, rec, None, resuming=True)
+    if rec.rescue_id and in_place:
+        _check_left_as_crashed(repo, rec)
+    elif in_place:
+        return f"rolled back the removal of worktree {rec.name} (nothing was removed)"
+    _finish_remove(repo, rec)
+    kept = f"; unsaved work kept as rescue {rec.rescue_id}" if rec.rescue_id else ""
+    return f"finished removing worktree {rec.name}{kept}"
 
 
 def finish_worktree_operation(repo: Repo, intent: Intent) -> str:
@@ -336,12 +539,7 @@ def finish_worktree_operation(repo: Repo, intent: Intent) -> str:
         _finish_rename(repo, rec)
         done = f"finished renaming worktree {rec.name} to {rec.new_name}"
     elif rec.operation == "worktree_remove":
-        if os.path.lexists(repo.worktree_dir(rec.name)) \
-                and repo.worktree_config_path(rec.name).exists():
-            done = f"rolled back the removal of worktree {rec.name} (nothing was removed)"
-        else:
-            _finish_remove(repo, rec)
-            done = f"finished removing worktree {rec.name}"
+        done = _finish_crashed_remove(repo, rec)
     else:
         raise JvsError("E_BUSY", f"unknown worktree operation {rec.operation!r}")
     drop_intent(intent)

@@ -69,8 +69,13 @@ def test_full_workflow_through_the_api_matches_the_cli(tmp_path):
     repo.rename_worktree("bugfix", "hotfix")
     assert run_jvs("worktree", "path", "hotfix", cwd=wt).stdout.strip() == str(
         repo.root / "worktrees" / "hotfix")
-    repo.remove_worktree("hotfix")
+    (repo.root / "worktrees" / "hotfix" / "wip.txt").write_text("unsaved")
+    removed = repo.remove_worktree("hotfix", force=True)
     assert [i.config.name for i in repo.worktrees()] == ["main"]
+    # Forced, the unsaved work is kept: the result names the rescue, as --json does.
+    assert removed.rescue.kind == "rescue" and removed.rescue.parent_id == fix.snapshot_id
+    assert removed.to_json()["rescue_id"] == removed.rescue.snapshot_id
+    assert removed.unsaved == 1 and not removed.discarded
 
     # Integrity and gc.
     report = repo.verify(all=True)

@@ -73,7 +73,10 @@ def test_worktree_remove_dry_run(repo):
     refused = run_jvs("worktree", "remove", "side", "-n", cwd=main).stdout
     assert "would be refused" in refused and "1 unsaved" in refused
     forced = run_jvs("worktree", "remove", "side", "-n", "--force", cwd=main).stdout
-    assert "would be LOST" in forced
+    assert "would be saved as a rescue snapshot" in forced  # --force keeps the work
+    dropped = run_jvs("worktree", "remove", "side", "-n", "--force", "--discard-unsaved",
+                      cwd=main).stdout
+    assert "would be LOST" in dropped
     assert _state(repo) == before and side.is_dir()
 
 

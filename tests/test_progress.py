@@ -17,9 +17,16 @@ from jvs.cli.output import Meter
 NOW = {"JVS_PROGRESS_DELAY": "0", "NO_COLOR": "1"}
 
 
-def _stderr_on_a_terminal(args, cwd, env=None) -> tuple[int, str, str]:
-    """Run jvs with stderr on a pseudo-terminal: (exit code, stdout, what the terminal got)."""
+def _stderr_on_a_terminal(args, cwd, env=None, columns=None) -> tuple[int, str, str]:
+    """Run jvs with stderr on a pseudo-terminal (*columns* wide, if given): (exit code,
+    stdout, what the terminal got)."""
     master, slave = pty.openpty()
+    if columns is not None:
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "jvs", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=slave,
                             env={**os.environ, **NOW, **(env or {})})
@@ -72,9 +79,16 @@ def test_verify_and_restore_show_progress_and_keep_their_output(main_wt):
     code, out, terminal = _stderr_on_a_terminal(["verify", "--all"], main_wt)
     assert code == 0 and out == piped.stdout
     assert "jvs: verifying, 0/2 snapshots" in terminal
+    for i in range(1, 4):
+        (main_wt / f"f{i}.txt").write_text("changed\n")
+    take_snapshot(main_wt, "third")
     code, out, terminal = _stderr_on_a_terminal(["restore", first], main_wt)
     assert code == 0
     assert "jvs: checking the worktree" in terminal
+    # Counts of what it stages: the changed files only, with their sizes from the manifest.
+    size = len("content 0\n" * 50) * 4
+    assert "jvs: staging 4 changed entries, 0/4 files, 0 B/" in terminal
+    assert f"/{size / 1024:.1f} KiB" in terminal
     assert (main_wt / "f0.txt").read_text() == "content 0\n" * 50
 
 
@@ -94,6 +108,7 @@ def test_fork_worktree_remove_and_gc_run_show_progress(main_wt):
     code, out, terminal = _stderr_on_a_terminal(["fork", "exp"], main_wt)
     assert code == 0 and "exp" in out
     assert "jvs: cloning " in terminal
+    assert ", 0/40 files, 0 B/" in terminal  # the copy engine counts what it copies
     code, out, terminal = _stderr_on_a_terminal(["worktree", "remove", "exp"], main_wt)
     assert code == 0
     assert "jvs: checking for unsaved work" in terminal and "jvs: deleting" in terminal
@@ -108,3 +123,16 @@ def test_fork_worktree_remove_and_gc_run_show_progress(main_wt):
         ["gc", "run", "--plan-id", plan["plan_id"]], main_wt, later)
     assert code == 0
     assert f"jvs: deleting, 0/{len(plan['candidates'])} snapshots" in terminal
+
+
+def test_the_line_is_cut_to_a_narrow_terminal(main_wt):
+    _worktree_with_files(main_wt)
+    code, out, terminal = _stderr_on_a_terminal(["snapshot", "first"], main_wt, columns=30)
+    assert code == 0 and out.startswith("Created snapshot ")
+    rows = [r.removeprefix("\x1b[K") for r in terminal.split("\r") if r]
+    assert any(r.startswith("jvs: hashing") for r in rows)
+    # Every redraw fits one row (with a column spare), so "\r" rewrites all of it.
+    assert all(len(r) <= 29 for r in rows), rows
+    assert "\n" not in terminal
+    wide = _stderr_on_a_terminal(["snapshot", "second"], main_wt, columns=200)[2]
+    assert any(len(r) > 29 for r in wide.split("\r"))  # not cut where it fits

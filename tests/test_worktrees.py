@@ -124,6 +124,9 @@ def test_remove_refuses_unsaved_work_without_force(seeded):
     (wt / "debug.log").write_text("unsaved\n")
     res = run_jvs("worktree", "remove", "investigation", cwd=main, check=False)
     assert res.returncode == 1 and "E_UNSAVED" in res.stderr
+    # It names both ways on: keep the work as a rescue, or drop it.
+    assert "--force removes it and keeps them as a rescue snapshot" in res.stderr
+    assert "--force --discard-unsaved" in res.stderr
     assert (wt / "debug.log").exists()
     out = run_jvs("worktree", "remove", "investigation", "--force", cwd=main).stdout
     assert "Removed worktree" in out and not wt.exists()
@@ -219,3 +222,117 @@ def test_fork_that_lost_the_lock_publishes_no_worktree(seeded, command):
     listed = run_jvs("worktree", "list", "--json", cwd=main).json["worktrees"]
     names = [w["name"] for w in listed]
     assert "lost" not in names
+
+
+def _unsaved_fork(repo, main, name="investigation"):
+    """A fork of the head with an edit, a new file in a new dir, a deletion and ignored
+    content: what a forced remove must keep (all but the ignored)."""
+    run_jvs("worktree", "fork", name, cwd=main)
+    wt = repo / "worktrees" / name
+    (wt / "src" / "handler.go").write_text("package main // unsaved edit\n")
+    (wt / "notes" / "deep").mkdir(parents=True)
+    (wt / "notes" / "deep" / "idea.txt").write_text("unsaved idea\n")
+    (wt / ".jvsignore").write_text("cache/\n")
+    (wt / "cache").mkdir()
+    (wt / "cache" / "big.bin").write_text("ignored\n")
+    return wt
+
+
+def _crashed_forced_remove(repo, main, step):
+    """The unsaved fork, and a ``worktree remove --force`` of it killed at *step*."""
+    wt = _unsaved_fork(repo, main)
+    crashed = run_jvs("worktree", "remove", "investigation", "--force", cwd=main,
+                      check=False, env={"JVS_CRASH_AT": step})
+    assert crashed.returncode == -9
+    return wt
+
+
+def _rescues(main):
+    return [s for s in run_jvs("history", "--all", "--json", cwd=main).json["snapshots"]
+            if s.get("kind") == "rescue"]
+
+
+def test_remove_force_keeps_unsaved_work_in_a_rescue_that_restores_back(seeded):
+    repo, main, v10, fa = seeded
+    wt = _unsaved_fork(repo, main)
+    preview = run_jvs("worktree", "remove", "investigation", "--force", "--dry-run",
+                      cwd=main).stdout
+    assert "would be saved as a rescue snapshot" in preview and wt.exists()
+    res = run_jvs("worktree", "remove", "investigation", "--force", "--json", cwd=main).json
+    assert res["removed"] and res["forced"] and not wt.exists()
+    rid = res["rescue_id"]
+    assert rid and res["unsaved_changes"] == 5 and not res["discarded_unsaved"]
+    [rescue] = _rescues(main)
+    assert rescue["snapshot_id"] == rid and rescue["parent_id"] == fa
+    assert rescue["worktree_name"] == "investigation"
+    run_jvs("verify", rid, cwd=main)
+    # Back into a worktree: the unsaved work, and nothing ignored.
+    run_jvs("restore", rid, cwd=main)
+    assert (main / "src" / "handler.go").read_text() == "package main // unsaved edit\n"
+    assert (main / "notes" / "deep" / "idea.txt").read_text() == "unsaved idea\n"
+    assert not (main / "cache").exists()
+    assert "Repository is healthy." in run_jvs("doctor", "--strict", cwd=main).stdout
+
+
+def test_remove_force_human_output_names_the_rescue(seeded):
+    repo, main, v10, fa = seeded
+    _unsaved_fork(repo, main)
+    out = run_jvs("worktree", "remove", "investigation", "--force", cwd=main).stdout
+    [rescue] = _rescues(main)
+    assert f"as rescue snapshot {rescue['snapshot_id']}" in out and "Removed worktree" in out
+
+
+def test_remove_force_discard_unsaved_drops_the_work(seeded):
+    repo, main, v10, fa = seeded
+    wt = _unsaved_fork(repo, main)
+    preview = run_jvs("worktree", "remove", "investigation", "--force", "--discard-unsaved",
+                      "--dry-run", "--json", cwd=main).json
+    assert preview["would_rescue"] is False and preview["unsaved_changes"] == 5
+    res = run_jvs("worktree", "remove", "investigation", "--force", "--discard-unsaved",
+                  "--json", cwd=main).json
+    assert res["rescue_id"] is None and res["discarded_unsaved"] and not wt.exists()
+    assert _rescues(main) == []
+
+
+def test_remove_force_without_unsaved_work_makes_no_rescue(seeded):
+    repo, main, v10, fa = seeded
+    run_jvs("worktree", "fork", "clean", cwd=main)
+    res = run_jvs("worktree", "remove", "clean", "--force", "--json", cwd=main).json
+    assert res["rescue_id"] is None and res["unsaved_changes"] == 0
+    assert _rescues(main) == []
+
+
+def test_remove_crashed_before_any_move_is_forgotten(seeded):
+    repo, main, v10, fa = seeded
+    wt = _crashed_forced_remove(repo, main, "worktree:after_rescue_base")
+    out = run_jvs("doctor", "--repair-runtime", cwd=main).stdout
+    assert "rolled back the removal" in out
+    assert (wt / "src" / "handler.go").read_text() == "package main // unsaved edit\n"
+    assert (wt / "notes" / "deep" / "idea.txt").exists() and (wt / "cache" / "big.bin").exists()
+    assert _rescues(main) == []
+    assert not (repo / ".jvs" / "restore" / "investigation").exists()
+
+
+def test_remove_crashed_after_moving_work_is_finished_with_the_rescue(seeded):
+    repo, main, v10, fa = seeded
+    wt = _crashed_forced_remove(repo, main, "worktree:after_move_to_rescue")
+    out = run_jvs("doctor", "--repair-runtime", cwd=main).stdout
+    assert "finished removing worktree investigation; unsaved work kept as rescue" in out
+    assert not wt.exists()
+    [rescue] = _rescues(main)
+    run_jvs("verify", rescue["snapshot_id"], cwd=main)
+    run_jvs("fork", rescue["snapshot_id"], "back", cwd=main)
+    back = repo / "worktrees" / "back"
+    assert (back / "src" / "handler.go").read_text() == "package main // unsaved edit\n"
+    assert (back / "notes" / "deep" / "idea.txt").read_text() == "unsaved idea\n"
+
+
+def test_remove_crashed_then_written_to_is_not_deleted(seeded):
+    repo, main, v10, fa = seeded
+    wt = _crashed_forced_remove(repo, main, "worktree:after_move_to_rescue")
+    (wt / "written-after-the-crash.txt").write_text("new work\n")
+    res = run_jvs("doctor", "--repair-runtime", cwd=main, check=False)
+    assert "E_UNSAVED" in res.stdout + res.stderr
+    assert (wt / "written-after-the-crash.txt").read_text() == "new work\n"
+    [rescue] = _rescues(main)  # the work moved before the crash is published, not lost
+    run_jvs("verify", rescue["snapshot_id"], cwd=main)

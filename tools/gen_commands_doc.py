@@ -44,8 +44,12 @@ names on stdout. Options of `jvs` itself go **before** the command:
 Progress: `snapshot`, `restore`, `fork`, `worktree remove`, `verify`, `gc run` (and
 `init --from`, `doctor`) show one line on stderr once they have worked for about a second:
 the step, then files (or snapshots) and bytes done of the total, the rate and an ETA where
-the step knows its size. The line is rewritten in place (at most ten times a second) and
-erased when the command ends, so what stays on the screen is the command's own output.
+the step knows its size: snapshot counts what it hashes, restore what it stages (the
+changed files, sized from the snapshot's manifest), fork what the copy and reflink-copy
+engines copy (a JuiceFS metadata clone is one step and shows only its name), verify and
+gc run the snapshots; `worktree remove` shows its steps by name. The line is rewritten in
+place (at most ten times a second), cut to the terminal's width so that it stays one row,
+and erased when the command ends, so what stays on the screen is the command's own output.
 It appears only when stderr is a terminal, never with `--json`, `-q` or `--no-progress`;
 stdout is the same either way. `JVS_PROGRESS_DELAY=SECONDS` changes the one-second wait
 (`0`: at once; the tests use it).

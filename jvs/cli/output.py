@@ -151,7 +151,14 @@ class Meter:
         if now - self._t0 < self._delay or (not force and now - self._last < 0.1):
             return
         self._last = now
-        sys.stderr.write("\r\x1b[Kjvs: " + self.line(now))
+        text = "jvs: " + self.line(now)
+        width = _terminal_width()
+        if width and len(text) >= width:
+            # One row only: a line that wraps would leave its first rows behind, since
+            # "\r" goes back to the start of the last row. One column spare, for
+            # terminals that wrap as soon as the last column is written.
+            text = text[:width - 1]
+        sys.stderr.write("\r\x1b[K" + text)
         sys.stderr.flush()
         self._shown = True
 
@@ -179,6 +186,15 @@ class Meter:
             left = (total_files - files) * elapsed / files if files else 0
         parts.append(f"ETA {int(left) // 60}:{int(left) % 60:02d}")
         return ", ".join(parts)
+
+
+def _terminal_width() -> int:
+    """Columns of the terminal stderr is on, asked at each redraw (it may be resized);
+    0 when unknown."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 0
 
 
 def human_size(n: float) -> str:

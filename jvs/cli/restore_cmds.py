@@ -124,13 +124,7 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
     _warn_if_shell_dir_replaced(ui, started, was)
     for what in result.finished:
         ui.warn(what)
-    lines = []
-    if result.rescue is not None:
-        rid = result.rescue.snapshot_id
-        lines.append(f"Saved {result.unsaved} unsaved change(s) as rescue snapshot {rid}")
-        lines.append(f"  get them back with: jvs restore {rid}")
-    if result.discarded:
-        ui.warn("--discard-unsaved: unsaved changes, if there were any, were discarded")
+    lines = _rescue_lines(ui, result, "jvs restore {rid}")
     if result.paths:
         lines.append(f"Restored {', '.join(result.paths)} from snapshot "
                      f"{result.target.snapshot_id}")
@@ -150,6 +144,19 @@ def restore(ctx, ref, paths, latest_tag, discard_unsaved, interactive, dry_run,
         lines.append(f"  not restored, ignored by .jvsignore: {some_of(result.not_restored)}")
     lines.append(_state_line(ui, wt))
     ui.emit(result.to_json(), "\n".join(lines))
+
+
+def _rescue_lines(ui, result, back: str) -> list[str]:
+    """Where a restore's or a forced remove's unsaved work went; *back*: the command that
+    gets it back (``{rid}``: the rescue's ID)."""
+    lines = []
+    if result.rescue is not None:
+        rid = result.rescue.snapshot_id
+        lines.append(f"Saved {result.unsaved} unsaved change(s) as rescue snapshot {rid}")
+        lines.append(f"  get them back with: {back.format(rid=rid)}")
+    if result.discarded:
+        ui.warn("--discard-unsaved: unsaved changes, if there were any, were discarded")
+    return lines
 
 
 _ACTION_MARKS = {"create": "+", "delete": "-", "replace": "M", "chmod": "m"}
@@ -357,44 +364,63 @@ def worktree_rename(ctx, old, new):
 
 @worktree_group.command("remove")
 @click.argument("name", shell_complete=complete_worktree)
-@click.option("--force", is_flag=True, help="Remove even with unsaved changes.")
+@click.option("--force", is_flag=True,
+              help="Remove even with unsaved changes; they are kept as a rescue snapshot.")
+@click.option("--discard-unsaved", is_flag=True,
+              help="With --force: throw unsaved changes away instead of keeping a rescue.")
 @click.option("-n", "--dry-run", is_flag=True,
               help="Print what would be removed (and whether it would be refused); change "
                    "nothing.")
 @json_option
 @click.pass_context
-def worktree_remove(ctx, name, force, dry_run):
+def worktree_remove(ctx, name, force, discard_unsaved, dry_run):
     """Remove worktree NAME (its folder and config; its snapshots stay).
 
-    Refuses a worktree with unsaved changes unless --force.
+    Refuses a worktree with unsaved changes unless --force. Forced, the unsaved changes
+    first become a rescue snapshot (as restore does; 'jvs history --all' lists it, 'jvs
+    fork RESCUE_ID NAME' brings the worktree back), unless --discard-unsaved.
 
     \b
-    Example:
+    Examples:
       jvs worktree remove investigation
       jvs worktree remove investigation --dry-run
+      jvs worktree remove investigation --force
+      jvs worktree remove investigation --force --discard-unsaved
     """
     from jvs.worktrees import remove
 
+    ui = ui_of(ctx)
+    if discard_unsaved and not force:
+        raise click.UsageError("--discard-unsaved goes with --force")
     if dry_run:
         from jvs.preview import remove_preview
 
-        p = remove_preview(locate(ctx).repo, name, force=force)
+        p = remove_preview(locate(ctx).repo, name, force=force,
+                           discard_unsaved=discard_unsaved)
         if p.refused:
             human = (f"Dry run: 'jvs worktree remove {p.name}' would be refused: "
-                     f"{p.unsaved} unsaved change(s) (snapshot them, or --force)")
+                     f"{p.unsaved} unsaved change(s) (snapshot them, or --force to keep "
+                     "them as a rescue snapshot)")
         else:
-            lost = f"; {p.unsaved} unsaved change(s) would be LOST" if p.unsaved else ""
+            if p.rescue:
+                fate = (f"; first, its {p.unsaved} unsaved change(s) would be saved as a "
+                        "rescue snapshot")
+            elif p.unsaved:
+                fate = f"; {p.unsaved} unsaved change(s) would be LOST (--discard-unsaved)"
+            else:
+                fate = ""
             human = (f"Dry run: would remove worktree '{p.name}' ({p.path} and its config; "
-                     f"its snapshots stay{lost}); nothing changed.")
-        ui_of(ctx).emit(p.to_json(), human)
+                     f"its snapshots stay{fate}); nothing changed.")
+        ui.emit(p.to_json(), human)
         return
 
-    with ui_of(ctx).live() as progress:
-        config = remove(locate(ctx).repo, name, force=force, progress=progress)
-    ui_of(ctx).emit({"name": config.name, "removed": True, "forced": force,
-                     "head_snapshot_id": config.head_snapshot_id},
-                    f"Removed worktree '{config.name}' (its snapshots stay; "
-                    "see 'jvs history --all')")
+    with ui.live() as progress:
+        result = remove(locate(ctx).repo, name, force=force,
+                        discard_unsaved=discard_unsaved, progress=progress)
+    lines = _rescue_lines(ui, result, f"jvs fork {{rid}} {result.worktree.name}")
+    lines.append(f"Removed worktree '{result.worktree.name}' (its snapshots stay; "
+                 "see 'jvs history --all')")
+    ui.emit(result.to_json(), "\n".join(lines))
 
 
 class _PathsAfterDashes(click.Command):

@@ -187,18 +187,25 @@ class CopyEngine:
     _ignore: IgnoreRules | None = None
     _listing: Listing | None = None
     _flushed = False
+    _ticker = None  # counts for a listener (jvs.progress.FileTicker), per clone
 
-    def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
-        return self.clone_hashing(src, dst, None, ignore)
+    def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None, *,
+              meter=None) -> CloneResult:
+        """*meter* (a ``jvs.progress.Progress``, or None): told the files and bytes
+        copied, per batch."""
+        return self.clone_hashing(src, dst, None, ignore, meter=meter)
 
     def clone_payload(self, src: Path, dst: Path) -> None:
         link_tree(src, dst)
 
     def clone_hashing(self, src: Path, dst: Path, hashing: HashingCopy | None,
                       ignore: IgnoreRules | None = None,
-                      listing: Listing | None = None) -> CloneResult:
+                      listing: Listing | None = None, meter=None) -> CloneResult:
         """Copy *src* to *dst* (which must not exist), leaving out what *ignore* matches
         (paths relative to *src*); with *listing*, list both trees there as it goes."""
+        from jvs.progress import FileTicker
+
+        self._ticker = FileTicker(meter) if meter is not None else None
         degraded = _Degraded()
         if os.path.lexists(dst):
             raise FileExistsError(errno.EEXIST, "clone destination exists", str(dst))
@@ -209,6 +216,8 @@ class CopyEngine:
         # writing back early worth slowing the copy for (see _WRITEBACK_WHOLE_FROM).
         self._flushed = hashing is not None
         self._copy_entry(os.fsencode(src), os.fsencode(dst), "", degraded, seen, hashing)
+        if self._ticker is not None:
+            self._ticker.flush()
         return CloneResult(self.name, tuple(degraded.items))
 
     def _children(self, src: bytes, prefix: str) -> list[tuple[bytes, str]]:
@@ -282,6 +291,8 @@ class CopyEngine:
                 hashing.bytes_hashed += n
             else:
                 self.copy_regular(st, src, dst, degraded, copied)
+            if self._ticker is not None:
+                self._ticker.tick(st.st_size)
         elif listing is not None:
             listing.source.skipped_special.append(rel)
 

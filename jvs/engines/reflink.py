@@ -154,8 +154,9 @@ class ReflinkEngine:
                                 "(XFS with reflink=1, Btrfs)")
         return cls()
 
-    def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None) -> CloneResult:
-        return _ReflinkWalk().clone_hashing(src, dst, None, ignore)
+    def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None, *,
+              meter=None) -> CloneResult:
+        return _ReflinkWalk().clone_hashing(src, dst, None, ignore, meter=meter)
 
     def clone_payload(self, src: Path, dst: Path) -> None:
         self.clone(src, dst)

@@ -244,8 +244,11 @@ def scenarios() -> list[Scenario]:
         Scenario("worktree-remove", prepare_with_agent, ("worktree", "remove", "agent"),
                  followup=("worktree", "list")),
         Scenario("worktree-remove-force", prepare_agent_unsaved,
-                 ("worktree", "remove", "agent", "--force"), followup=("worktree", "list"),
-                 discards=True),
+                 ("worktree", "remove", "agent", "--force", "--discard-unsaved"),
+                 followup=("worktree", "list"), discards=True),
+        # --force keeps the unsaved work as a rescue: every file must survive every kill.
+        Scenario("worktree-remove-rescue", prepare_agent_unsaved,
+                 ("worktree", "remove", "agent", "--force"), followup=("worktree", "list")),
         Scenario("gc-run", prepare_gc, ("gc", "run", "--plan-id", "{plan}"),
                  followup=("gc", "pins"), env=GC_ENV),
         Scenario("doctor-finish-restore", prepare_crashed_restore,
