@@ -212,3 +212,63 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path, onexc=retry_writable)
     else:
         shutil.rmtree(path, onerror=lambda func, p, ei: retry_writable(func, p, ei[1]))
+
+
+def tree_size(path: Path) -> tuple[int, int]:
+    """The regular files in the tree *path* and their bytes, symlinks not followed."""
+    files = nbytes = 0
+    stack = [os.fspath(path)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.is_file(follow_symlinks=False):
+                        files += 1
+                        nbytes += e.stat(follow_symlinks=False).st_size
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue  # gone, or unreadable: a count for a progress line, not a promise
+    return files, nbytes
+
+
+def remove_tree_counted(path: Path, tick) -> None:
+    """``remove_tree``, calling ``tick(size)`` for every regular file it deletes (a
+    progress meter's). Depth-first with a stack of its own, so no depth is too deep."""
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isdir(path):
+        remove_tree(path)
+        return
+    stack: list[tuple[str, list | None]] = [(os.fspath(path), None)]
+    while stack:
+        top, pending = stack[-1]
+        if pending is None:
+            pending = _listing_writable(top)
+            stack[-1] = (top, pending)
+        while pending:
+            e = pending.pop()
+            if e.is_dir(follow_symlinks=False):
+                stack.append((e.path, None))
+                break
+            size = e.stat(follow_symlinks=False).st_size \
+                if e.is_file(follow_symlinks=False) else None
+            try:
+                os.unlink(e.path)
+            except FileNotFoundError:
+                continue
+            if size is not None:
+                tick(size)
+        else:
+            os.rmdir(top)
+            stack.pop()
+
+
+def _listing_writable(top: str) -> list:
+    """The entries of *top*, after making it writable (and readable) for its owner if it
+    was not, since a payload keeps read-only directories as they were saved."""
+    st = os.lstat(top)
+    if st.st_mode & 0o700 != 0o700:
+        os.chmod(top, st.st_mode | 0o700)
+    with os.scandir(top) as it:
+        return list(it)

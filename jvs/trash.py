@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from jvs.progress import SILENT, Progress
 from jvs.repo import Repo
 
 
@@ -39,13 +40,15 @@ def drop_ignored(repo: Repo, tree: Path, paths: list[str], label: str) -> None:
         os.rename(tree / rel, bin_ / str(n))
 
 
-def empty_trash(repo: Repo, *, claimed_too: bool = False) -> None:
+def empty_trash(repo: Repo, *, claimed_too: bool = False, meter: Progress = SILENT) -> None:
     """Delete everything in the trash. Several processes may empty it at once (worktree
     operations run in parallel, on several hosts): each first claims an item by renaming
     it to a name of its own, so no two delete the same tree; an item claimed by a process
     of this host that died is taken over, and with *claimed_too* (doctor, which holds the
     repository lock exclusively, so nobody else is deleting) every claimed item. On a
-    JuiceFS mount with ``juicefs rmr``, much faster than one unlink per file."""
+    JuiceFS mount with ``juicefs rmr``, much faster than one unlink per file. A *meter*
+    that counts is told the files and bytes to delete (one more walk, only for it), then
+    each file as it goes."""
     trash = trash_dir(repo)
     try:
         items = sorted(os.listdir(trash))
@@ -57,6 +60,7 @@ def empty_trash(repo: Repo, *, claimed_too: bool = False) -> None:
 
     host = os.uname().nodename
     mark = f".deleting-{os.getpid()}@{host}-"
+    claimed_items = []
     for name in items:
         if name.startswith(".deleting-") and not name.startswith(mark) \
                 and not claimed_too and _claimer_alive(name, host):
@@ -67,7 +71,35 @@ def empty_trash(repo: Repo, *, claimed_too: bool = False) -> None:
                 os.rename(trash / name, claimed)
         except FileNotFoundError:
             continue  # another process claimed it
-        remove_tree(claimed)
+        if meter is SILENT:
+            remove_tree(claimed)
+        else:
+            claimed_items.append(claimed)
+    if claimed_items:
+        _remove_counted(claimed_items, meter)
+
+
+def _remove_counted(items: list[Path], meter: Progress) -> None:
+    from jvs.engines.juicefs import remove_tree
+    from jvs.fsio import tree_size
+    from jvs.progress import FileTicker
+
+    sizes = [tree_size(item) for item in items]
+    meter.start(sum(f for f, _ in sizes), sum(b for _, b in sizes))
+    ticker = FileTicker(meter)
+    for item, (files, nbytes) in zip(items, sizes, strict=True):
+        ticked = [0, 0]
+
+        def tick(size: int) -> None:
+            ticked[0] += 1
+            ticked[1] += size
+            ticker.tick(size)
+
+        remove_tree(item, tick)
+        ticker.flush()
+        # What ``juicefs rmr`` removed was never ticked: it counts as one step.
+        if files > ticked[0] or nbytes > ticked[1]:
+            meter.advance(max(0, files - ticked[0]), max(0, nbytes - ticked[1]))
 
 
 def _claimer_alive(name: str, host: str) -> bool:

@@ -350,7 +350,9 @@ def remove(repo: Repo, name: str, *, force: bool = False, discard_unsaved: bool 
         drop_intent(intent)
         if progress:
             progress("deleting")
-        empty_trash(repo)
+        from jvs.progress import counts
+
+        empty_trash(repo, meter=counts(progress))
         return RemoveResult(config, payload, force, rescue, rec.unsaved, discard_unsaved)
 
 

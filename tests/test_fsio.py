@@ -57,7 +57,13 @@ def test_ensure_inside_refuses_a_symlink_that_escapes(tmp_path):
     assert isinstance(exc.value, JvsError) and exc.value.code == "E_PATH_ESCAPE"
 
 
-def test_remove_tree_removes_read_only_trees_and_never_follows_links(tmp_path):
+def _remove_counting(path, counted=None):
+    fsio.remove_tree_counted(path, (counted if counted is not None else []).append)
+
+
+@pytest.mark.parametrize("remove", [fsio.remove_tree, _remove_counting],
+                         ids=["remove_tree", "remove_tree_counted"])
+def test_remove_tree_removes_read_only_trees_and_never_follows_links(tmp_path, remove):
     outside = tmp_path / "keep"
     outside.mkdir()
     (outside / "precious").write_text("x")
@@ -67,11 +73,27 @@ def test_remove_tree_removes_read_only_trees_and_never_follows_links(tmp_path):
     (tree / "link").symlink_to(outside)
     os.chmod(tree / "ro" / "deeper", 0o500)
     os.chmod(tree / "ro", 0o500)
-    fsio.remove_tree(tree)
+    remove(tree)
     assert not tree.exists()
     assert (outside / "precious").read_text() == "x"
-    fsio.remove_tree(tree)  # already gone: nothing to do
+    remove(tree)  # already gone: nothing to do
     link = tmp_path / "lone-link"
     link.symlink_to(outside)
-    fsio.remove_tree(link)
+    remove(link)
     assert not os.path.lexists(link) and outside.is_dir()
+
+
+def test_the_counted_removal_tells_each_file_and_its_size_once(tmp_path):
+    tree = tmp_path / "payload"
+    deep = tree
+    tree.mkdir()
+    for _ in range(1200):  # deeper than Python's recursion limit
+        deep = deep / "d"
+        deep.mkdir()
+    (deep / "f").write_bytes(b"x" * 10)
+    (tree / "a").write_bytes(b"y" * 3)
+    (tree / "link").symlink_to("a")
+    assert fsio.tree_size(tree) == (2, 13)  # the symlink is not a file
+    counted: list[int] = []
+    _remove_counting(tree, counted)
+    assert sorted(counted) == [3, 10] and not tree.exists()

@@ -47,7 +47,8 @@ the step, then files (or snapshots) and bytes done of the total, the rate and an
 the step knows its size: snapshot counts what it hashes, restore what it stages (the
 changed files, sized from the snapshot's manifest), fork what the copy and reflink-copy
 engines copy (a JuiceFS metadata clone is one step and shows only its name), verify and
-gc run the snapshots; `worktree remove` shows its steps by name. The line is rewritten in
+gc run the snapshots, `worktree remove` the files it deletes (counted first, by one more
+walk of the tree, only when the line is shown). The line is rewritten in
 place (at most ten times a second), cut to the terminal's width so that it stays one row,
 and erased when the command ends, so what stays on the screen is the command's own output.
 It appears only when stderr is a terminal, never with `--json`, `-q` or `--no-progress`;
