@@ -90,10 +90,13 @@ class FileTicker:
         self.listener = listener
         self.every = every
         self.files = self.nbytes = 0
+        self.all_files = self.all_bytes = 0  # every file and byte ticked so far
 
     def tick(self, size: int) -> None:
         self.files += 1
         self.nbytes += size
+        self.all_files += 1
+        self.all_bytes += size
         if self.files >= self.every or self.nbytes >= 64 << 20:
             self.flush()
 

@@ -88,18 +88,14 @@ def _remove_counted(items: list[Path], meter: Progress) -> None:
     meter.start(sum(f for f, _ in sizes), sum(b for _, b in sizes))
     ticker = FileTicker(meter)
     for item, (files, nbytes) in zip(items, sizes, strict=True):
-        ticked = [0, 0]
-
-        def tick(size: int) -> None:
-            ticked[0] += 1
-            ticked[1] += size
-            ticker.tick(size)
-
-        remove_tree(item, tick)
+        ticked_files, ticked_bytes = ticker.all_files, ticker.all_bytes
+        remove_tree(item, ticker.tick)
         ticker.flush()
         # What ``juicefs rmr`` removed was never ticked: it counts as one step.
-        if files > ticked[0] or nbytes > ticked[1]:
-            meter.advance(max(0, files - ticked[0]), max(0, nbytes - ticked[1]))
+        missing = (files - (ticker.all_files - ticked_files),
+                   nbytes - (ticker.all_bytes - ticked_bytes))
+        if missing[0] > 0 or missing[1] > 0:
+            meter.advance(max(0, missing[0]), max(0, missing[1]))
 
 
 def _claimer_alive(name: str, host: str) -> bool:
