@@ -17,17 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jvs.changes import Change, compare
+from jvs.changes import Change, compare, differing
 from jvs.descriptor import Descriptor, list_snapshot_ids, read_descriptor
 from jvs.errors import JvsError
 from jvs.integrity import (
     HashStats,
+    ScanResult,
     entries_of,
+    iter_scan,
     manifest_bytes,
-    parse_manifest,
-    read_trusted_manifest,
+    read_trusted_bytes,
     root_hash,
-    scan,
 )
 from jvs.progress import counts
 from jvs.repo import Repo
@@ -147,22 +147,26 @@ def check_payload(repo: Repo, desc: Descriptor, stats: HashStats
     if not payload.is_dir():
         return False, None, [], [f"payload directory {payload} is missing"]
     try:
-        scanned = scan(payload, ready_marker=desc.has_ready_marker)
-        fresh = entries_of(payload, scanned, desc.payload_hash_algo, stats)
+        # A stream: each stat is dropped once its entry is made (100 MB at 100,000 files
+        # when the whole scan was kept).
+        found = ScanResult()
+        scanned = iter_scan(payload, found, ready_marker=desc.has_ready_marker)
+        fresh_manifest = manifest_bytes(entries_of(payload, scanned, desc.payload_hash_algo,
+                                                   stats))
     except (OSError, JvsError) as exc:
         return False, None, [], [f"payload cannot be read: {exc}"]
-    problems = [f"special file in payload: {p}" for p in scanned.skipped_special]
-    fresh_manifest = manifest_bytes(fresh)
+    problems = [f"special file in payload: {p}" for p in found.skipped_special]
     payload_valid = root_hash(fresh_manifest) == desc.payload_root_hash and not problems
     manifest_path = repo.manifest_path(desc.snapshot_id)
-    trusted = read_trusted_manifest(manifest_path, desc.payload_root_hash)
+    trusted = read_trusted_bytes(manifest_path, desc.payload_root_hash)
     manifest_valid: bool | None = trusted is not None
     if trusted is None and not manifest_path.exists():
         manifest_valid = None
     changes: list[Change] = []
     if not payload_valid:
         if trusted is not None:
-            changes = compare(trusted, list(parse_manifest(fresh_manifest))).items
+            # Identical records are no change: only the differing ones are parsed.
+            changes = compare(*differing(trusted, fresh_manifest)).items
             problems.append(f"payload differs from the manifest in {len(changes)} path(s)")
         else:
             problems.append("payload does not match the descriptor's root hash (no "
