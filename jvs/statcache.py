@@ -87,6 +87,41 @@ def stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
+_STAT = struct.Struct("<QqqQQQ")  # the stat key as _KEY packs it, then st_mode, st_dev
+
+
+class Stat(bytes):
+    """The fields of an lstat that a worktree read keeps for each entry, under their
+    ``os.stat_result`` names, packed in 48 bytes: ~90 bytes an entry instead of ~290 as
+    a tuple of ints (20 MB at 100,000 files). Its first bytes are the entry's key in the
+    stat cache, so checking it against the cache is a slice, not four attribute reads."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Stat:
+        return cls(_STAT.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                              st.st_mode, st.st_dev))
+
+    @property
+    def key(self) -> bytes:
+        return self[:_KEY.size]
+
+    st_size = property(lambda self: _STAT.unpack(self)[0])
+    st_mtime_ns = property(lambda self: _STAT.unpack(self)[1])
+    st_ctime_ns = property(lambda self: _STAT.unpack(self)[2])
+    st_ino = property(lambda self: _STAT.unpack(self)[3])
+    st_mode = property(lambda self: _STAT.unpack(self)[4])
+    st_dev = property(lambda self: _STAT.unpack(self)[5])
+
+
+def packed_key(st: os.stat_result | Stat) -> bytes:
+    """*st*'s key in the cache, as its rows begin with it."""
+    if st.__class__ is Stat:
+        return st[:_KEY.size]
+    return _KEY.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 class StatCache:
     def __init__(self, path: Path, algo: str, entries: dict[str, Row] | None = None) -> None:
         self.path = path
@@ -109,8 +144,7 @@ class StatCache:
 
     def lookup(self, relpath: str, st: os.stat_result) -> str | None:
         row = self._entries.get(relpath)
-        if row is not None and row[:_KEY.size] == _KEY.pack(st.st_size, st.st_mtime_ns,
-                                                     st.st_ctime_ns, st.st_ino):
+        if row is not None and row[:_KEY.size] == packed_key(st):
             return row[_KEY.size:].decode("ascii")
         return None
 
@@ -120,8 +154,7 @@ class StatCache:
         *st* at least the racily-clean window after the file's last change (a restore
         waits for that before it records what it wrote), so the entry is safe to keep
         however recent that change was."""
-        row = _KEY.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) \
-            + digest.encode("ascii")
+        row = packed_key(st) + digest.encode("ascii")
         if not settled and self._entries.get(relpath) == row:
             self._fresh.pop(relpath, None)
             self._settled.discard(relpath)

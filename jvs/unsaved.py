@@ -11,7 +11,6 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 from jvs.changes import (
     Changes,
@@ -35,7 +34,7 @@ from jvs.integrity import (
     walk_worktree,
 )
 from jvs.repo import Repo
-from jvs.statcache import StatCache
+from jvs.statcache import Stat, StatCache
 from jvs.worktree import WorktreeConfig
 
 Identity = tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns): survives a rename
@@ -43,23 +42,6 @@ Identity = tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns): survives a re
 
 def identity(st: os.stat_result) -> Identity:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-class Stat(NamedTuple):
-    """The fields of an lstat a restore reads, under their ``os.stat_result`` names:
-    ~250 bytes instead of ~800 per entry of the worktree (45 MB at 100,000 files)."""
-
-    st_mode: int
-    st_size: int
-    st_mtime_ns: int
-    st_ctime_ns: int
-    st_ino: int
-    st_dev: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> Stat:
-        return cls(st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
-                   st.st_dev)
 
 
 @dataclass

@@ -94,3 +94,18 @@ def test_deleting_the_cache_changes_no_result(tmp_path):
     second = repo.snapshot("second").descriptor
     assert second.payload_root_hash != first.payload_root_hash
     assert repo.verify(all=True).ok
+
+
+def test_a_packed_stat_reads_as_the_lstat_it_was_made_from(tmp_path):
+    """A worktree read keeps a 48-byte Stat per entry; its fields are the lstat's, and the
+    cache takes it wherever it takes an os.stat_result."""
+    from jvs.statcache import Stat, packed_key
+
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 5)
+    os.utime(f, ns=(1, -1_000_000_123))  # before 1970: a negative mtime
+    st = os.lstat(f)
+    packed = Stat.of(st)
+    for name in ("st_mode", "st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev"):
+        assert getattr(packed, name) == getattr(st, name), name
+    assert packed_key(packed) == packed_key(st) and len(packed) == 48
