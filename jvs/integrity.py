@@ -431,14 +431,28 @@ def decode_manifest(stored: bytes) -> bytes:
     try:
         _, count, width, packed_len = header.split(b" ")
         count, width, packed_len = int(count), int(width), int(packed_len)
-        texts = zlib.decompress(rest[:packed_len]).split(b"\n")
+        texts = zlib.decompress(rest[:packed_len])
     except (ValueError, zlib.error) as exc:
         raise ValueError(f"damaged stored manifest: {exc}") from None
     digests = rest[packed_len:].hex().encode("ascii")
-    if len(texts) != count or len(digests) != count * width:
+    if texts.count(b"\n") + 1 != count or len(digests) != count * width:
         raise ValueError("damaged stored manifest: record count")
-    return b"".join([t + b":" + digests[i * width:(i + 1) * width] + b"\n"
-                     for i, t in enumerate(texts)])
+    # Written into one buffer, record by record: a list of every record (and of every
+    # record's text) first was ~30 MB of objects at 100,000 files, for a 7 MB result.
+    out = bytearray()
+    view, hexes = memoryview(texts), memoryview(digests)
+    start = 0
+    for i in range(count):
+        end = texts.find(b"\n", start)
+        if end < 0:
+            end = len(texts)
+        out += view[start:end]
+        out += b":"
+        out += hexes[i * width:(i + 1) * width]
+        out += b"\n"
+        start = end + 1
+    del view, hexes
+    return bytes(out)
 
 
 def read_manifest_file(manifest_path: Path) -> bytes | None:
