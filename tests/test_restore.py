@@ -633,3 +633,65 @@ def test_files_written_while_a_restore_stages_are_kept(repo):
     assert (main / "keep" / "late.txt").read_bytes() == b"late elsewhere\n"
     assert (main / "a.txt").read_bytes() == b"one\n" and (main / "b.txt").read_bytes() == \
         b"one b\n"
+
+
+# ------------------------------------------------------- planning on what differs only
+
+_NAMES = ("a", "b", "a.b", "a b")
+
+
+def _trees():
+    from hypothesis import strategies as st
+
+    from jvs.integrity import Entry
+
+    paths = st.lists(st.lists(st.sampled_from(_NAMES), min_size=1, max_size=3)
+                     .map("/".join), max_size=12)
+
+    def tree(draw_paths, kinds, hashes, modes) -> dict:
+        out: dict = {}
+        for n, rel in enumerate(sorted(draw_paths, key=lambda p: p.count("/"))):
+            parts = rel.split("/")
+            if any(out.get("/".join(parts[:i])) is not None
+                   and out["/".join(parts[:i])].kind != "dir" for i in range(1, len(parts))):
+                continue  # a file cannot have children
+            for i in range(1, len(parts)):
+                out.setdefault("/".join(parts[:i]),
+                               Entry("dir", "/".join(parts[:i]), 0o755, 0, "d" * 32))
+            if rel not in out:
+                kind = kinds[n % len(kinds)]
+                size = 0 if kind != "file" else 1 + n % 2
+                out[rel] = Entry(kind, rel, modes[n % len(modes)], size,
+                                 hashes[n % len(hashes)])
+        return out
+
+    return st.builds(tree, paths, st.lists(st.sampled_from(("file", "dir", "symlink")),
+                                           min_size=1, max_size=4),
+                     st.lists(st.sampled_from(("1" * 32, "2" * 32)), min_size=1, max_size=3),
+                     st.lists(st.sampled_from((0o644, 0o755, 0o600)), min_size=1, max_size=3))
+
+
+def test_planning_on_the_differing_entries_gives_the_steps_of_planning_on_all():
+    """restore.differing_parts cuts both trees down to the entries not recorded alike
+    (and the directories above them): the plan must be the one every entry gives, for
+    any two trees, with or without restored paths."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from jvs.integrity import manifest_bytes
+    from jvs.plan import plan
+    from jvs.restore import differing_parts
+    from jvs.unsaved import WorktreeState, under
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(old=_trees(), new=_trees(), unit=st.sampled_from(("", "a", "a/b", "b")))
+    def check(old, new, unit):
+        units = (unit,) if unit and unit in old else ()
+        old = {r: e for r, e in old.items() if not units or under(r, units)}
+        state = WorktreeState(old, {})
+        ours, wanted = differing_parts(state, manifest_bytes(list(new.values())), None, units)
+        full_new = {r: e for r, e in new.items() if not units or under(r, units)}
+        assert plan(ours, wanted, units=units) == plan(old, full_new, units=units)
+        assert (not units) or (units[0] in wanted) == (units[0] in full_new)
+
+    check()
