@@ -375,11 +375,12 @@ def copy_fd_data(sfd: int, dfd: int, size_hint: int, writeback: bool = False) ->
         if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
             raise
     # Filesystems without copy_file_range: continue from where it stopped.
-    while True:
-        data = os.read(sfd, 1 << 20)
-        if not data:
-            return
-        view = memoryview(data)
+    from jvs.integrity import read_buffer
+
+    buf = read_buffer()
+    whole = memoryview(buf)
+    while n := os.readv(sfd, [buf]):
+        view = whole[:n]
         while view:
             view = view[os.write(dfd, view):]
 
@@ -413,21 +414,23 @@ def copy_fd_sparse(sfd: int, dfd: int, size: int) -> None:
 
 def hash_fd(fd: int, algo: str) -> tuple[str, int]:
     """(digest, size) of a file's content from its descriptor (holes read as zeros)."""
-    from jvs.integrity import hasher
+    from jvs.integrity import hasher, read_buffer
 
     h = hasher(algo)
+    buf = read_buffer()
+    view = memoryview(buf)
     total = 0
-    while data := os.pread(fd, 1 << 20, total):
-        h.update(data)
-        total += len(data)
+    while n := os.preadv(fd, [buf], total):
+        h.update(view[:n])
+        total += n
     return h.hexdigest(), total
 
 
 def copy_fd_hashing(sfd: int, dfd: int, algo: str) -> tuple[str, int]:
-    from jvs.integrity import hasher
+    from jvs.integrity import hasher, read_buffer
 
     h = hasher(algo)
-    buf = bytearray(1 << 20)
+    buf = read_buffer()
     mv = memoryview(buf)
     total = 0
     while True:
