@@ -88,7 +88,11 @@ def cli(ctx: click.Context, directory, no_color, no_progress, as_json, quiet) ->
         ui.json = True
     if quiet:
         ui.quiet = True
-    if ctx.invoked_subcommand is None:
+    if ctx.invoked_subcommand is not None:
+        from jvs.libc import return_big_blocks_to_the_system
+
+        return_big_blocks_to_the_system()
+    else:
         from jvs.cli.guide import guide
 
         click.echo(guide(ctx))
