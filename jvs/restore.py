@@ -203,7 +203,9 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     state = read_worktree(payload, algo, cache, ignore, units, hash_unknown=not discard_unsaved)
     profile_step("restore:read_worktree")
     target_text = snapshot_manifest(repo, target)
+    target_count = target_text.count(b"\n")
     ours, wanted = differing_parts(state, target_text, ignore, units)
+    del target_text  # 7 MB at 100,000 files: not held while the head's is read
     missing = [u for u in units if paths and u not in wanted]
     if missing:
         raise JvsError("E_NOT_FOUND", f"{missing[0]} is not in snapshot {target_id}"
@@ -249,7 +251,7 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
         progress(f"staging {sum(s.action in (ADD, REPLACE) for s in steps)} changed entries")
     try:
         stage(repo, engine, target, steps, work_dir(repo, worktree),
-              target_text.count(b"\n"), meter=counts(progress), entries=wanted)
+              target_count, meter=counts(progress), entries=wanted)
         if base is not None or rescue_id:
             build_base(repo, engine, base, work_dir(repo, worktree) / "rescue", units)
     except BaseException:
