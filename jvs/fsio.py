@@ -267,8 +267,8 @@ def remove_tree_counted(path: Path, tick) -> None:
 def _listing_writable(top: str) -> list:
     """The entries of *top*, after making it writable (and readable) for its owner if it
     was not, since a payload keeps read-only directories as they were saved."""
-    st = os.lstat(top)
-    if st.st_mode & 0o700 != 0o700:
-        os.chmod(top, st.st_mode | 0o700)
+    mode = os.lstat(top).st_mode & 0o7777
+    if mode & 0o700 != 0o700:
+        os.chmod(top, mode | 0o700)
     with os.scandir(top) as it:
         return list(it)

@@ -103,10 +103,6 @@ class Stat(bytes):
         return cls(_STAT.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
                               st.st_mode, st.st_dev))
 
-    @property
-    def key(self) -> bytes:
-        return self[:_KEY.size]
-
     st_size = property(lambda self: _STAT.unpack(self)[0])
     st_mtime_ns = property(lambda self: _STAT.unpack(self)[1])
     st_ctime_ns = property(lambda self: _STAT.unpack(self)[2])
