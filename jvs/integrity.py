@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import stat
+import struct
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -77,6 +78,32 @@ def encoded_records(entries: Iterable[Entry]) -> list[bytes]:
             else f"{kind}:{rel}:{meta}:{digest}"
         append(text.encode("utf-8", "surrogateescape"))
     return out
+
+
+# size, mtime_ns, ctime_ns, ino (the stat cache's key: statcache._KEY), st_mode, st_dev
+_STAT = struct.Struct("<QqqQQQ")
+
+
+class Stat(bytes):
+    """The fields of an lstat that a worktree read or a copy's listing keeps for each
+    entry, under their ``os.stat_result`` names, packed in 48 bytes: ~90 bytes an entry
+    instead of ~290 as a tuple of ints, or ~800 as the stat itself (20 and 70 MB at
+    100,000 files). Its first bytes are the entry's key in the stat cache, so checking it
+    against the cache is a slice, not four attribute reads."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Stat:
+        return cls(_STAT.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                              st.st_mode, st.st_dev))
+
+    st_size = property(lambda self: _STAT.unpack(self)[0])
+    st_mtime_ns = property(lambda self: _STAT.unpack(self)[1])
+    st_ctime_ns = property(lambda self: _STAT.unpack(self)[2])
+    st_ino = property(lambda self: _STAT.unpack(self)[3])
+    st_mode = property(lambda self: _STAT.unpack(self)[4])
+    st_dev = property(lambda self: _STAT.unpack(self)[5])
 
 
 class ScannedEntry(NamedTuple):

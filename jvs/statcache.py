@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jvs import fsio
+from jvs.integrity import Stat
 from jvs.repo import Repo
 
 RACY_WINDOW_NS = 100_000_000
@@ -45,7 +46,8 @@ _VERSION = 3
 CACHE_PREFIX = "stat-"
 CACHE_SUFFIX = ".cache"
 _LEGACY_SUFFIX = ".json"  # version 2 (JSON); removed when a version 3 cache is written
-_KEY = struct.Struct("<QqqQ")  # size, mtime_ns, ctime_ns, ino; the hash (ASCII hex) follows
+# size, mtime_ns, ctime_ns, ino (as integrity.Stat begins); the hash (ASCII hex) follows
+_KEY = struct.Struct("<QqqQ")
 _TIMES = struct.Struct("<qq")  # mtime_ns, ctime_ns at offset 8
 
 StatKey = tuple[int, int, int, int]
@@ -87,30 +89,6 @@ def stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-_STAT = struct.Struct("<QqqQQQ")  # the stat key as _KEY packs it, then st_mode, st_dev
-
-
-class Stat(bytes):
-    """The fields of an lstat that a worktree read keeps for each entry, under their
-    ``os.stat_result`` names, packed in 48 bytes: ~90 bytes an entry instead of ~290 as
-    a tuple of ints (20 MB at 100,000 files). Its first bytes are the entry's key in the
-    stat cache, so checking it against the cache is a slice, not four attribute reads."""
-
-    __slots__ = ()
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> Stat:
-        return cls(_STAT.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
-                              st.st_mode, st.st_dev))
-
-    st_size = property(lambda self: _STAT.unpack(self)[0])
-    st_mtime_ns = property(lambda self: _STAT.unpack(self)[1])
-    st_ctime_ns = property(lambda self: _STAT.unpack(self)[2])
-    st_ino = property(lambda self: _STAT.unpack(self)[3])
-    st_mode = property(lambda self: _STAT.unpack(self)[4])
-    st_dev = property(lambda self: _STAT.unpack(self)[5])
-
-
 def packed_key(st: os.stat_result | Stat) -> bytes:
     """*st*'s key in the cache, as its rows begin with it."""
     if st.__class__ is Stat:
@@ -140,7 +118,12 @@ class StatCache:
 
     def lookup(self, relpath: str, st: os.stat_result) -> str | None:
         row = self._entries.get(relpath)
-        if row is not None and row[:_KEY.size] == packed_key(st):
+        if row is None:
+            return None
+        # packed_key, inline: once per file of every status, restore and snapshot.
+        key = st[:_KEY.size] if st.__class__ is Stat \
+            else _KEY.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        if row[:_KEY.size] == key:
             return row[_KEY.size:].decode("ascii")
         return None
 

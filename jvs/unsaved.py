@@ -29,12 +29,13 @@ from jvs.integrity import (
     HashStats,
     ScannedEntry,
     ScanResult,
+    Stat,
     entries_of,
     scan,
     walk_worktree,
 )
 from jvs.repo import Repo
-from jvs.statcache import Stat, StatCache
+from jvs.statcache import StatCache
 from jvs.worktree import WorktreeConfig
 
 Identity = tuple[int, int, int]  # (st_ino, st_size, st_mtime_ns): survives a rename

@@ -99,7 +99,8 @@ def test_deleting_the_cache_changes_no_result(tmp_path):
 def test_a_packed_stat_reads_as_the_lstat_it_was_made_from(tmp_path):
     """A worktree read keeps a 48-byte Stat per entry; its fields are the lstat's, and the
     cache takes it wherever it takes an os.stat_result."""
-    from jvs.statcache import Stat, packed_key
+    from jvs.integrity import Stat
+    from jvs.statcache import packed_key
 
     f = tmp_path / "f"
     f.write_bytes(b"x" * 5)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jvs.engines.base import Capabilities, CloneResult
 from jvs.ignore import IgnoreRules
-from jvs.integrity import Entry, ScannedEntry, ScanResult, refuse_name
+from jvs.integrity import Entry, ScannedEntry, ScanResult, Stat, refuse_name
 
 
 class _Degraded:
@@ -169,8 +169,9 @@ class Listing:
 
     def add(self, kind: str, rel: str, source_st: os.stat_result,
             staged_st: os.stat_result) -> None:
-        self.source.entries.append(ScannedEntry(kind, rel, source_st))
-        self.staged.entries.append(ScannedEntry(kind, rel, staged_st))
+        # Packed: a cold snapshot of 100,000 files held two full stats per file (~160 MB).
+        self.source.entries.append(ScannedEntry(kind, rel, Stat.of(source_st)))
+        self.staged.entries.append(ScannedEntry(kind, rel, Stat.of(staged_st)))
         if kind == "file" and source_st.st_nlink > 1:
             key = (source_st.st_dev, source_st.st_ino)
             if key in self._inodes:
