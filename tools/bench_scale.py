@@ -252,11 +252,18 @@ def bench_files(base: Path, n: int, repeat: int, engine: str = "copy",
     t0 = time.perf_counter()
     fill_files(main, n)
     os.sync()
-    rows = [(f"[{label} {n}] fill {n} files of 1 KiB", f"{time.perf_counter() - t0:.2f} s")]
+    rows: list[tuple[str, str]] = []
+
+    def add(name: str, figures: str) -> None:
+        """A row, printed at once: a million-file run takes a quarter of an hour."""
+        rows.append((name, figures))
+        print(f"{name:<58} {figures}", flush=True)
+
+    add(f"[{label} {n}] fill {n} files of 1 KiB", f"{time.perf_counter() - t0:.2f} s")
     floor = floors(main, base, repeat) if engine == "copy" else {}
     first = child_run([JVS, "snapshot", "first"], main, env)
-    rows.append((f"[{label} {n}] first snapshot (hashes all)",
-                 f"{first[0]:.2f} s  cpu {first[1]:.2f} s  rss {first[2]:.0f} MiB"))
+    add(f"[{label} {n}] first snapshot (hashes all)",
+        f"{first[0]:.2f} s  cpu {first[1]:.2f} s  rss {first[2]:.0f} MiB")
     time.sleep(0.3)  # out of the racily-clean window, as a user's next command is
 
     def series(name: str, make_cmd, before=None, ok=(0,)) -> tuple[float, float, float]:
@@ -266,8 +273,8 @@ def bench_files(base: Path, n: int, repeat: int, engine: str = "copy",
                 before(i)
             runs.append(child_run(make_cmd(i), main, env, ok))
         wall, cpu, rss = (statistics.median(r[k] for r in runs) for k in range(3))
-        rows.append((f"[{label} {n}] {name}",
-                     f"{wall:.3f} s  cpu {cpu:.3f} s  rss {rss:.0f} MiB"))
+        add(f"[{label} {n}] {name}",
+            f"{wall:.3f} s  cpu {cpu:.3f} s  rss {rss:.0f} MiB")
         return wall, cpu, rss
 
     def change(i: int) -> None:
@@ -288,17 +295,17 @@ def bench_files(base: Path, n: int, repeat: int, engine: str = "copy",
     verify = series("verify HEAD", lambda i: [JVS, "verify"])
     manifests = sorted((root / ".jvs" / "manifests").iterdir(), key=lambda p: p.name)
     size = manifests[-1].stat().st_size
-    rows.append((f"[{label} {n}] manifest of one snapshot",
-                 f"{size} bytes, {size / (n + n // 200):.1f} bytes/entry"))
+    add(f"[{label} {n}] manifest of one snapshot",
+        f"{size} bytes, {size / (n + n // 200):.1f} bytes/entry")
     if floor:
         base_floor = floor["cp -al"] + floor["stat walk"]
-        rows.append((f"[{label} {n}] floors: cp -al {floor['cp -al']:.3f} s, "
-                     f"stat walk {floor['stat walk']:.3f} s", ""))
-        rows.append((f"[{label} {n}] ratios", (
+        add(f"[{label} {n}] floors: cp -al {floor['cp -al']:.3f} s, "
+            f"stat walk {floor['stat walk']:.3f} s", "")
+        add(f"[{label} {n}] ratios", (
             f"snapshot/(cp -al + walk) {snap1[0] / base_floor:.2f} (target 2), "
             f"unchanged {unchanged[0] / base_floor:.2f}, "
             f"status/walk {status[0] / floor['stat walk']:.2f} (target 3), "
-            f"dirty status/walk {status_dirty[0] / floor['stat walk']:.2f}")))
+            f"dirty status/walk {status_dirty[0] / floor['stat walk']:.2f}"))
     del restore, verify
     shutil.rmtree(root)
     return rows
@@ -368,7 +375,6 @@ def files_main(args) -> None:
         for n in args.files:
             print(f"load average: {os.getloadavg()}", flush=True)
             rows += bench_files(Path(tmp), n, args.repeat)
-            print(*(f"{a:<58} {b}" for a, b in rows[-12:]), sep="\n", flush=True)
         if args.series:
             rows += bench_manifest_series(Path(tmp), args.series, 100, 1.0)
             print(*rows[-1], flush=True)
