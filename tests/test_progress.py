@@ -137,3 +137,20 @@ def test_the_line_is_cut_to_a_narrow_terminal(main_wt):
     assert "\n" not in terminal
     wide = _stderr_on_a_terminal(["snapshot", "second"], main_wt, columns=200)[2]
     assert any(len(r) > 29 for r in wide.split("\r"))  # not cut where it fits
+
+
+def test_worktree_remove_counts_what_it_deletes_on_every_engine(engine_repo):
+    """The deletion is counted file by file where jvs unlinks, and as one step where
+    ``juicefs rmr`` removes the tree; either way the worktree is gone, nothing is left
+    in the trash and the output is what it is without a terminal."""
+    repo, _ = engine_repo
+    main = repo / "main"
+    _worktree_with_files(main)
+    take_snapshot(main, "first")
+    run_jvs("fork", "exp", cwd=main)
+    code, out, terminal = _stderr_on_a_terminal(["worktree", "remove", "exp"], main)
+    assert code == 0 and out.startswith("Removed worktree 'exp'"), out
+    assert "jvs: deleting, 0/40 files, 0 B/" in terminal
+    assert not (repo / "worktrees" / "exp").exists()
+    trash = repo / ".jvs" / "restore" / "@trash"
+    assert not trash.exists() or not any(trash.iterdir())
