@@ -141,8 +141,8 @@ def test_the_line_is_cut_to_a_narrow_terminal(main_wt):
 
 def test_worktree_remove_counts_what_it_deletes_on_every_engine(engine_repo):
     """The deletion is counted file by file where jvs unlinks, and as one step where
-    ``juicefs rmr`` removes the tree; either way the worktree is gone, nothing is left
-    in the trash and the output is what it is without a terminal."""
+    ``juicefs rmr`` removes the tree; either way the command reports the removal, the
+    worktree is gone and nothing is left in the trash."""
     repo, _ = engine_repo
     main = repo / "main"
     _worktree_with_files(main)
