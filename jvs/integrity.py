@@ -80,8 +80,10 @@ def encoded_records(entries: Iterable[Entry]) -> list[bytes]:
     return out
 
 
-# size, mtime_ns, ctime_ns, ino (the stat cache's key: statcache._KEY), st_mode, st_dev
-_STAT = struct.Struct("<QqqQQQ")
+# size, mtime_ns, ctime_ns, ino: an entry's key in the stat cache (jvs.statcache packs it
+# with this format); a Stat is that key, then st_mode and st_dev.
+STAT_KEY_FORMAT = "<QqqQ"
+_STAT = struct.Struct(STAT_KEY_FORMAT + "QQ")
 
 
 class Stat(bytes):

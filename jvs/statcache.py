@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jvs import fsio
-from jvs.integrity import Stat
+from jvs.integrity import STAT_KEY_FORMAT, Stat
 from jvs.repo import Repo
 
 RACY_WINDOW_NS = 100_000_000
@@ -47,10 +47,9 @@ CACHE_PREFIX = "stat-"
 CACHE_SUFFIX = ".cache"
 _LEGACY_SUFFIX = ".json"  # version 2 (JSON); removed when a version 3 cache is written
 # size, mtime_ns, ctime_ns, ino (as integrity.Stat begins); the hash (ASCII hex) follows
-_KEY = struct.Struct("<QqqQ")
+_KEY = struct.Struct(STAT_KEY_FORMAT)
 _TIMES = struct.Struct("<qq")  # mtime_ns, ctime_ns at offset 8
 
-StatKey = tuple[int, int, int, int]
 # One entry: its record in the file (the packed stat key, then the content hash as ASCII
 # hex). Bytes, not a tuple of five objects: a cache holds one per file of the worktree
 # (~100 bytes each instead of ~270), and loading or saving it is slicing and joining.
@@ -85,10 +84,6 @@ def racy_window_ns(path: Path) -> int:
     return LOCAL_RACY_WINDOW_NS if on_local_filesystem(path) else RACY_WINDOW_NS
 
 
-def stat_key(st: os.stat_result) -> StatKey:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
 def packed_key(st: os.stat_result | Stat) -> bytes:
     """*st*'s key in the cache, as its rows begin with it."""
     if st.__class__ is Stat:
@@ -118,12 +113,7 @@ class StatCache:
 
     def lookup(self, relpath: str, st: os.stat_result) -> str | None:
         row = self._entries.get(relpath)
-        if row is None:
-            return None
-        # packed_key, inline: once per file of every status, restore and snapshot.
-        key = st[:_KEY.size] if st.__class__ is Stat \
-            else _KEY.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        if row[:_KEY.size] == key:
+        if row is not None and row[:_KEY.size] == packed_key(st):
             return row[_KEY.size:].decode("ascii")
         return None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from jvs.progress import SILENT, Progress
+from jvs.progress import SILENT, FileTicker, Progress
 from jvs.repo import Repo
 
 
@@ -82,7 +82,6 @@ def empty_trash(repo: Repo, *, claimed_too: bool = False, meter: Progress = SILE
 def _remove_counted(items: list[Path], meter: Progress) -> None:
     from jvs.engines.juicefs import remove_tree
     from jvs.fsio import tree_size
-    from jvs.progress import FileTicker
 
     sizes = [tree_size(item) for item in items]
     meter.start(sum(f for f, _ in sizes), sum(b for _, b in sizes))

@@ -24,6 +24,7 @@ from jvs.integrity import READY_MARKER
 from jvs.intents import Intent, WorktreeIntent, drop_intent, update_intent, write_intent
 from jvs.lock import assert_lock_still_held, repo_lock, worktree_lock
 from jvs.names import validate_worktree_name
+from jvs.progress import counts
 from jvs.recovery import settle_worktree
 from jvs.repo import Repo
 from jvs.restore import checked_worktree_dir
@@ -189,7 +190,7 @@ def _stage(repo: Repo, source: Descriptor | None, name: str, progress=None) -> P
     """The new worktree's payload, made next to where it will be (same filesystem). An
     engine that copies file by file counts them for a listener, against the totals of the
     snapshot's manifest; a metadata clone is one step, shown by its stage name."""
-    from jvs.progress import SILENT, counts
+    from jvs.progress import SILENT
     from jvs.restore import checked_target_payload, clone_snapshot, work_dir
 
     work = work_dir(repo, name)  # the worktree does not exist yet: no restore uses it
@@ -350,8 +351,6 @@ def remove(repo: Repo, name: str, *, force: bool = False, discard_unsaved: bool 
         drop_intent(intent)
         if progress:
             progress("deleting")
-        from jvs.progress import counts
-
         empty_trash(repo, meter=counts(progress))
         return RemoveResult(config, payload, force, rescue, rec.unsaved, discard_unsaved)
 
