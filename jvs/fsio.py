@@ -38,6 +38,68 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class AtomicWriter:
+    """A file written piece by piece that replaces *path* on ``commit``, so readers see
+    the old or the new file, never a mix. Until then it is ``.<name>.<hex>.part`` beside
+    it: ``abort`` removes it, and ``doctor`` removes one a crash left."""
+
+    def __init__(self, path: Path, *, mode: int = 0o644, durable: bool = False) -> None:
+        self.path = path
+        self.durable = durable
+        self.tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.part")
+        self._fd: int | None = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= 1 << 20:
+            self._flush()
+
+    def _flush(self) -> None:
+        view = memoryview(self._buffer)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except BaseException:
+            view.release()
+            self.abort()
+            raise
+        view.release()
+        self._buffer.clear()
+
+    def write_all(self, pieces) -> None:
+        """Write big *pieces* without copying them into the buffer."""
+        self._flush()
+        for piece in pieces:
+            view = memoryview(piece)
+            try:
+                while view:
+                    view = view[os.write(self._fd, view):]
+            except BaseException:
+                self.abort()
+                raise
+
+    def commit(self) -> None:
+        self._flush()
+        try:
+            if self.durable:
+                os.fsync(self._fd)
+        except BaseException:
+            self.abort()
+            raise
+        os.close(self._fd)
+        self._fd = None
+        os.replace(self.tmp, self.path)
+        if self.durable:
+            fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self.tmp.unlink(missing_ok=True)
+
+
 def write_bytes_atomic(path: Path, data: bytes | list[bytes], *, mode: int = 0o644,
                        durable: bool = True) -> None:
     """Replace *path* with *data* (bytes, or a list of pieces written one after the
@@ -45,23 +107,9 @@ def write_bytes_atomic(path: Path, data: bytes | list[bytes], *, mode: int = 0o6
 
     With ``durable=False`` nothing is fsynced: for caches, and for files a later
     ``syncfs`` of the same filesystem makes durable anyway."""
-    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        for piece in data if isinstance(data, list) else (data,):
-            view = memoryview(piece)
-            while view:
-                view = view[os.write(fd, view) :]
-        if durable:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    if durable:
-        fsync_dir(path.parent)
+    out = AtomicWriter(path, mode=mode, durable=durable)
+    out.write_all(data if isinstance(data, list) else (data,))
+    out.commit()
 
 
 def write_json_atomic(path: Path, obj: object) -> None:

@@ -80,6 +80,16 @@ def encoded_records(entries: Iterable[Entry]) -> list[bytes]:
     return out
 
 
+def record_bytes(kind: str, rel: str, mode: int, size: int, digest: str) -> bytes:
+    """One entry's record as UTF-8 bytes (``encoded_records`` of one entry)."""
+    meta = _MODE_TEXT.get(mode)
+    if meta is None:
+        meta = _MODE_TEXT[mode] = f"mode={mode:04o}"
+    text = f"file:{rel}:{meta},size={size}:{digest}" if kind == "file" \
+        else f"{kind}:{rel}:{meta}:{digest}"
+    return text.encode("utf-8", "surrogateescape")
+
+
 # size, mtime_ns, ctime_ns, ino: an entry's key in the stat cache (jvs.statcache packs it
 # with this format); a Stat is that key, then st_mode and st_dev.
 STAT_KEY_FORMAT = "<QqqQ"
@@ -505,6 +515,149 @@ def decode_manifest(stored: bytes) -> bytes:
         start = end + 1
     del view, hexes
     return bytes(out)
+
+
+class StoredManifestWriter:
+    """The stored form of a manifest whose records arrive in their final (sorted) order,
+    batch by batch, with its root hash: what ``encode_manifest`` makes of the whole text,
+    byte for byte, holding only the compressed texts and the raw hashes (~20 bytes per
+    record) instead of the text (~70). ``finish`` returns None when a record cannot be
+    stored that way (its hash not lowercase hex of the first one's width): the caller then
+    stores the text as it is."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self._zlib = zlib.compressobj(6)
+        self._packed: list[bytes] = []
+        self._hashes = bytearray()
+        self._count = 0
+        self._width = 0
+        self._tail: re.Pattern | None = None
+        self.storable = True
+
+    def feed(self, records: list[bytes]) -> None:
+        if not records:
+            return
+        block = b"\n".join(records) + b"\n"
+        self._sha.update(block)
+        if not self.storable:
+            return
+        if self._tail is None:
+            first = records[0]
+            self._width = len(first) - first.rindex(b":") - 1 if b":" in first else 0
+            if not self._width or self._width % 2:
+                self.storable = False
+                return
+            self._tail = re.compile(rb":[0-9a-f]{%d}\n" % self._width)
+        texts, hexes = bytearray(), bytearray()
+        view = memoryview(block)
+        found = pos = 0
+        for match in self._tail.finditer(block):
+            start, end = match.span()
+            if self._count or found:
+                texts += b"\n"
+            texts += view[pos:start]
+            hexes += view[start + 1:end - 1]
+            pos = end
+            found += 1
+        view.release()
+        if found != len(records):
+            self.storable = False
+            return
+        self._packed.append(self._zlib.compress(texts))
+        self._hashes += binascii.unhexlify(hexes)
+        self._count += found
+
+    def root_hash(self) -> str:
+        return self._sha.hexdigest()
+
+    def finish(self) -> list[bytes] | None:
+        """The stored form's pieces, or None (see above); ``[]`` for no records."""
+        if not self.storable:
+            return None
+        if not self._count:
+            return [b""]
+        self._packed.append(self._zlib.flush())
+        packed_len = sum(len(p) for p in self._packed)
+        header = b"%s %d %d %d\n" % (STORED_MAGIC, self._count, self._width, packed_len)
+        return [header, *self._packed, self._hashes]
+
+
+def iter_stored_records(manifest_path: Path) -> Iterator[list[bytes]]:
+    """A stored manifest's records (without their line breaks), in order, batch by batch,
+    reading it piece by piece: a manifest of any size costs a batch of memory. Raises
+    OSError, or ValueError on a damaged one (not yet checked against any root hash)."""
+    with open(manifest_path, "rb", buffering=0) as f:
+        head = f.read(len(STORED_MAGIC) + 1)
+        if head != STORED_MAGIC + b" ":
+            yield from _iter_text_records(f, head)
+            return
+        header = head + f.readline()
+        try:
+            _, count, width, packed_len = header.split(b" ")
+            count, width, packed_len = int(count), int(width), int(packed_len)
+        except ValueError:
+            raise ValueError("damaged stored manifest: header") from None
+        packed = f.read(packed_len)
+        if len(packed) != packed_len:
+            raise ValueError("damaged stored manifest: cut short")
+        unpack = zlib.decompressobj()
+
+        def texts() -> Iterator[bytes]:
+            data = packed
+            try:
+                while data:
+                    out = unpack.decompress(data, _CHUNK)
+                    data = unpack.unconsumed_tail
+                    if out:
+                        yield out
+                out = unpack.flush()
+            except zlib.error as exc:
+                raise ValueError(f"damaged stored manifest: {exc}") from None
+            if out:
+                yield out
+            if not unpack.eof:
+                raise ValueError("damaged stored manifest: cut short")
+
+        def with_hashes(lines: list[bytes]) -> list[bytes]:
+            raw = f.read(len(lines) * (width // 2))
+            if len(raw) != len(lines) * (width // 2):
+                raise ValueError("damaged stored manifest: hashes cut short")
+            hexes = raw.hex().encode("ascii")
+            return [line + b":" + hexes[i * width:(i + 1) * width]
+                    for i, line in enumerate(lines)]
+
+        pending = b""
+        seen = 0
+        for chunk in texts():
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            seen += len(lines)
+            if seen >= count:
+                raise ValueError("damaged stored manifest: record count")
+            if lines:
+                yield with_hashes(lines)
+        if count:
+            yield with_hashes([pending])
+        elif pending:
+            raise ValueError("damaged stored manifest: record count")
+        if f.read(1):
+            raise ValueError("damaged stored manifest: trailing bytes")
+
+
+def _iter_text_records(f, head: bytes) -> Iterator[list[bytes]]:
+    """The records of a manifest stored as its text (older jvs, the Go implementation)."""
+    pending = head
+    while True:
+        chunk = f.read(_CHUNK)
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        if lines:
+            yield lines
+        if not chunk:
+            if pending:
+                raise ValueError("manifest text does not end with a line break")
+            return
 
 
 def read_manifest_file(manifest_path: Path) -> bytes | None:

@@ -4,7 +4,8 @@ A listener is called with a stage name (``progress("hashing")``), which is all t
 older hook (``Callable[[str], None]``) takes; one that also has ``start``, ``advance``
 and ``done`` gets counts: ``start(total_files, total_bytes)`` once a step knows its size,
 ``advance(files, bytes)`` per batch (never per file with formatting), ``done()`` at the
-end; *unit* names what ``total_files`` counts when it is not files (verify counts
+end (``start(0, 0)``: the size is not known beforehand, as in a snapshot that counts
+while it walks); *unit* names what ``total_files`` counts when it is not files (verify counts
 snapshots). The library never renders anything: the CLI owns the terminal (jvs/cli/output.py).
 Nobody listening costs one ``None`` test per batch."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -28,7 +29,7 @@ from jvs.descriptor import (
     write_descriptor_tmp,
 )
 from jvs.engines import CloneResult, Engine, choose_engine
-from jvs.engines.copy import HashingCopy, Listing, PreviousPayload
+from jvs.engines.copy import WalkSink
 from jvs.errors import JvsError, io_error
 from jvs.ids import new_snapshot_id, rfc3339_utc
 from jvs.ignore import IGNORE_FILE, IgnoreRules
@@ -37,9 +38,7 @@ from jvs.integrity import (
     ScannedEntry,
     ScanResult,
     entries_of,
-    file_records,
     manifest_bytes,
-    read_trusted_bytes,
     root_hash,
     scan,
     scan_parallel,
@@ -52,7 +51,7 @@ from jvs.progress import Progress as Counts
 from jvs.publish import fsync_payload, publish_payload, write_manifest
 from jvs.repo import Repo
 from jvs.resolve import check_new_tags
-from jvs.statcache import StatCache
+from jvs.statcache import RACY_WINDOW_NS, StatCache, stat_cache_path
 from jvs.trash import drop_ignored, empty_trash
 from jvs.worktree import (
     WorktreeConfig,
@@ -137,7 +136,7 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
                                                    wt.created_at))
         crashpoint("snapshot:after_intent")
         try:
-            descriptor, cache, after, stats = _stage_and_commit(
+            descriptor, built = _stage_and_commit(
                 repo, wt, source, ignore, partial, engine, config.payload_hash_algo,
                 snapshot_id, note, tags, progress)
         except BaseException:
@@ -148,28 +147,52 @@ def create_snapshot(repo: Repo, worktree: str, *, note: str = "", tags: list[str
             drop_intent(intent)
             raise
         crashpoint("snapshot:after_commit")
-
-        update_worktree(repo, wt, snapshot_id)
-        crashpoint("snapshot:after_worktree_update")
-
-        audit_error = None
         try:
-            append_audit(repo, "snapshot", snapshot_id, note, worktree=worktree,
-                         tags=list(tags) or None, engine=descriptor.engine)
-        except OSError as exc:
-            # Published and HEAD already: say so rather than fail (doctor --strict finds
-            # the missing record and audit_repair appends it).
-            audit_error = str(exc)
-        crashpoint("snapshot:after_audit")
-
+            audit_error = _after_commit(repo, wt, snapshot_id, note, tags, descriptor,
+                                        worktree)
+        except BaseException:
+            built.discard()  # published: its worktree is moved by doctor (the intent)
+            raise
         drop_intent(intent)
-        cache.save(keep=None if partial else after.file_paths())
+        built.save_cache()
         profile_step("snapshot:saved_stat_cache")
         empty_trash(repo)  # ignored paths an engine cloned anyway: O(what was ignored)
-        return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, stats,
-                              tuple(after.skipped_special),
-                              tuple(p for p in after.ignored if _in_partial(p, partial)),
+        return SnapshotResult(descriptor, wt.detached, wt.latest_snapshot_id, built.stats,
+                              tuple(built.skipped_special),
+                              tuple(p for p in built.ignored if _in_partial(p, partial)),
                               audit_error)
+
+
+def _after_commit(repo: Repo, wt: WorktreeConfig, snapshot_id: str, note: str,
+                  tags: tuple[str, ...], descriptor: Descriptor, worktree: str) -> str | None:
+    """Move the worktree to the published snapshot and append its audit record; the
+    audit record's error, if it could not be written."""
+    update_worktree(repo, wt, snapshot_id)
+    crashpoint("snapshot:after_worktree_update")
+    audit_error = None
+    try:
+        append_audit(repo, "snapshot", snapshot_id, note, worktree=worktree,
+                     tags=list(tags) or None, engine=descriptor.engine)
+    except OSError as exc:
+        # Published and HEAD already: say so rather than fail (doctor --strict finds the
+        # missing record and audit_repair appends it).
+        audit_error = str(exc)
+    crashpoint("snapshot:after_audit")
+    return audit_error
+
+
+@dataclass
+class Staged:
+    """A staged payload with its manifest written: what the clone kept, what it cost,
+    what was left out, and how to put the next stat cache in place."""
+
+    clone: CloneResult
+    root_hash: str
+    stats: HashStats
+    skipped_special: list[str]
+    ignored: list[str]
+    save_cache: Callable[[], None]
+    discard: Callable[[], None] = lambda: None
 
 
 def _stage_and_commit(repo: Repo, wt: WorktreeConfig, source: Path, ignore: IgnoreRules,
@@ -177,72 +200,131 @@ def _stage_and_commit(repo: Repo, wt: WorktreeConfig, source: Path, ignore: Igno
                       note: str, tags: tuple[str, ...], progress: Progress | None):
     """The protocol up to its commit point: materialise, hash, fsync, descriptor, publish.
     Raises before the commit point with nothing published (the caller rolls back)."""
-    cache = StatCache.load(repo, wt.name, algo)
-    profile_step("snapshot:loaded_stat_cache")
     staged = repo.snapshots_dir / f"{snapshot_id}.tmp"
     if progress:
         progress(f"materialising with {engine.name}")
+    if engine.capabilities.walks_files and not partial:
+        built = walk_into(repo, wt, engine, source, staged, ignore, algo, snapshot_id,
+                          progress)
+    else:
+        built = clone_and_scan(repo, wt, engine, source, staged, ignore, partial, algo,
+                               snapshot_id, progress)
+    try:
+        crashpoint("snapshot:after_hash")
+
+        fsync_payload(staged)
+        crashpoint("snapshot:after_fsync")
+
+        degraded = list(built.clone.degraded)
+        degraded += [f"special-file:{p}" for p in built.skipped_special
+                     if _in_partial(p, partial)]
+        descriptor = Descriptor(
+            snapshot_id=snapshot_id,
+            parent_id=wt.head_snapshot_id,
+            worktree_name=wt.name,
+            created_at=rfc3339_utc(),
+            note=note,
+            tags=tags,
+            engine=built.clone.engine,
+            payload_hash_algo=algo,
+            payload_root_hash=built.root_hash,
+            partial_paths=partial,
+            degraded=tuple(degraded),
+        ).sealed()
+        tmp_descriptor = write_descriptor_tmp(repo, descriptor)
+        crashpoint("snapshot:after_descriptor_tmp")
+
+        assert_lock_still_held(repo, "snapshot")
+        publish_payload(repo, staged, snapshot_id)
+        crashpoint("snapshot:after_publish_payload")
+
+        publish_descriptor(repo, tmp_descriptor, snapshot_id)  # the commit point
+    except BaseException:
+        built.discard()
+        raise
+    return descriptor, built
+
+
+def walk_into(repo: Repo, wt: WorktreeConfig, engine: Engine, source: Path, staged: Path,
+              ignore: IgnoreRules, algo: str, snapshot_id: str,
+              progress: Progress | None) -> Staged:
+    """Materialise with a walking engine (copy, reflink-copy), building the manifest and
+    the next stat cache as it goes (``jvs.snapshot_walk``): nothing is listed twice and
+    nothing is kept per file. The copy engine links the files the stat cache vouches for
+    from the head snapshot; if the head's manifest then turns out not to be the one its
+    descriptor names, the snapshot is taken again without linking."""
+    from jvs.snapshot_walk import WalkedSnapshot
+
+    head = head_to_link_from(repo, wt, algo) \
+        if engine.capabilities.links_unchanged_files else None
+    cache_path = stat_cache_path(repo, wt.name)
+    horizon = time.time_ns() - RACY_WINDOW_NS
+    meter = counts(progress)
     for attempt in range(3):
-        hashing = hashing_copy(repo, wt, engine, algo, cache, partial)
-        # An engine that walks the tree itself (copy, reflink-copy) lists both trees on
-        # the way, with the worktree's stats taken after each file's copy: the scans
-        # below then have nothing left to find (see copy.Listing).
-        listing = Listing() if hashing is not None else None
-        # juicefs-clone would walk the worktree during the clone to find what it cannot
-        # keep (hardlinks, owners), competing with the clone for the same JuiceFS client;
-        # it learns that from the scan below instead, taken anyway once the clone is done.
-        scan_reports = engine.capabilities.reports_from_scan and not partial
+        walk = WalkedSnapshot(algo, cache_path, repo.snapshots_dir, horizon, head)
+        profile_step("snapshot:loaded_stat_cache")
         try:
-            clone = materialise(engine, source, staged, partial, hashing, ignore, listing,
-                                report=not scan_reports)
-            break
+            if progress:
+                progress("hashing")
+            meter.start(0, 0)  # counted as the walk goes: one walk, no total beforehand
+            clone = materialise(engine, source, staged, (), walk, ignore,
+                                meter=None if meter is SILENT else meter)
+            crashpoint("snapshot:after_materialise")
+            if not walk.head_trusted():
+                walk.discard()
+                fsio.remove_tree(staged)
+                head = None
+                continue
+            root = walk.write_manifest(repo.manifest_path(snapshot_id))
         except VanishedDuringClone:
             # A program replaced a file by rename (an editor's save) while the engine
             # cloned the tree: start over; a file that is gone is simply not in it.
+            walk.discard()
+            if attempt == 2:
+                raise
+            continue
+        except BaseException:
+            walk.discard()
+            raise
+        return Staged(clone, root, walk.stats, walk.skipped_special, walk.ignored,
+                      walk.save_cache, walk.discard)
+    raise JvsError("E_ENGINE", "the worktree kept changing while the snapshot was taken",
+                   hint="retry")
+
+
+def clone_and_scan(repo: Repo, wt: WorktreeConfig, engine: Engine, source: Path,
+                   staged: Path, ignore: IgnoreRules, partial: tuple[str, ...], algo: str,
+                   snapshot_id: str, progress: Progress | None) -> Staged:
+    """Materialise with an engine that clones trees (juicefs-clone), or only the *partial*
+    paths, then scan the worktree and the staged copy and hash what the stat cache cannot
+    vouch for."""
+    cache = StatCache.load(repo, wt.name, algo)
+    profile_step("snapshot:loaded_stat_cache")
+    # juicefs-clone would walk the worktree during the clone to find what it cannot keep
+    # (hardlinks, owners), competing with the clone for the same JuiceFS client; it
+    # learns that from the scan below instead, taken anyway once the clone is done.
+    scan_reports = engine.capabilities.reports_from_scan and not partial
+    for attempt in range(3):
+        try:
+            clone = materialise(engine, source, staged, partial, None, ignore,
+                                report=not scan_reports)
+            break
+        except VanishedDuringClone:
             if attempt == 2:
                 raise
     crashpoint("snapshot:after_materialise")
-    if hashing is not None:
-        hashing.previous = None  # the head's file records: ~30 MB at 100,000 files, done
 
     if progress:
         progress("hashing")
-    after, staged_listed = listed_trees(source, staged, ignore, listing)
+    after, staged_listed = scanned_trees(source, staged, ignore)
     profile_step("snapshot:scanned_worktree")
     if scan_reports:
         clone = engine.report_from_scan(clone, source, staged, os.lstat(source),
                                         ((e.relpath, e.st) for e in after.entries))
-    manifest, stats = hash_payload(repo, snapshot_id, staged, cache, after, staged_listed(),
-                                   algo, hashing, ignore, meter=counts(progress))
-    crashpoint("snapshot:after_hash")
-
-    fsync_payload(staged)
-    crashpoint("snapshot:after_fsync")
-
-    degraded = list(clone.degraded)
-    degraded += [f"special-file:{p}" for p in after.skipped_special if _in_partial(p, partial)]
-    descriptor = Descriptor(
-        snapshot_id=snapshot_id,
-        parent_id=wt.head_snapshot_id,
-        worktree_name=wt.name,
-        created_at=rfc3339_utc(),
-        note=note,
-        tags=tags,
-        engine=clone.engine,
-        payload_hash_algo=algo,
-        payload_root_hash=root_hash(manifest),
-        partial_paths=partial,
-        degraded=tuple(degraded),
-    ).sealed()
-    tmp_descriptor = write_descriptor_tmp(repo, descriptor)
-    crashpoint("snapshot:after_descriptor_tmp")
-
-    assert_lock_still_held(repo, "snapshot")
-    publish_payload(repo, staged, snapshot_id)
-    crashpoint("snapshot:after_publish_payload")
-
-    publish_descriptor(repo, tmp_descriptor, snapshot_id)  # the commit point
-    return descriptor, cache, after, stats
+    root, stats = hash_payload(repo, snapshot_id, staged, cache, after, staged_listed(),
+                               algo, ignore, meter=counts(progress))
+    return Staged(clone, root, stats, after.skipped_special, after.ignored,
+                  lambda: cache.save(keep=None if partial else after.file_paths()))
 
 
 class VanishedDuringClone(JvsError):
@@ -311,24 +393,10 @@ def _in_partial(rel: str, partial: tuple[str, ...]) -> bool:
     return not partial or any(rel == p or rel.startswith(p + "/") for p in partial)
 
 
-def hashing_copy(repo: Repo, wt: WorktreeConfig, engine: Engine, algo: str, cache: StatCache,
-                 partial: tuple[str, ...]) -> HashingCopy | None:
-    """For an engine that reads every byte anyway (the copy engine), hash the files the
-    stat cache cannot vouch for while copying them, so each byte is read once, and link
-    the files it vouches for from the head snapshot instead of copying them. (The
-    reflink-copy engine takes it too, and neither hashes nor links on the way: its
-    copies share extents already.)"""
-    if partial or not engine.capabilities.walks_files:
-        return None
-    previous = previous_payload(repo, wt, algo, cache) \
-        if engine.capabilities.links_unchanged_files else None
-    return HashingCopy(algo, lambda rel, st: cache.lookup(rel, st) is None, previous)
-
-
-def previous_payload(repo: Repo, wt: WorktreeConfig, algo: str,
-                     cache: StatCache) -> PreviousPayload | None:
-    """The worktree's head snapshot as a source of unchanged files, when its descriptor
-    checks out and its manifest is trusted (its hash is the descriptor's root hash)."""
+def head_to_link_from(repo: Repo, wt: WorktreeConfig,
+                      algo: str) -> tuple[Path, Path, str] | None:
+    """The worktree's head snapshot as a source of unchanged files (its payload, manifest
+    and root hash), when its descriptor checks out with the same hash algorithm."""
     if not wt.head_snapshot_id:
         return None
     try:
@@ -338,27 +406,24 @@ def previous_payload(repo: Repo, wt: WorktreeConfig, algo: str,
     payload = repo.payload_dir(head.snapshot_id)
     if head.payload_hash_algo != algo or not payload.is_dir():
         return None
-    manifest = read_trusted_bytes(repo.manifest_path(head.snapshot_id), head.payload_root_hash)
-    if manifest is None:
-        return None
-    return PreviousPayload(payload, file_records(manifest), cache.lookup)
+    return payload, repo.manifest_path(head.snapshot_id), head.payload_root_hash
 
 
 def materialise(engine: Engine, source: Path, staged: Path, partial: tuple[str, ...],
-                hashing: HashingCopy | None = None,
-                ignore: IgnoreRules | None = None, listing: Listing | None = None,
-                report: bool = True) -> CloneResult:
+                walk: WalkSink | None = None, ignore: IgnoreRules | None = None,
+                report: bool = True, meter=None) -> CloneResult:
     """Clone the worktree (or only its *partial* paths) into the staging directory,
     leaving out what *ignore* matches as far as the engine can (hash_payload drops the
-    rest). An engine given *hashing* lists both trees in *listing*. Without *report*
-    (whole worktree, an engine with ``report_from_scan``) the caller finds what the
-    clone could not keep from its own scan."""
+    rest). A walking engine given *walk* tells it each entry (``clone_walking``), and
+    *meter* the files copied. Without *report* (whole worktree, an engine with
+    ``report_from_scan``) the caller finds what the clone could not keep from its own
+    scan."""
     if os.path.lexists(staged):
         fsio.remove_tree(staged)  # a leftover of a crashed run with the same ID
     ignore = ignore or None
     try:
-        if hashing is not None:
-            return engine.clone_hashing(source, staged, hashing, ignore, listing)
+        if walk is not None:
+            return engine.clone_walking(source, staged, walk, ignore, meter=meter)
         if not partial:
             if not report:
                 return engine.clone(source, staged, ignore, report=False)
@@ -406,14 +471,11 @@ def _is_under(path: str, root: Path) -> bool:
     return path == root_text or path.startswith(root_text.rstrip("/") + "/")
 
 
-def listed_trees(source: Path, staged: Path, ignore: IgnoreRules | None,
-                 listing: Listing | None) -> tuple[ScanResult, Callable[[], ScanResult]]:
-    """The worktree after the clone, and a function that returns the staged copy: from
-    the engine's *listing* when it made one, else from scans. The staged copy is then
-    scanned in a thread meanwhile: on FUSE both scans mostly wait for replies (lstat
+def scanned_trees(source: Path, staged: Path,
+                  ignore: IgnoreRules | None) -> tuple[ScanResult, Callable[[], ScanResult]]:
+    """The worktree after the clone, and a function that returns the staged copy's scan,
+    taken in a thread meanwhile: on FUSE both scans mostly wait for replies (lstat
     releases the GIL), so with a core free they overlap."""
-    if listing is not None:
-        return listing.source, lambda: listing.staged
     from jvs.mountinfo import on_local_filesystem
 
     # Over FUSE (JuiceFS) a stat waits for a reply: several in flight hide that wait.
@@ -424,10 +486,10 @@ def listed_trees(source: Path, staged: Path, ignore: IgnoreRules | None,
 
 def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
                  after: ScanResult, staged_scan: ScanResult, algo: str,
-                 hashing: HashingCopy | None = None,
                  ignore: IgnoreRules | None = None,
-                 meter: Counts = SILENT) -> tuple[bytes, HashStats]:
-    """Hash the staged copy, reading only what the stat cache cannot vouch for.
+                 meter: Counts = SILENT) -> tuple[str, HashStats]:
+    """Hash the staged copy, reading only what the stat cache cannot vouch for; write
+    ``manifests/<id>`` and return its root hash.
 
     *after* is the worktree's stat taken once the clone is done. A cache entry is used
     only when that stat equals the cached one: any write since the entry was made (during
@@ -436,25 +498,15 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     carries the worktree file's current mtime and size (engines copy mtimes), i.e. the
     file did not change while it was being cloned. Special files and ignored paths an
     engine may have cloned are dropped, so the payload is exactly what the manifest
-    records. Writes ``manifests/<id>``. *staged_scan* is the staged copy's scan (with
-    the *ignore* rules); the files the copy engine linked from the head are not in it
-    but in ``after.linked``, entries already. *meter* hears the files and bytes gone
-    through."""
+    records. *staged_scan* is the staged copy's scan (with the *ignore* rules). *meter*
+    hears the files and bytes gone through."""
     post = after.files()
     stats = HashStats()
-    if hashing is not None:
-        stats.files_hashed += len(hashing.digests)
-        stats.bytes_hashed += hashing.bytes_hashed
-
-    digests = hashing.digests if hashing is not None else {}
     lookup = cache.lookup
     vouched: set[str] = set()  # files whose cache entry matched: nothing new to remember
 
     def known(e: ScannedEntry) -> str | None:
         rel = e.relpath
-        digest = digests.get(rel)
-        if digest is not None:
-            return digest
         st = post.get(rel)
         if st is None or st.st_size != e.st.st_size:
             return None
@@ -469,14 +521,8 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
     if staged_scan.ignored:
         drop_ignored(repo, staged, staged_scan.ignored, f"snapshot-{snapshot_id}")
     scanned, staged_files = staged_scan.entries, staged_scan.files()
-    # Files the engine linked from the head: their entries are final and the stat cache
-    # vouched for them already.
-    linked = after.linked
     if meter is not SILENT:
-        meter.start(len(staged_files) + len(linked),
-                    sum(st.st_size for st in staged_files.values())
-                    + sum(e.size for e in linked))
-        meter.advance(len(linked), sum(e.size for e in linked))
+        meter.start(len(staged_files), sum(st.st_size for st in staged_files.values()))
         scanned = metered(scanned, meter)
     entries = entries_of(staged, scanned, algo, stats, known)
     profile_step("snapshot:hashed")
@@ -487,11 +533,10 @@ def hash_payload(repo: Repo, snapshot_id: str, staged: Path, cache: StatCache,
         if st is not None and copied is not None \
                 and (st.st_mtime_ns, st.st_size) == (copied.st_mtime_ns, copied.st_size):
             cache.remember(entry.relpath, st, entry.hash)
-    entries += linked
     manifest = manifest_bytes(entries)
     del entries  # before the stored form is made: the peak of a big snapshot
     write_manifest(repo, snapshot_id, manifest)
-    return manifest, stats
+    return root_hash(manifest), stats
 
 
 def in_thread(func: Callable[..., T], *args) -> Callable[[], T]:

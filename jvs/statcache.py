@@ -14,15 +14,17 @@ Two guards keep it honest:
 - writes during a clone: callers pass the stat taken before and after the clone, and an
   entry is used or stored only when both agree.
 
-The file is binary and read whole (``CACHE_SUFFIX``): a header line (format, algorithm,
-entry count, hash width), a line with the checksum (xxh3-128) of the rest, then the
-fixed-width stat records of every entry and their paths, one a line. Loading and saving
-are then slicing and joining bytes (each entry is kept as its record) instead of a JSON
-parse: at 100,000 files a load took 0.18-0.39 s and a save 0.2-0.47 s as JSON, and take
-0.10 s and 0.02 s now (machine at load average 6). A cache edited or damaged by anything
-but jvs fails its checksum or its shape and is not trusted at all (it is an empty cache),
-so a forged record cannot make a snapshot record, or a restore overlook, content the file
-does not hold.
+The file is binary (``CACHE_SUFFIX``): a header line (format, algorithm), then one entry
+per file, its path and a line break followed by its fixed-width record (the packed stat
+key, then the content hash as ASCII hex), and a fixed-width trailer with the entry count,
+the hash width and the checksum (xxh3-128) of everything before it. Entries are in *walk
+order* (``walk_key``), the order in which a snapshot's walk meets the files, so a snapshot
+reads the cache front to back beside its walk (``CacheCursor``) and writes the next one the
+same way (``CacheWriter``): neither holds an entry per file, at a million files or ten.
+Other commands load it whole (``StatCache``): slicing bytes, no JSON (at 100,000 files a
+JSON load took 0.18-0.39 s). A cache edited or damaged by anything but jvs fails its
+checksum or its shape and is not trusted at all (it is an empty cache), so a forged record
+cannot make a snapshot record, or a restore overlook, content the file does not hold.
 """
 
 from __future__ import annotations
@@ -42,13 +44,15 @@ RACY_WINDOW_NS = 100_000_000
 # most a few milliseconds apart: a shorter window is enough.
 LOCAL_RACY_WINDOW_NS = 20_000_000
 _MAGIC = b"jvs-statcache"
-_VERSION = 3
+_VERSION = 4  # 3: the same records, in two blocks (records, then paths), in any order
 CACHE_PREFIX = "stat-"
 CACHE_SUFFIX = ".cache"
-_LEGACY_SUFFIX = ".json"  # version 2 (JSON); removed when a version 3 cache is written
+_LEGACY_SUFFIX = ".json"  # version 2 (JSON); removed when a newer cache is written
 # size, mtime_ns, ctime_ns, ino (as integrity.Stat begins); the hash (ASCII hex) follows
 _KEY = struct.Struct(STAT_KEY_FORMAT)
 _TIMES = struct.Struct("<qq")  # mtime_ns, ctime_ns at offset 8
+KEY_SIZE = _KEY.size  # a record: the packed key, then the hash
+_READ_SIZE = 1 << 20
 
 # One entry: its record in the file (the packed stat key, then the content hash as ASCII
 # hex). Bytes, not a tuple of five objects: a cache holds one per file of the worktree
@@ -67,6 +71,11 @@ def worktree_of_cache_file(name: str) -> str | None:
             and len(name) > len(CACHE_PREFIX) + len(CACHE_SUFFIX):
         return name[len(CACHE_PREFIX):-len(CACHE_SUFFIX)]
     return None
+
+
+def stat_cache_path(repo: Repo, worktree: str) -> Path:
+    """Where *worktree*'s stat cache on this host lives."""
+    return repo.cache_dir / os.uname().nodename / cache_file_name(worktree)
 
 
 def drop_cache_files(repo: Repo, worktree: str) -> None:
@@ -92,7 +101,8 @@ def packed_key(st: os.stat_result | Stat) -> bytes:
 
 
 class StatCache:
-    def __init__(self, path: Path, algo: str, entries: dict[str, Row] | None = None) -> None:
+    def __init__(self, path: Path, algo: str, entries: dict[str, Row] | None = None,
+                 in_order: bool = False) -> None:
         self.path = path
         self.algo = algo
         self._entries: dict[str, Row] = entries or {}
@@ -100,15 +110,16 @@ class StatCache:
         self._settled: set[str] = set()
         self._dirty = False  # an entry of the file was forgotten
         self._on_disk = entries is not None  # loaded from a valid cache file
+        self._in_order = in_order  # the entries are in walk order (as loaded from the file)
         self.started_ns = time.time_ns()
 
     @classmethod
     def load(cls, repo: Repo, worktree: str, algo: str) -> StatCache:
         """The cache of *worktree* on this host (empty if missing or unreadable)."""
-        path = repo.cache_dir / os.uname().nodename / cache_file_name(worktree)
+        path = stat_cache_path(repo, worktree)
         found = read_cache_file(path)  # a missing, unreadable or tampered cache: empty
         if found is not None and found.algo == algo:
-            return cls(path, algo, found.entries)
+            return cls(path, algo, found.entries, found.in_order)
         return cls(path, algo)
 
     def lookup(self, relpath: str, st: os.stat_result) -> str | None:
@@ -150,9 +161,12 @@ class StatCache:
         # costs a few checks, not one per file.
         entries = self._entries  # updated in place: no copy of 100,000 entries
         changed = self._dirty or not self._on_disk
+        in_order = self._in_order
         for k, v in self._fresh.items():
             if max(times(v, 8)) < horizon or k in settled:
-                if entries.get(k) != v:
+                old = entries.get(k)
+                if old != v:
+                    in_order = in_order and old is not None  # a new key goes to the end
                     entries[k] = v
                     changed = True
             elif entries.pop(k, None) is not None:
@@ -167,10 +181,11 @@ class StatCache:
             return  # the file already holds exactly this (a write is a round trip on FUSE)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fsio.write_bytes_atomic(self.path, encode_cache(self.algo, entries), durable=False)
+            fsio.write_bytes_atomic(self.path, encode_cache(self.algo, entries, in_order),
+                                    durable=False)
         except (OSError, ValueError):
             return  # a cache that cannot be written only costs time next run
-        self._on_disk = True
+        self._on_disk = self._in_order = True
         legacy = self.path.with_name(self.path.name[:-len(CACHE_SUFFIX)] + _LEGACY_SUFFIX)
         try:
             legacy.unlink()
@@ -178,22 +193,61 @@ class StatCache:
             pass
 
 
+def walk_key(relpath: str) -> bytes:
+    """*relpath*'s place in walk order: the order of a walk that lists each directory's
+    names sorted by their bytes plus ``/`` for a directory and ``:`` for anything else
+    (``jvs.engines.copy``). For files that is the order of ``relpath + ":"``, which is
+    also how the manifest sorts its file records (SPEC §5) unless a name holds a ``:``."""
+    return relpath.encode("utf-8", "surrogateescape") + b":"
+
+
 @dataclass(frozen=True)
 class CacheFile:
     algo: str
     entries: dict[str, Row]
+    in_order: bool = True  # in walk order (version 4); a version 3 file is in any order
 
 
-def encode_cache(algo: str, entries: dict[str, Row]) -> list[bytes]:
-    """The file's bytes, as the pieces to write one after the other (joining them would
-    copy the ~12 MB of a 100,000-file cache twice more, at the peak of a snapshot)."""
-    width = len(next(iter(entries.values()))) - _KEY.size if entries else 0
-    records = b"".join(entries.values())
-    if len(records) != len(entries) * (_KEY.size + width):
-        raise ValueError("stat cache entries of different hash widths")
-    paths = "\n".join(entries).encode("utf-8", "surrogateescape")
-    header = b"%s %d %s %d %d\n" % (_MAGIC, _VERSION, algo.encode("ascii"), len(entries), width)
-    return [header, _checksum(records, paths) + b"\n", records, paths]
+def encode_cache(algo: str, entries: dict[str, Row], in_order: bool = False) -> list[bytes]:
+    """The file's bytes, as the pieces to write one after the other; *in_order*: the
+    entries are in walk order already (else they are sorted)."""
+    items = entries.items() if in_order else \
+        sorted(entries.items(), key=lambda item: walk_key(item[0]))
+    body = bytearray(_header(algo))
+    width = None
+    for path, row in items:
+        if "\n" in path:
+            continue  # cannot be an entry (no snapshot records such a name either)
+        if width is None:
+            width = len(row) - _KEY.size
+        elif len(row) != _KEY.size + width:
+            raise ValueError("stat cache entries of different hash widths")
+        body += path.encode("utf-8", "surrogateescape")
+        body += b"\n"
+        body += row
+    count = sum(1 for path in entries if "\n" not in path)
+    return [bytes(body), _trailer(count, width or 0, _checksum(body))]
+
+
+def _header(algo: str) -> bytes:
+    return b"%s %d %s\n" % (_MAGIC, _VERSION, algo.encode("ascii"))
+
+
+def _trailer(count: int, width: int, checksum: bytes) -> bytes:
+    """``END <count> <hash width> <checksum>``: fixed width, so a reader finds it from the
+    end of the file."""
+    return b"END %020d %04d %s\n" % (count, width, checksum)
+
+
+def _parse_trailer(trailer: bytes) -> tuple[int, int, bytes]:
+    """(count, width, checksum) of a version 4 trailer; ValueError if it is none."""
+    end, count, width, checksum = trailer.rstrip(b"\n").split(b" ")
+    if end != b"END" or len(trailer) != _TRAILER_SIZE or len(checksum) != 32:
+        raise ValueError("no stat cache trailer")
+    return int(count), int(width), checksum
+
+
+_TRAILER_SIZE = len(b"END %020d %04d %s\n" % (0, 0, b"0" * 32))
 
 
 def read_cache_file(path: Path) -> CacheFile | None:
@@ -204,28 +258,200 @@ def read_cache_file(path: Path) -> CacheFile | None:
     except OSError:
         return None
     header, _, rest = data.partition(b"\n")
-    checksum, _, body = rest.partition(b"\n")
     try:
-        magic, version, algo, count, width = header.split(b" ")
-        count, width = int(count), int(width)
-        if magic != _MAGIC or int(version) != _VERSION or checksum != _checksum(body):
+        magic, version, algo = header.split(b" ", 2)
+        if magic != _MAGIC:
             return None
+        if int(version) == 3:
+            return _read_version_3(algo, rest)
+        if int(version) != _VERSION:
+            return None
+        count, width, checksum = _parse_trailer(data[-_TRAILER_SIZE:])
+        body_end = len(data) - _TRAILER_SIZE
+        if checksum != _checksum(memoryview(data)[:body_end]) or width <= 0 < count:
+            return None
+        entries: dict[str, Row] = {}
         size = _KEY.size + width
-        split = count * size
-        if len(body) < split or width <= 0 < count:
+        pos, find = len(header) + 1, data.find
+        for _ in range(count):
+            nl = find(b"\n", pos, body_end)
+            if nl < 0 or nl + 1 + size > body_end:
+                return None
+            entries[data[pos:nl].decode("utf-8", "surrogateescape")] = data[nl + 1:nl + 1 + size]
+            pos = nl + 1 + size
+        if pos != body_end:
             return None
-        rows = [body[i:i + size] for i in range(0, split, size)]
-        paths = body[split:].decode("utf-8", "surrogateescape").split("\n") if count else []
-        return CacheFile(algo.decode("ascii"), dict(zip(paths, rows, strict=True)))
+        return CacheFile(algo.decode("ascii"), entries)
     except ValueError:  # UnicodeDecodeError is one
         return None
 
 
-def _checksum(*pieces: bytes) -> bytes:
-    """The checksum of the pieces' concatenation."""
+def _read_version_3(algo: bytes, rest: bytes) -> CacheFile | None:
+    """A version 3 cache (``<algo> <count> <width>`` in the header, a checksum line, the
+    records, then the paths): read once after an upgrade, then rewritten as version 4."""
+    algo, count, width = algo.split(b" ")
+    count, width = int(count), int(width)
+    checksum, _, body = rest.partition(b"\n")
+    if checksum != _checksum(body):
+        return None
+    size = _KEY.size + width
+    split = count * size
+    if len(body) < split or width <= 0 < count:
+        return None
+    rows = [body[i:i + size] for i in range(0, split, size)]
+    paths = body[split:].decode("utf-8", "surrogateescape").split("\n") if count else []
+    return CacheFile(algo.decode("ascii"), dict(zip(paths, rows, strict=True)), in_order=False)
+
+
+class CacheCursor:
+    """The stat cache of a worktree read front to back, for a walk that asks for its files
+    in walk order (a snapshot's): ``row(relpath)`` moves forward to *relpath*'s entry. At
+    most one entry and one read buffer are held, whatever the number of files. A path
+    asked for out of order is not found (the file is hashed: time, never a wrong answer).
+    The whole file's checksum is checked before the first entry is used; a file that
+    fails it, or of another version or algorithm, is an empty cache (a version 3 file is
+    loaded whole, once)."""
+
+    def __init__(self, path: Path, algo: str) -> None:
+        self._file = None
+        self._dict: dict[str, Row] | None = None
+        self._key = self._row = None
+        self._path: str | None = None
+        self.count = 0  # entries in the file
+        try:
+            self._open(path, algo)
+        except (OSError, ValueError):
+            self.close()
+            self._dict = {}
+
+    def _open(self, path: Path, algo: str) -> None:
+        f = self._file = open(path, "rb", buffering=_READ_SIZE)
+        header = f.readline()
+        magic, version, found_algo = header.rstrip(b"\n").split(b" ", 2)
+        if magic != _MAGIC or int(version) != _VERSION:
+            self.close()
+            found = read_cache_file(path)
+            self._dict = found.entries if found is not None and found.algo == algo else {}
+            return
+        if found_algo.decode("ascii") != algo:
+            raise ValueError("another algorithm's cache")
+        size = os.fstat(f.fileno()).st_size
+        f.seek(size - _TRAILER_SIZE)
+        self.count, width, checksum = _parse_trailer(f.read(_TRAILER_SIZE))
+        f.seek(0)
+        digest, left = _hasher(), size - _TRAILER_SIZE
+        while left:
+            chunk = f.read(min(left, _READ_SIZE))
+            if not chunk:
+                raise ValueError("stat cache shorter than its trailer says")
+            digest.update(chunk)
+            left -= len(chunk)
+        if digest.hexdigest().encode("ascii") != checksum:
+            raise ValueError("stat cache checksum")
+        f.seek(len(header))
+        self._left, self._size = self.count, _KEY.size + width
+        self._advance()
+
+    def _advance(self) -> None:
+        if not self._left:
+            self._key = self._row = None
+            return
+        f = self._file
+        line = f.readline()
+        row = f.read(self._size)
+        if not line.endswith(b"\n") or len(row) != self._size:
+            raise ValueError("stat cache entry cut short")  # the checksum makes this rare
+        self._left -= 1
+        self._key = line[:-1] + b":"
+        self._row = row
+
+    def row(self, relpath: str) -> Row | None:
+        """*relpath*'s record, or None if the cache holds none (or it was passed)."""
+        if self._dict is not None:
+            return self._dict.get(relpath)
+        want = walk_key(relpath)
+        try:
+            while self._key is not None and self._key < want:
+                self._advance()
+        except (OSError, ValueError):
+            self.close()
+            self._dict = {}
+            return None
+        return self._row if self._key == want else None
+
+    def lookup(self, relpath: str, st: os.stat_result | Stat) -> str | None:
+        """The cached hash of *relpath* if its stat is still *st*."""
+        row = self.row(relpath)
+        if row is not None and row[:_KEY.size] == packed_key(st):
+            return row[_KEY.size:].decode("ascii")
+        return None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._key = self._row = None
+
+
+class CacheWriter:
+    """The next stat cache, written entry by entry in walk order as a walk goes, to a
+    temporary file that ``commit`` renames into place (``abort``, or a crash, leaves at
+    most that ``.part`` file, which ``doctor`` removes)."""
+
+    def __init__(self, path: Path, algo: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._out = fsio.AtomicWriter(path)
+        self._digest = _hasher()
+        self._count = 0
+        self._width: int | None = None
+        self._last = b""
+        self._write(_header(algo))
+
+    def _write(self, data: bytes) -> None:
+        self._digest.update(data)
+        self._out.write(data)
+
+    def add(self, relpath: str, row: Row) -> None:
+        """*row* for *relpath*; entries out of walk order are left out (they would not be
+        found by the next walk, only cost its reading them)."""
+        key = walk_key(relpath)
+        if key <= self._last or b"\n" in key:
+            return
+        width = len(row) - _KEY.size
+        if self._width is None:
+            self._width = width
+        elif width != self._width:
+            return
+        self._last = key
+        self._write(key[:-1] + b"\n" + row)
+        self._count += 1
+
+    def commit(self) -> None:
+        """Put the cache in place (a cache that cannot be written only costs time)."""
+        try:
+            self._out.write(_trailer(self._count, self._width or 0,
+                                     self._digest.hexdigest().encode("ascii")))
+            self._out.commit()
+        except OSError:
+            self._out.abort()
+            return
+        legacy = self.path.with_name(self.path.name[:-len(CACHE_SUFFIX)] + _LEGACY_SUFFIX)
+        legacy.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        self._out.abort()
+
+
+def _hasher():
     import xxhash
 
-    digest = xxhash.xxh3_128()
+    return xxhash.xxh3_128()
+
+
+def _checksum(*pieces: bytes) -> bytes:
+    """The checksum of the pieces' concatenation."""
+    digest = _hasher()
     for piece in pieces:
         digest.update(piece)
     return digest.hexdigest().encode("ascii")

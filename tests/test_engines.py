@@ -610,12 +610,16 @@ def _walk_engine(name: str, where: Path):
     return get_engine(name, where)
 
 
-def test_the_walk_lists_both_trees_as_the_scans_would(walk_dir):
-    """The snapshot takes its worktree and staged listings from the copy/reflink walk
-    instead of scanning both trees again: they must hold what the scans would find."""
-    from jvs.engines.copy import HashingCopy, Listing
+def test_the_walk_builds_the_manifest_a_scan_of_the_copy_would(walk_dir):
+    """A walking engine's snapshot builds its manifest as it copies, in walk order, instead
+    of scanning both trees again: it must be the manifest of the copy (SPEC §5), also for
+    names whose walk order and sorted order differ ("a:b", "a.b", "a/"), and it must list
+    special files and ignored paths as a scan would. Taken a second time with the stat
+    cache it wrote and the first copy as the head, nothing is hashed again and the same
+    manifest comes out."""
     from jvs.ignore import IGNORE_FILE, IgnoreRules
-    from jvs.integrity import scan
+    from jvs.integrity import compute_payload, read_manifest_file, scan
+    from jvs.snapshot_walk import WalkedSnapshot
 
     where, name = walk_dir
     wt = where / "wt"
@@ -626,26 +630,38 @@ def test_the_walk_lists_both_trees_as_the_scans_would(walk_dir):
     (wt / "build").mkdir()
     (wt / "build" / "out.o").write_bytes(b"obj")
     (wt / "notes.tmp").write_text("scratch")
+    for odd in ("a", "a.b", "a-b", "a:b", "a:"):
+        (wt / "odd" / odd).mkdir(parents=True)
+        (wt / "odd" / odd / "f").write_text(odd)
+        (wt / "odd" / f"{odd}.txt").write_text(odd)
+    (wt / "odd" / "a:b:c").write_text("colons")
     (wt / IGNORE_FILE).write_text("build/\n*.tmp\n")
     ignore = IgnoreRules.load(wt)
-    staged = where / "staged"
+    engine = _walk_engine(name, where)
+    cache = where / "stat.cache"
+    time.sleep(0.15)  # every file older than the racy window: the cache keeps them all
 
-    listing = Listing()
-    never = HashingCopy("xxh3-128", lambda rel, st: False)
-    _walk_engine(name, where).clone_hashing(wt, staged, never, ignore, listing)
+    def walked(staged, head=None):
+        walk = WalkedSnapshot("xxh3-128", cache, where, time.time_ns() - 100_000_000, head)
+        engine.clone_walking(wt, staged, walk, ignore)
+        assert walk.head_trusted()
+        root = walk.write_manifest(where / f"{staged.name}.manifest")
+        walk.save_cache()
+        return walk, root
 
-    def view(result, staged_side):
-        keep = ("st_mode", "st_size", "st_mtime_ns") if staged_side else \
-            ("st_mode", "st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev")
-        rows = {(e.kind, e.relpath, *(getattr(e.st, k) for k in keep if e.kind == "file"
-                                      or k == "st_mode"))
-                for e in result.entries}
-        return rows, result.skipped_special, result.ignored, result.hardlinked
+    first, root = walked(where / "staged")
+    expected, expected_root = compute_payload(where / "staged", "xxh3-128")
+    assert read_manifest_file(where / "staged.manifest") == expected
+    assert root == expected_root
+    listed = scan(wt, ignore=ignore)
+    assert first.skipped_special == listed.skipped_special == ["src/control"]
+    assert first.ignored == listed.ignored == ["build", "notes.tmp"]
+    assert first.stats.files_hashed > 0
 
-    assert view(listing.source, False) == view(scan(wt, ignore=ignore), False)
-    assert view(listing.staged, True) == view(scan(staged, ignore=ignore), True)
-    assert listing.source.skipped_special == ["src/control"]
-    assert listing.source.ignored == ["build", "notes.tmp"]
+    head = (where / "staged", where / "staged.manifest", root)
+    second, again = walked(where / "staged-2", head)
+    assert again == root
+    assert second.stats.files_hashed == 0
 
 
 def test_a_name_with_a_line_break_stops_the_walk_and_the_snapshot(walk_dir):
@@ -810,7 +826,7 @@ def test_engines_declare_what_they_can_do_and_the_declarations_hold(tmp_path):
     for cls in (CopyEngine, ReflinkEngine, JuiceFSEngine):
         caps = cls.capabilities
         assert isinstance(caps, Capabilities)
-        assert caps.walks_files == hasattr(cls, "clone_hashing"), cls
+        assert caps.walks_files == hasattr(cls, "clone_walking"), cls
         assert caps.reports_from_scan == hasattr(cls, "report_from_scan"), cls
         if caps.reports_from_scan:
             assert "report" in inspect.signature(cls.clone).parameters

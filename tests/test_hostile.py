@@ -100,14 +100,13 @@ def test_a_forged_stat_cache_record_is_not_trusted(main):
     (cache_file,) = (main.parent / ".jvs" / "cache").rglob("stat-main.cache")
     cached = read_cache_file(cache_file)
     head_hash = cached.entries["a.txt"][32:]  # a record: the packed stat key, the hash
-    # The forger rewrites a.txt's record in place, keeping the file's checksum line.
-    header, checksum, body = cache_file.read_bytes().split(b"\n", 2)
-    index = list(cached.entries).index("a.txt")
+    # The forger rewrites a.txt's record in place (its path, a line break, the record),
+    # keeping the file's trailer with its checksum.
+    data = cache_file.read_bytes()
+    at = data.index(b"\na.txt\n") + len(b"\na.txt\n")
     forged = struct.pack("<QqqQ", st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) \
         + head_hash
-    size = len(forged)
-    body = body[:index * size] + forged + body[(index + 1) * size:]
-    cache_file.write_bytes(header + b"\n" + checksum + b"\n" + body)
+    cache_file.write_bytes(data[:at] + forged + data[at + len(forged):])
     assert StatCache.load(Repo(main.parent), "main", cached.algo).lookup("a.txt", st) is None
     res = run_jvs("restore", "HEAD", "--json", cwd=main).json
     assert res["rescue_id"], res

@@ -119,6 +119,7 @@ class Meter:
         self._shown = False
         self._stage = ""
         self._total = (0, 0)
+        self._counting = False  # start() was called: counts are shown
         self._done = [0, 0]
         self._since = self._t0
         self._unit = "files"
@@ -129,6 +130,7 @@ class Meter:
 
     def start(self, total_files: int, total_bytes: int, *, unit: str = "files") -> None:
         self._total = (total_files, total_bytes)
+        self._counting = True
         self._unit = unit
         self._done = [0, 0]
         self._since = time.monotonic()
@@ -145,6 +147,7 @@ class Meter:
             sys.stderr.flush()
             self._shown = False
         self._total = (0, 0)
+        self._counting = False
 
     def _draw(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -166,9 +169,10 @@ class Meter:
         parts = [self._stage or "working"]
         files, nbytes = self._done
         total_files, total_bytes = self._total
-        if not (total_files or total_bytes):
+        if not self._counting:
             return parts[0]
-        parts.append(f"{files}/{total_files} {self._unit}")
+        known = bool(total_files or total_bytes)  # else counted as it goes (a walk)
+        parts.append(f"{files}/{total_files} {self._unit}" if known else f"{files} {self._unit}")
         if total_bytes:
             parts.append(f"{human_size(nbytes)}/{human_size(total_bytes)}")
         elif nbytes:
@@ -180,6 +184,8 @@ class Meter:
             parts.append(f"{human_size(nbytes / elapsed)}/s")
         else:
             parts.append(f"{files / elapsed:.0f} {self._unit}/s")
+        if not known:
+            return ", ".join(parts)
         if total_bytes and nbytes:
             left = (total_bytes - nbytes) * elapsed / nbytes
         else:

@@ -23,11 +23,12 @@ class Capabilities:
     """What an engine can do beyond ``clone``, declared by the engine so that callers
     ask it rather than probe for methods or compare names."""
 
-    # It copies file by file itself and offers ``clone_hashing``: hash (or merely list)
-    # the files while copying them, so each byte is read once.
+    # It copies file by file itself and offers ``clone_walking``: it tells the snapshot
+    # each entry as it copies it (and hashes small files on the way if it reads them),
+    # so neither tree is listed again and each byte is read once.
     walks_files: bool = False
     # Its payloads share unchanged files with the previous snapshot by hard links, so
-    # ``clone_hashing`` takes the previous payload to link from (the copy engine).
+    # ``clone_walking``'s sink links them from the previous payload (the copy engine).
     links_unchanged_files: bool = False
     # Whole trees clone as metadata only (``juicefs clone``): one clone of a tree is
     # cheaper than many clones of its entries.

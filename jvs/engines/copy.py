@@ -12,12 +12,12 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from jvs.engines.base import Capabilities, CloneResult
 from jvs.ignore import IgnoreRules
-from jvs.integrity import Entry, ScannedEntry, ScanResult, Stat, refuse_name
+from jvs.integrity import Entry, refuse_name
 
 
 class _Degraded:
@@ -63,20 +63,38 @@ def copy_xattrs(src: bytes | str | int, dst: bytes | str | int, degraded: _Degra
             degraded.add("xattrs")
 
 
-@dataclass
-class HashingCopy:
-    """Hash files while copying them, so a cold snapshot reads each byte once.
+class WalkSink(Protocol):
+    """What a snapshot hears from a walking engine's clone (``clone_walking``), entry by
+    entry as each is done, in walk order: each directory's names sorted by their bytes
+    plus ``/`` for a directory and ``:`` for anything else (``jvs.statcache.walk_key``),
+    a directory after what it holds. The snapshot builds its manifest and its next stat
+    cache from these as the walk goes (``jvs.snapshot_walk``), so neither tree is listed
+    again and nothing is kept per file."""
 
-    ``wants(relpath, stat)`` says which files need a hash (the stat cache knows the rest);
-    files too big to pass through here are left to the hashing step. The
-    digests are of exactly the bytes written to the destination, so they describe the
-    snapshot even if the source changes during the copy."""
+    algo: str  # the hash the walk computes on the way
 
-    algo: str
-    wants: Callable[[str, os.stat_result], bool]
-    previous: PreviousPayload | None = None
-    digests: dict[str, str] = field(default_factory=dict)
-    bytes_hashed: int = 0
+    def cached(self, rel: str, st: os.stat_result) -> bool:
+        """The stat cache vouches for *rel* at lstat *st*: no need to hash it on the way."""
+
+    def link(self, rel: str, st: os.stat_result, src: bytes, dst: bytes) -> bool:
+        """Put the head snapshot's copy of *rel* at *dst* if it is the same file (the copy
+        engine's ``PreviousPayload``); False when it must be copied."""
+
+    def file(self, rel: str, dst: bytes, source_st: os.stat_result,
+             staged_st: os.stat_result, digest: str | None, nbytes: int) -> None:
+        """*rel* was copied to *dst*: the source's stat after its data was copied, the
+        copy's after its metadata was applied, and the hash of the bytes written with
+        their count if the walk hashed them on the way."""
+
+    def dir(self, rel: str, staged_st: os.stat_result) -> None: ...
+
+    def symlink(self, rel: str, target: bytes, staged_st: os.stat_result) -> None: ...
+
+    def special(self, rel: str) -> None:
+        """A FIFO, socket or device: not copied."""
+
+    def ignored_path(self, rel: str) -> None:
+        """Matched by ``.jvsignore``: not copied, nothing below it walked."""
 
 
 class PreviousPayload:
@@ -95,7 +113,7 @@ class PreviousPayload:
     (tampering, bit rot) is carried into the new snapshot, where ``verify`` reports it as
     it does in the head."""
 
-    def __init__(self, payload: Path, saved: dict[str, tuple[int, int, str]],
+    def __init__(self, payload: Path, saved: HeadRecords,
                  known: Callable[[str, os.stat_result], str | None]) -> None:
         self.payload = os.fsencode(payload)
         self.saved = saved  # relpath -> (mode, size, hash) of the head's files
@@ -131,6 +149,11 @@ class PreviousPayload:
         return Entry("file", rel, mode, size, digest)
 
 
+class HeadRecords(Protocol):
+    def get(self, rel: str) -> tuple[int, int, str] | None:
+        """(mode, size, hash) of the head's file *rel*, asked in walk order."""
+
+
 def same_xattrs(a: bytes, b: bytes) -> bool:
     try:
         names = os.listxattr(a, follow_symlinks=False)
@@ -147,46 +170,12 @@ def same_xattrs(a: bytes, b: bytes) -> bool:
         return False
 
 
-class Listing:
-    """Both trees of a walk as :func:`jvs.integrity.scan` would list them, so a snapshot
-    need not scan them again after the clone.
-
-    ``source`` is the worktree: each regular file's stat is taken through the descriptor
-    that was copied, *after* its data was copied. That is what the snapshot's stat scan
-    after the clone is for: a cached hash is used only if this stat equals the cached
-    one, i.e. the file did not change from the moment it was hashed until its copy was
-    complete (ctime moves on any write). A write after that point is not in the
-    snapshot, so it need not be seen (the next snapshot sees it). ``staged`` is the copy,
-    each entry stat-ed after its metadata was applied. A file linked from the head is in
-    neither: its finished manifest entry is in ``source.linked``. Names that cannot be
-    recorded stop the walk with the scan's error; ignored paths and special files are
-    listed as the scan lists them."""
-
-    def __init__(self) -> None:
-        self.source = ScanResult()
-        self.staged = ScanResult()
-        self._inodes: dict[tuple[int, int], None] = {}
-
-    def add(self, kind: str, rel: str, source_st: os.stat_result,
-            staged_st: os.stat_result) -> None:
-        # Packed: a cold snapshot of 100,000 files held two full stats per file (~160 MB).
-        self.source.entries.append(ScannedEntry(kind, rel, Stat.of(source_st)))
-        self.staged.entries.append(ScannedEntry(kind, rel, Stat.of(staged_st)))
-        if kind == "file" and source_st.st_nlink > 1:
-            key = (source_st.st_dev, source_st.st_ino)
-            if key in self._inodes:
-                self.source.hardlinked.append(rel)
-            self._inodes[key] = None
-
-    def add_file(self, rel: str, sfd: int, dfd: int) -> None:
-        self.add("file", rel, os.fstat(sfd), os.fstat(dfd))
-
-
 class CopyEngine:
     name = "copy"
     capabilities = Capabilities(walks_files=True, links_unchanged_files=True)
+    hashes_on_the_way = True  # a copy reads every byte anyway: hash small files meanwhile
     _ignore: IgnoreRules | None = None
-    _listing: Listing | None = None
+    _sink: WalkSink | None = None
     _flushed = False
     _ticker = None  # counts for a listener (jvs.progress.FileTicker), per clone
 
@@ -194,16 +183,15 @@ class CopyEngine:
               meter=None) -> CloneResult:
         """*meter* (a ``jvs.progress.Progress``, or None): told the files and bytes
         copied, per batch."""
-        return self.clone_hashing(src, dst, None, ignore, meter=meter)
+        return self.clone_walking(src, dst, None, ignore, meter=meter)
 
     def clone_payload(self, src: Path, dst: Path) -> None:
         link_tree(src, dst)
 
-    def clone_hashing(self, src: Path, dst: Path, hashing: HashingCopy | None,
-                      ignore: IgnoreRules | None = None,
-                      listing: Listing | None = None, meter=None) -> CloneResult:
+    def clone_walking(self, src: Path, dst: Path, sink: WalkSink | None,
+                      ignore: IgnoreRules | None = None, meter=None) -> CloneResult:
         """Copy *src* to *dst* (which must not exist), leaving out what *ignore* matches
-        (paths relative to *src*); with *listing*, list both trees there as it goes."""
+        (paths relative to *src*); with *sink*, in walk order, telling it each entry."""
         from jvs.progress import FileTicker
 
         self._ticker = FileTicker(meter) if meter is not None else None
@@ -212,90 +200,95 @@ class CopyEngine:
             raise FileExistsError(errno.EEXIST, "clone destination exists", str(dst))
         seen: dict[tuple[int, int], None] = {}
         self._ignore = ignore or None
-        self._listing = listing
-        # Only a snapshot (the caller that hashes) flushes what it copied: only then is
+        self._sink = sink
+        # Only a snapshot (the caller with a sink) flushes what it copied: only then is
         # writing back early worth slowing the copy for (see _WRITEBACK_WHOLE_FROM).
-        self._flushed = hashing is not None
-        self._copy_entry(os.fsencode(src), os.fsencode(dst), "", degraded, seen, hashing)
+        self._flushed = sink is not None
+        self._copy_entry(os.fsencode(src), os.fsencode(dst), "", degraded, seen)
         if self._ticker is not None:
             self._ticker.flush()
         return CloneResult(self.name, tuple(degraded.items))
 
     def _children(self, src: bytes, prefix: str) -> list[tuple[bytes, str]]:
         """The names in directory *src* to copy, as bytes and as their relative paths:
-        not ignored; with a listing, sorted as the scan sorts them, ignored ones listed,
-        names that cannot be recorded refused."""
-        ignore, listing = self._ignore, self._listing
+        not ignored; with a sink, in walk order, ignored ones told to it, names that
+        cannot be recorded refused."""
+        ignore, sink = self._ignore, self._sink
         fsdecode = os.fsdecode
         with os.scandir(src) as it:
-            if listing is None:
+            if sink is None:
                 named = [(e.name, prefix + fsdecode(e.name), e) for e in it]
                 return [(name, rel) for name, rel, e in named
                         if ignore is None or not ignore.match(
                             rel, e.is_dir(follow_symlinks=False))]
-            items = sorted(it, key=lambda e: e.name)
+            items = sorted((e.name + (b"/" if e.is_dir(follow_symlinks=False) else b":"), e)
+                           for e in it)
         names = []
-        for e in items:
+        for key, e in items:
             name = fsdecode(e.name)
-            if ignore is not None and ignore.match(prefix + name,
-                                                   e.is_dir(follow_symlinks=False)):
-                listing.source.ignored.append(prefix + name)
+            if ignore is not None and ignore.match(prefix + name, key.endswith(b"/")):
+                sink.ignored_path(prefix + name)
                 continue
             if "\n" in name or "\r" in name:
                 refuse_name(prefix, name)
             names.append((e.name, prefix + name))
         return names
 
-    def _copy_entry(self, src: bytes, dst: bytes, rel: str, degraded: _Degraded, seen: dict,
-                    hashing: HashingCopy | None) -> None:
+    def _copy_entry(self, src: bytes, dst: bytes, rel: str, degraded: _Degraded,
+                    seen: dict) -> None:
         st = os.lstat(src)
         mode = st.st_mode
-        listing = self._listing
+        sink = self._sink
         if stat.S_ISDIR(mode):
             os.mkdir(dst, 0o700)
             prefix = rel + "/" if rel else ""
             src_dir, dst_dir = src + b"/", dst + b"/"
             for name, child in self._children(src, prefix):
-                self._copy_entry(src_dir + name, dst_dir + name, child, degraded, seen,
-                                 hashing)
+                self._copy_entry(src_dir + name, dst_dir + name, child, degraded, seen)
             copy_metadata(st, src, dst, degraded)
-            if listing is not None and rel:
-                listing.add("dir", rel, st, os.lstat(dst))
+            if sink is not None and rel:
+                sink.dir(rel, os.lstat(dst))
         elif stat.S_ISLNK(mode):
-            os.symlink(os.readlink(src), dst)
+            target = os.readlink(src)
+            os.symlink(target, dst)
             copy_metadata(st, src, dst, degraded)
-            if listing is not None:
-                listing.add("symlink", rel, st, os.lstat(dst))
+            if sink is not None:
+                sink.symlink(rel, target, os.lstat(dst))
         elif stat.S_ISREG(mode):
             if st.st_nlink > 1:
                 key = (st.st_dev, st.st_ino)
                 if key in seen:
                     degraded.add("hardlinks")
                 seen[key] = None
-            copied = None if listing is None else \
-                (lambda sfd, dfd: listing.add_file(rel, sfd, dfd))
-            # Small files are hashed on their way through (one open instead of two); big
-            # ones are copied by the kernel with early writeback and hashed afterwards
-            # from the page cache, while the disk is already busy writing them.
-            linked = hashing.previous.link(rel, st, src, dst) \
-                if hashing is not None and hashing.previous is not None else None
-            if linked is not None:
-                if listing is not None:
-                    # The head's copy holds what the stat cache records for *st* (link()
-                    # checked both): its manifest entry is final, and nothing of its stat
-                    # need be kept (~1 KB less per file: 85 MB at 100,000 files).
-                    listing.source.linked.append(linked)
-                return
-            if hashing is not None and st.st_size < _WRITEBACK_STEP and hashing.wants(rel, st):
-                digest, n = copy_file(st, src, dst, degraded, hashing.algo, copied)
-                hashing.digests[rel] = digest
-                hashing.bytes_hashed += n
-            else:
-                self.copy_regular(st, src, dst, degraded, copied)
+            if sink is None:
+                self.copy_regular(st, src, dst, degraded)
+            elif not sink.link(rel, st, src, dst):
+                self._copy_told(st, src, dst, rel, degraded, sink)
             if self._ticker is not None:
                 self._ticker.tick(st.st_size)
-        elif listing is not None:
-            listing.source.skipped_special.append(rel)
+        elif sink is not None:
+            sink.special(rel)
+
+    def _copy_told(self, st: os.stat_result, src: bytes, dst: bytes, rel: str,
+                   degraded: _Degraded, sink: WalkSink) -> None:
+        """Copy a regular file and tell *sink*, with both stats taken through the open
+        descriptors once the copy is complete. Small files are hashed on their way
+        through when the cache cannot vouch for them (one open instead of two); big ones
+        are copied by the kernel with early writeback and hashed by the sink afterwards,
+        from the page cache."""
+        stats: list[os.stat_result] = []
+
+        def copied(sfd: int, dfd: int) -> None:
+            stats.append(os.fstat(sfd))
+            stats.append(os.fstat(dfd))
+
+        digest, n = None, 0
+        if self.hashes_on_the_way and st.st_size < _WRITEBACK_STEP \
+                and not sink.cached(rel, st):
+            digest, n = copy_file(st, src, dst, degraded, sink.algo, copied)
+        else:
+            self.copy_regular(st, src, dst, degraded, copied)
+        sink.file(rel, dst, stats[0], stats[1], digest, n)
 
     def copy_regular(self, st: os.stat_result, src: bytes, dst: bytes, degraded: _Degraded,
                      copied: Copied | None = None) -> None:

@@ -20,8 +20,7 @@ from jvs.engines.base import Capabilities, CloneResult
 from jvs.engines.copy import (
     Copied,
     CopyEngine,
-    HashingCopy,
-    Listing,
+    WalkSink,
     _Degraded,
     copy_fd_data,
     copy_metadata,
@@ -98,6 +97,7 @@ class _ReflinkWalk(CopyEngine):
 
     name = "reflink-copy"
     capabilities = Capabilities(walks_files=True)  # shares extents: nothing to link
+    hashes_on_the_way = False  # that would read the data a reflink only shares
 
     def __init__(self) -> None:
         self.reflink_ok = True
@@ -156,14 +156,13 @@ class ReflinkEngine:
 
     def clone(self, src: Path, dst: Path, ignore: IgnoreRules | None = None, *,
               meter=None) -> CloneResult:
-        return _ReflinkWalk().clone_hashing(src, dst, None, ignore, meter=meter)
+        return _ReflinkWalk().clone_walking(src, dst, None, ignore, meter=meter)
 
     def clone_payload(self, src: Path, dst: Path) -> None:
         self.clone(src, dst)
 
-    def clone_hashing(self, src: Path, dst: Path, hashing: HashingCopy | None,
-                      ignore: IgnoreRules | None = None,
-                      listing: Listing | None = None) -> CloneResult:
-        """``clone`` that lists both trees in *listing* (see ``copy.Listing``). Nothing
-        is hashed on the way: that would read the data a reflink only shares."""
-        return _ReflinkWalk().clone_hashing(src, dst, None, ignore, listing)
+    def clone_walking(self, src: Path, dst: Path, sink: WalkSink | None,
+                      ignore: IgnoreRules | None = None, meter=None) -> CloneResult:
+        """``clone`` telling *sink* each entry (see ``copy.WalkSink``). Nothing is hashed
+        on the way: that would read the data a reflink only shares."""
+        return _ReflinkWalk().clone_walking(src, dst, sink, ignore, meter=meter)

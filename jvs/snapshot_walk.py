@@ -1,0 +1,286 @@
+"""A snapshot built while a walking engine (copy, reflink-copy) copies the worktree.
+
+The engine tells a ``WalkedSnapshot`` each entry as it is done, in walk order
+(``jvs.engines.copy.WalkSink``). Three streams run beside the walk in that order, each read
+or written front to back, so a snapshot of a million files holds no entry per file:
+
+- the stat cache (``statcache.CacheCursor``), which vouches for unchanged files;
+- the head snapshot's file records (``HeadFiles``), the copy engine's source of files it
+  hard-links instead of copying (``copy.PreviousPayload``);
+- the next stat cache (``statcache.CacheWriter``) and the new manifest's records
+  (``ManifestBuilder``): file records go to an unnamed temporary file in walk order, which
+  is their sorted order (SPEC §5) unless a name holds a ``:`` (then they are sorted at the
+  end); the few directory and symlink records are kept and sorted at the end.
+
+The head's records are used before its manifest's hash has been checked (that needs all
+of it): ``head_trusted`` checks it once the walk is done, and a snapshot whose head fails
+it is taken again without linking anything (``jvs.snapshot``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from jvs import fsio
+from jvs.engines.copy import PreviousPayload
+from jvs.integrity import (
+    HashStats,
+    StoredManifestWriter,
+    encode_manifest,
+    hash_bytes,
+    hash_file,
+    iter_stored_records,
+    record_bytes,
+)
+from jvs.statcache import KEY_SIZE, CacheCursor, CacheWriter, packed_key, walk_key
+
+_SPILL_STEP = 1 << 20
+_BATCH = 4096
+
+
+class HeadFiles:
+    """The head snapshot's file records, read front to back as a walk asks for them
+    (``get(rel)``, in walk order), hashing every record on the way so ``trusted`` can tell
+    whether the manifest was the one its descriptor's root hash names."""
+
+    def __init__(self, manifest_path: Path, payload_root_hash: str) -> None:
+        self._expected = payload_root_hash
+        self._sha = hashlib.sha256()
+        self._batches = iter_stored_records(manifest_path)
+        self._batch: list[bytes] = []
+        self._next = 0
+        self._damaged = False
+        self._key: bytes | None = None
+        self._record = b""
+        self._advance()
+
+    def _load(self) -> bool:
+        try:
+            self._batch = next(self._batches)
+        except StopIteration:
+            return False
+        except (OSError, ValueError):
+            self._damaged = True
+            return False
+        self._next = 0
+        self._sha.update(b"\n".join(self._batch) + b"\n")
+        return True
+
+    def _advance(self) -> None:
+        while True:
+            if self._next == len(self._batch) and not self._load():
+                self._key = None
+                return
+            record = self._batch[self._next]
+            self._next += 1
+            if record.startswith(b"file:"):
+                self._key = record[5:record.rindex(b":", 5, record.rindex(b":")) + 1]
+                self._record = record
+                return
+
+    def get(self, rel: str) -> tuple[int, int, str] | None:
+        """(mode, size, hash) of the head's file *rel*; None if it has none (or *rel* is
+        asked for out of walk order)."""
+        want = walk_key(rel)
+        while self._key is not None and self._key < want:
+            self._advance()
+        if self._key != want:
+            return None
+        meta, digest = self._record[5 + len(want):].rsplit(b":", 1)
+        mode, _, size = meta.partition(b",")
+        try:
+            return int(mode[5:], 8), int(size[5:]), digest.decode("ascii")
+        except ValueError:
+            return None  # not a record jvs writes: nothing to link
+
+    def trusted(self) -> bool:
+        """Read the rest; whether the whole manifest hashes to the head's root hash."""
+        while self._load():
+            pass
+        return not self._damaged and self._sha.hexdigest() == self._expected
+
+
+class ManifestBuilder:
+    """The new manifest's records as the walk makes them, written sorted at the end."""
+
+    def __init__(self, spill_dir: Path) -> None:
+        self._dirs: list[bytes] = []
+        self._symlinks: list[bytes] = []
+        # Unnamed (O_TMPFILE): nothing of it outlives the process, crash or not.
+        self._spill = tempfile.TemporaryFile(dir=spill_dir, buffering=0)
+        self._pending = bytearray()
+        self._last = b""
+        self._in_order = True
+
+    def add_dir(self, record: bytes) -> None:
+        self._dirs.append(record)
+
+    def add_symlink(self, record: bytes) -> None:
+        self._symlinks.append(record)
+
+    def add_file(self, record: bytes) -> None:
+        if record <= self._last:
+            self._in_order = False
+        self._last = record
+        self._pending += record
+        self._pending += b"\n"
+        if len(self._pending) >= _SPILL_STEP:
+            self._spill.write(self._pending)
+            self._pending.clear()
+
+    def _files(self):
+        self._spill.write(self._pending)
+        self._pending.clear()
+        self._spill.seek(0)
+        if not self._in_order:  # a name with a ":" (SPEC §5 sorts whole records)
+            records = self._spill.read().split(b"\n")
+            records.pop()
+            records.sort()
+            for i in range(0, len(records), _BATCH):
+                yield records[i:i + _BATCH]
+            return
+        rest = b""
+        while chunk := self._spill.read(_SPILL_STEP):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            yield lines
+
+    def batches(self):
+        """The records in their sorted order (SPEC §5), batch by batch."""
+        self._dirs.sort()
+        yield self._dirs
+        yield from self._files()
+        self._symlinks.sort()
+        yield self._symlinks
+
+    def write(self, path: Path) -> str:
+        """Write the stored manifest to *path*; its root hash."""
+        out = StoredManifestWriter()
+        for batch in self.batches():
+            out.feed(batch)
+        pieces = out.finish()
+        if pieces is None:  # hashes jvs cannot store packed: the text as it is
+            text = b"".join(b"".join(r + b"\n" for r in batch) for batch in self.batches())
+            pieces = [encode_manifest(text)]
+        fsio.write_bytes_atomic(path, pieces, durable=False)
+        return out.root_hash()
+
+    def close(self) -> None:
+        self._spill.close()
+
+
+class WalkedSnapshot:
+    """The ``WalkSink`` of a snapshot (see the module's docstring)."""
+
+    def __init__(self, algo: str, cache_path: Path, spill_dir: Path, horizon_ns: int,
+                 head: tuple[Path, Path, str] | None = None) -> None:
+        """*head*: the head snapshot's payload, manifest and root hash, to link from;
+        *horizon_ns*: files changed after it are too young for the stat cache."""
+        self.algo = algo
+        self.stats = HashStats()
+        self.skipped_special: list[str] = []
+        self.ignored: list[str] = []
+        self._horizon = horizon_ns
+        self._cache = CacheCursor(cache_path, algo)
+        self._records = ManifestBuilder(spill_dir)
+        try:
+            self._next_cache = CacheWriter(cache_path, algo)
+        except OSError:
+            self._next_cache = None  # a cache that cannot be written only costs time
+        self._head = None
+        self._previous = None
+        if head is not None:
+            payload, manifest, root = head
+            try:
+                self._head = HeadFiles(manifest, root)
+            except OSError:
+                self._head = None
+            else:
+                self._previous = PreviousPayload(payload, self._head, self._cache.lookup)
+
+    def cached(self, rel: str, st: os.stat_result) -> bool:
+        return self._cache.lookup(rel, st) is not None
+
+    def link(self, rel: str, st: os.stat_result, src: bytes, dst: bytes) -> bool:
+        if self._previous is None:
+            return False
+        entry = self._previous.link(rel, st, src, dst)
+        if entry is None:
+            return False
+        self._records.add_file(record_bytes(*entry))
+        self._keep(rel, self._cache.row(rel))  # the entry that vouched for it
+        return True
+
+    def file(self, rel: str, dst: bytes, source_st: os.stat_result,
+             staged_st: os.stat_result, digest: str | None, nbytes: int) -> None:
+        """A cached hash is used only if the source's stat after the copy equals the
+        cached one (any write since the entry was made moved its ctime); a fresh one is
+        remembered only if the copy carries the source's mtime and size (it did not change
+        while copied) and the source's last change is older than the racy window."""
+        row = self._cache.row(rel)
+        fresh = True
+        if digest is not None:
+            self.stats.files_hashed += 1
+            self.stats.bytes_hashed += nbytes
+        elif row is not None and row[:KEY_SIZE] == packed_key(source_st) \
+                and source_st.st_size == staged_st.st_size:
+            digest = row[KEY_SIZE:].decode("ascii")
+            fresh = False
+        else:
+            digest = hash_file(os.fsdecode(dst), self.algo, self.stats)
+        self._records.add_file(record_bytes("file", rel, stat.S_IMODE(staged_st.st_mode),
+                                            staged_st.st_size, digest))
+        if not fresh:
+            self._keep(rel, row)
+        elif (source_st.st_mtime_ns, source_st.st_size) == \
+                (staged_st.st_mtime_ns, staged_st.st_size) \
+                and max(source_st.st_mtime_ns, source_st.st_ctime_ns) < self._horizon:
+            self._keep(rel, packed_key(source_st) + digest.encode("ascii"))
+
+    def _keep(self, rel: str, row: bytes | None) -> None:
+        if row is not None and self._next_cache is not None:
+            self._next_cache.add(rel, row)
+
+    def dir(self, rel: str, staged_st: os.stat_result) -> None:
+        name = os.fsencode(rel.rpartition("/")[2])
+        self._records.add_dir(record_bytes("dir", rel, stat.S_IMODE(staged_st.st_mode), 0,
+                                           hash_bytes(self.algo, name)))
+
+    def symlink(self, rel: str, target: bytes, staged_st: os.stat_result) -> None:
+        self._records.add_symlink(record_bytes("symlink", rel,
+                                               stat.S_IMODE(staged_st.st_mode), 0,
+                                               hash_bytes(self.algo, target)))
+
+    def special(self, rel: str) -> None:
+        self.skipped_special.append(rel)
+
+    def ignored_path(self, rel: str) -> None:
+        self.ignored.append(rel)
+
+    def head_trusted(self) -> bool:
+        """Whether the head's records the walk used were its manifest's (see above)."""
+        return self._head is None or self._head.trusted()
+
+    def write_manifest(self, path: Path) -> str:
+        """Write the manifest; its root hash."""
+        return self._records.write(path)
+
+    def save_cache(self) -> None:
+        """Put the next stat cache in place (the snapshot is published)."""
+        self._cache.close()
+        self._records.close()
+        if self._next_cache is not None:
+            self._next_cache.commit()
+            self._next_cache = None
+
+    def discard(self) -> None:
+        """Leave nothing of this walk behind (the snapshot failed, or is taken again)."""
+        self._cache.close()
+        self._records.close()
+        if self._next_cache is not None:
+            self._next_cache.abort()
+            self._next_cache = None
