@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +29,11 @@ from jvs.integrity import (
     encode_manifest,
     encoded_records,
     entries_of,
+    hash_file,
+    iter_scan,
     parse_manifest,
     read_trusted_bytes,
+    record_bytes,
     walk_worktree,
 )
 from jvs.repo import Repo
@@ -228,3 +233,94 @@ def worktree_entries(repo: Repo, worktree: str, payload: Path, algo: str,
                 cache.remember(entry.relpath, st, entry.hash)
     cache.save(keep=None if within else files)
     return entries
+
+
+def worktree_differing(repo: Repo, worktree: str, payload: Path, head: Descriptor,
+                       stats: HashStats) -> tuple[list[Entry], list[Entry]] | None:
+    """``differing(head's manifest, worktree_entries(...))`` in one pass that holds no
+    entry per file: the worktree walked in walk order beside its stat cache and the head's
+    manifest, each read front to back, the next stat cache written the same way (see
+    ``jvs.records``). Only the entries not recorded alike are kept. None when that pass
+    does not apply (a worktree on FUSE or a network, listed in parallel instead) or the
+    head's manifest turned out untrusted: the caller then compares the usual way."""
+    from jvs.mountinfo import on_local_filesystem
+    from jvs.records import HeadRecords
+    from jvs.statcache import (
+        KEY_SIZE,
+        RACY_WINDOW_NS,
+        CacheCursor,
+        CacheWriter,
+        packed_key,
+        stat_cache_path,
+    )
+
+    if not on_local_filesystem(payload) or head.has_ready_marker or head.partial_paths:
+        return None
+    algo = head.payload_hash_algo
+    try:
+        records = HeadRecords(repo.manifest_path(head.snapshot_id), head.payload_root_hash,
+                              keep_others=True)
+    except OSError:
+        return None
+    cache_path = stat_cache_path(repo, worktree)
+    cache = CacheCursor(cache_path, algo)
+    horizon = time.time_ns() - RACY_WINDOW_NS
+    try:
+        next_cache = CacheWriter(cache_path, algo)
+    except OSError:
+        next_cache = None
+    new: list[Entry] = []
+    differ: list[bytes] = []  # the head's records of entries the walk found changed
+    links: list[Entry] = []
+    kept = 0  # rows of the old cache written again: all of them and no new one, no write
+    try:
+        for e in iter_scan(payload, ScanResult(), ignore=IgnoreRules.load(payload),
+                           walk_order=True):
+            kind, rel, st = e
+            if kind == "file":
+                row = cache.row(rel)
+                fresh = row is None or row[:KEY_SIZE] != packed_key(st)
+                digest = hash_file(os.path.join(payload, rel), algo, stats) if fresh \
+                    else row[KEY_SIZE:].decode("ascii")
+                if next_cache is not None:
+                    if not fresh:
+                        next_cache.add(rel, row)
+                        kept += 1
+                    elif max(st.st_mtime_ns, st.st_ctime_ns) < horizon:
+                        next_cache.add(rel, packed_key(st) + digest.encode("ascii"))
+                        kept = -1 << 62
+                entry = Entry("file", rel, stat.S_IMODE(st.st_mode), st.st_size, digest)
+                saved = records.file_record(rel)
+            else:
+                (entry,) = entries_of(payload, [e], algo, stats)
+                if kind != "dir":
+                    links.append(entry)  # symlinks: the manifest's last records
+                    continue
+                saved = records.dirs.pop(rel, None)
+            if saved != record_bytes(*entry):
+                new.append(entry)
+                if saved is not None:
+                    differ.append(saved)
+        trusted = records.trusted()
+    except BaseException:
+        if next_cache is not None:
+            next_cache.abort()
+        raise
+    finally:
+        cache.close()
+    if next_cache is not None:
+        if trusted and kept != cache.count:
+            next_cache.commit()
+        else:
+            next_cache.abort()  # the file holds this already (or the pass is not used)
+    if not trusted:
+        return None
+    for entry in links:
+        saved = records.symlinks.get(entry.relpath)
+        if saved == record_bytes(*entry):
+            del records.symlinks[entry.relpath]
+        else:
+            new.append(entry)
+    old = list(parse_manifest(b"\n".join([*differ, *records.passed, *records.dirs.values(),
+                                          *records.symlinks.values()])))
+    return old, new

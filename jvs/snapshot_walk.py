@@ -5,7 +5,7 @@ The engine tells a ``WalkedSnapshot`` each entry as it is done, in walk order
 or written front to back, so a snapshot of a million files holds no entry per file:
 
 - the stat cache (``statcache.CacheCursor``), which vouches for unchanged files;
-- the head snapshot's file records (``HeadFiles``), the copy engine's source of files it
+- the head snapshot's file records (``records.HeadRecords``), the copy engine's source of files it
   hard-links instead of copying (``copy.PreviousPayload``);
 - the next stat cache (``statcache.CacheWriter``) and the new manifest's records
   (``ManifestBuilder``): file records go to an unnamed temporary file in walk order, which
@@ -19,7 +19,6 @@ it is taken again without linking anything (``jvs.snapshot``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import tempfile
@@ -33,75 +32,13 @@ from jvs.integrity import (
     encode_manifest,
     hash_bytes,
     hash_file,
-    iter_stored_records,
     record_bytes,
 )
-from jvs.statcache import KEY_SIZE, CacheCursor, CacheWriter, packed_key, walk_key
+from jvs.records import HeadRecords
+from jvs.statcache import KEY_SIZE, CacheCursor, CacheWriter, packed_key
 
 _SPILL_STEP = 1 << 20
 _BATCH = 4096
-
-
-class HeadFiles:
-    """The head snapshot's file records, read front to back as a walk asks for them
-    (``get(rel)``, in walk order), hashing every record on the way so ``trusted`` can tell
-    whether the manifest was the one its descriptor's root hash names."""
-
-    def __init__(self, manifest_path: Path, payload_root_hash: str) -> None:
-        self._expected = payload_root_hash
-        self._sha = hashlib.sha256()
-        self._batches = iter_stored_records(manifest_path)
-        self._batch: list[bytes] = []
-        self._next = 0
-        self._damaged = False
-        self._key: bytes | None = None
-        self._record = b""
-        self._advance()
-
-    def _load(self) -> bool:
-        try:
-            self._batch = next(self._batches)
-        except StopIteration:
-            return False
-        except (OSError, ValueError):
-            self._damaged = True
-            return False
-        self._next = 0
-        self._sha.update(b"\n".join(self._batch) + b"\n")
-        return True
-
-    def _advance(self) -> None:
-        while True:
-            if self._next == len(self._batch) and not self._load():
-                self._key = None
-                return
-            record = self._batch[self._next]
-            self._next += 1
-            if record.startswith(b"file:"):
-                self._key = record[5:record.rindex(b":", 5, record.rindex(b":")) + 1]
-                self._record = record
-                return
-
-    def get(self, rel: str) -> tuple[int, int, str] | None:
-        """(mode, size, hash) of the head's file *rel*; None if it has none (or *rel* is
-        asked for out of walk order)."""
-        want = walk_key(rel)
-        while self._key is not None and self._key < want:
-            self._advance()
-        if self._key != want:
-            return None
-        meta, digest = self._record[5 + len(want):].rsplit(b":", 1)
-        mode, _, size = meta.partition(b",")
-        try:
-            return int(mode[5:], 8), int(size[5:]), digest.decode("ascii")
-        except ValueError:
-            return None  # not a record jvs writes: nothing to link
-
-    def trusted(self) -> bool:
-        """Read the rest; whether the whole manifest hashes to the head's root hash."""
-        while self._load():
-            pass
-        return not self._damaged and self._sha.hexdigest() == self._expected
 
 
 class ManifestBuilder:
@@ -196,7 +133,7 @@ class WalkedSnapshot:
         if head is not None:
             payload, manifest, root = head
             try:
-                self._head = HeadFiles(manifest, root)
+                self._head = HeadRecords(manifest, root)
             except OSError:
                 self._head = None
             else:

@@ -12,6 +12,7 @@ from jvs.changes import (
     under,
     visible,
     without_go_marker,
+    worktree_differing,
     worktree_entries,
 )
 from jvs.descriptor import read_descriptor
@@ -68,8 +69,14 @@ def _status(repo: Repo, worktree: str, paths: tuple[str, ...]) -> Status:
         return Status(wt, under(compare([], new), paths), stats, paths=paths)
     head = read_descriptor(repo, wt.head_snapshot_id)
     within = head.partial_paths or paths  # a partial head says nothing elsewhere
-    new = without_go_marker(
-        worktree_entries(repo, worktree, payload, head.payload_hash_algo, stats, within), head)
-    old, new = differing(snapshot_manifest(repo, head), new)
+    found = None if within else worktree_differing(repo, worktree, payload, head, stats)
+    if found is not None:
+        old, new = found
+    else:
+        stats = HashStats()
+        new = without_go_marker(
+            worktree_entries(repo, worktree, payload, head.payload_hash_algo, stats, within),
+            head)
+        old, new = differing(snapshot_manifest(repo, head), new)
     return Status(wt, under(compare(visible(old, IgnoreRules.load(payload)), new), paths), stats,
                   paths=paths)

@@ -59,3 +59,125 @@ def test_status_on_a_path_reads_only_files_there(repo):
     assert st.changes.clean and st.stats.files_hashed == 0
     st = worktree_status(Repo(repo), "main")
     assert not st.changes.clean and st.stats.files_hashed == 1
+
+
+NAMES = ["a", "a.b", "a-b", "a:b", "a:", "b", "é", "z"]
+EDITS = ["write", "remove", "chmod", "to_dir", "to_symlink", "touch"]
+
+
+def _build(root, data) -> None:
+    """A tree of names whose walk order and sorted order differ, two levels deep."""
+    import os
+
+    from hypothesis import strategies as st
+
+    for name in data.draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=6)):
+        kind = data.draw(st.sampled_from(["file", "dir", "symlink"]))
+        path = root / name
+        if kind == "file":
+            path.write_text(name)
+        elif kind == "symlink":
+            os.symlink(name + "-target", path)
+        else:
+            path.mkdir()
+            for inner in data.draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=4)):
+                (path / inner).write_text(inner)
+
+
+def _edit(root, data) -> None:
+    import os
+    import shutil
+
+    from hypothesis import strategies as st
+
+    paths = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    for rel in data.draw(st.lists(st.sampled_from(paths), unique=True, max_size=4)
+                         if paths else st.just([])):
+        path = root / rel
+        if not os.path.lexists(path):
+            continue
+        how = data.draw(st.sampled_from(EDITS))
+        if how == "write" and path.is_file() and not path.is_symlink():
+            path.write_text("edited " + rel)
+        elif how == "chmod" and path.is_file() and not path.is_symlink():
+            path.chmod(0o755)
+        elif how == "touch":
+            os.utime(path, ns=(0, 1), follow_symlinks=False)
+        elif how == "to_dir":
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            path.mkdir()
+        elif how == "to_symlink":
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            os.symlink("elsewhere", path)
+        else:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    for name in data.draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=2)):
+        if not os.path.lexists(root / name):
+            (root / name).write_text("new " + name)
+
+
+def test_status_in_one_pass_finds_what_the_two_pass_comparison_finds(tmp_path_factory):
+    """``status`` walks the worktree in walk order beside its stat cache and its head's
+    manifest (``changes.worktree_differing``): for any tree and any edits, including
+    names whose walk order and manifest order differ (``a:b``, ``a.b``, ``a/``), it
+    reports exactly what comparing all entries reports, and the stat cache it writes
+    answers the next status as well."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    import jvs
+    from jvs.changes import (
+        compare,
+        differing,
+        snapshot_manifest,
+        worktree_differing,
+        worktree_entries,
+    )
+    from jvs.integrity import HashStats
+
+    @settings(max_examples=30, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow,
+                                     HealthCheck.function_scoped_fixture])
+    @given(data=st.data())
+    def check(data):
+        base = tmp_path_factory.mktemp("prop")
+        repo = jvs.init(base, "r")
+        main = base / "r" / "main"
+        _build(main, data)
+        repo.snapshot("base")
+        r = repo.repo
+        head = repo.resolve("HEAD")
+        # Unchanged: nothing is kept, every record was met in order and matched (with a
+        # ":" in a name the manifest's order may differ: such records are kept, and
+        # paired up by compare()).
+        if not any(":" in p.name for p in main.rglob("*")):
+            assert worktree_differing(r, "main", main, head, HashStats()) == ([], [])
+        _edit(main, data)
+        for _ in range(2):  # the second time answered from the cache the first one wrote
+            found = worktree_differing(r, "main", main, head, HashStats())
+            assert found is not None
+            one_pass = compare(*found)
+            old, new = differing(snapshot_manifest(r, head),
+                                 worktree_entries(r, "main", main, head.payload_hash_algo))
+            assert one_pass.to_json() == compare(old, new).to_json()
+
+    check()
+
+
+def test_status_of_an_unchanged_worktree_keeps_no_entry(tmp_path):
+    """Names that sort one way as paths and another in the manifest ("a/" after "a.b"):
+    the one-pass status meets every record in order and keeps none of them."""
+    import jvs
+    from jvs.changes import worktree_differing
+    from jvs.integrity import HashStats
+
+    repo = jvs.init(tmp_path, "r")
+    main = tmp_path / "r" / "main"
+    (main / "a").mkdir()
+    (main / "a" / "x").write_text("x")
+    for name in ("a.b", "a-b", "a0", "b"):
+        (main / name).write_text(name)
+    (main / "link").symlink_to("a")
+    repo.snapshot("base")
+    head = repo.resolve("HEAD")
+    assert worktree_differing(repo.repo, "main", main, head, HashStats()) == ([], [])

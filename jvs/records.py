@@ -1,0 +1,107 @@
+"""A snapshot's manifest read front to back beside a walk in walk order.
+
+A manifest's file records are sorted by ``relpath + ":"`` and the rest of the record
+(SPEC §5), which is the walk order of files (``jvs.statcache.walk_key``) unless a name
+holds a ``:``; its directory records come before them and its symlink records after. So a
+walk can ask for each file's record as it meets the file, and the manifest is read once,
+a batch at a time, at any size. Every record is hashed on the way: ``trusted`` says, once
+all is read, whether the manifest is the one the descriptor's root hash names, and a
+caller uses what it read only then (or starts over without it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from jvs.integrity import iter_stored_records
+from jvs.statcache import walk_key
+
+
+class HeadRecords:
+    """The records of a manifest, for a walk that asks for its files in walk order.
+
+    ``get(rel)``/``file_record(rel)`` move forward to *rel*'s file record. With
+    *keep_others*, what the walk did not ask for is kept: the file records passed over
+    (``passed``: files not in the walk, or asked for out of order), and the directory and
+    symlink records by path (``dirs``, ``symlinks``), for a comparison with the walk."""
+
+    def __init__(self, manifest_path: Path, payload_root_hash: str, *,
+                 keep_others: bool = False) -> None:
+        self._expected = payload_root_hash
+        self._sha = hashlib.sha256()
+        self._batches = iter_stored_records(manifest_path)
+        self._batch: list[bytes] = []
+        self._next = 0
+        self._damaged = False
+        self._keep = keep_others
+        self.passed: list[bytes] = []
+        self.dirs: dict[str, bytes] = {}
+        self.symlinks: dict[str, bytes] = {}
+        self._key: bytes | None = None
+        self._record = b""
+        self._matched = False
+        self._advance()
+
+    def _load(self) -> bool:
+        try:
+            self._batch = next(self._batches)
+        except StopIteration:
+            return False
+        except (OSError, ValueError):
+            self._damaged = True
+            return False
+        self._next = 0
+        self._sha.update(b"\n".join(self._batch) + b"\n")
+        return True
+
+    def _advance(self) -> None:
+        if self._keep and self._key is not None and not self._matched:
+            self.passed.append(self._record)
+        self._matched = False
+        while True:
+            if self._next == len(self._batch) and not self._load():
+                self._key = None
+                return
+            record = self._batch[self._next]
+            self._next += 1
+            if record.startswith(b"file:"):
+                self._key = record[5:record.rindex(b":", 5, record.rindex(b":")) + 1]
+                self._record = record
+                return
+            if self._keep and record:
+                kind, _, rest = record.partition(b":")
+                rel = rest[:rest.rindex(b":", 0, rest.rindex(b":"))]
+                into = self.dirs if kind == b"dir" else self.symlinks
+                into[rel.decode("utf-8", "surrogateescape")] = record
+
+    def file_record(self, rel: str) -> bytes | None:
+        """The record of the file *rel*; None if there is none (or *rel* comes out of walk
+        order)."""
+        want = walk_key(rel)
+        while self._key is not None and self._key < want:
+            self._advance()
+        if self._key != want:
+            return None
+        self._matched = True
+        return self._record
+
+    def get(self, rel: str) -> tuple[int, int, str] | None:
+        """(mode, size, hash) of the file *rel* (see ``file_record``)."""
+        record = self.file_record(rel)
+        if record is None:
+            return None
+        meta, digest = record[len(walk_key(rel)) + 5:].rsplit(b":", 1)
+        mode, _, size = meta.partition(b",")
+        try:
+            return int(mode[5:], 8), int(size[5:]), digest.decode("ascii")
+        except ValueError:
+            return None  # not a record jvs writes: nothing to link
+
+    def trusted(self) -> bool:
+        """Read the rest; whether the whole manifest hashes to the root hash."""
+        while self._keep and self._key is not None:
+            self._advance()
+        while self._load():
+            pass
+        return not self._damaged and self._sha.hexdigest() == self._expected
