@@ -275,7 +275,7 @@ def worktree_differing(repo: Repo, worktree: str, payload: Path, head: Descripto
     kept = 0  # rows of the old cache written again: all of them and no new one, no write
     try:
         for e in iter_scan(payload, ScanResult(), ignore=IgnoreRules.load(payload),
-                           walk_order=True):
+                           walk_order=True, hardlinks=False):
             kind, rel, st = e
             if kind == "file":
                 row = cache.row(rel)

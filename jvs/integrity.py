@@ -218,14 +218,16 @@ def scan(root: Path, *, ready_marker: bool = False,
 
 
 def iter_scan(root: Path, result: ScanResult, *, ready_marker: bool = False,
-              ignore: IgnoreRules | None = None,
-              walk_order: bool = False) -> Iterator[ScannedEntry]:
+              ignore: IgnoreRules | None = None, walk_order: bool = False,
+              hardlinks: bool = True) -> Iterator[ScannedEntry]:
     """:func:`scan` as a stream: the entries are yielded in the same order, one at a
     time (a caller that needs each stat only once keeps none of them: 45 MB at 100,000
     files), and what is not an entry lands in *result* (whose ``entries`` stay empty).
     With *walk_order*, each directory's names are taken as a snapshot's walk takes them
     (``jvs.statcache.walk_key``): files then come in the order of the stat cache and of
-    a manifest's file records."""
+    a manifest's file records. Without *hardlinks*, files linked more than once are not
+    looked for (``hardlinked`` stays empty): in a snapshot's payload nearly every file is
+    linked from the next snapshot's, and remembering each would hold one entry per file."""
     if ignore is not None and not ignore:
         ignore = None
     seen_inodes: dict[tuple[int, int], str] = {}
@@ -251,7 +253,7 @@ def iter_scan(root: Path, result: ScanResult, *, ready_marker: bool = False,
             mode = st.st_mode
             if S_ISREG(mode):
                 yield ScannedEntry("file", rel, st)
-                if st.st_nlink > 1:
+                if hardlinks and st.st_nlink > 1:
                     key = (st.st_dev, st.st_ino)
                     if key in seen_inodes:
                         result.hardlinked.append(rel)
@@ -398,8 +400,12 @@ def entries_of(root: Path, scanned: ScanResult | Iterable[ScannedEntry], algo: s
                stats: HashStats, known: KnownHash | None = None) -> list[Entry]:
     """Hash records for a scanned tree (a scan, or a stream of its entries); *known* may
     supply a file's content hash (from the stat cache) so the file is not read."""
-    out: list[Entry] = []
-    append = out.append  # thousands of entries: the loop stays lean
+    return list(iter_entries(root, scanned, algo, stats, known))
+
+
+def iter_entries(root: Path, scanned: ScanResult | Iterable[ScannedEntry], algo: str,
+                 stats: HashStats, known: KnownHash | None = None) -> Iterator[Entry]:
+    """:func:`entries_of`, one entry at a time."""
     for e in scanned.entries if isinstance(scanned, ScanResult) else scanned:
         kind, rel, st = e.kind, e.relpath, e.st
         mode = stat.S_IMODE(st.st_mode)
@@ -407,14 +413,13 @@ def entries_of(root: Path, scanned: ScanResult | Iterable[ScannedEntry], algo: s
             digest = known(e) if known else None
             if digest is None:
                 digest = hash_file(os.path.join(root, rel), algo, stats)
-            append(Entry("file", rel, mode, st.st_size, digest))
+            yield Entry("file", rel, mode, st.st_size, digest)
         elif kind == "dir":
             digest = hash_bytes(algo, os.fsencode(rel.rpartition("/")[2]))
-            append(Entry("dir", rel, mode, 0, digest))
+            yield Entry("dir", rel, mode, 0, digest)
         else:
             digest = hash_bytes(algo, os.fsencode(os.readlink(os.path.join(root, rel))))
-            append(Entry("symlink", rel, mode, 0, digest))
-    return out
+            yield Entry("symlink", rel, mode, 0, digest)
 
 
 def manifest_bytes(entries: list[Entry]) -> bytes:

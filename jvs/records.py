@@ -1,4 +1,5 @@
-"""A snapshot's manifest read front to back beside a walk in walk order.
+"""A snapshot's manifest read front to back beside a walk in walk order, and a new one
+made beside a walk.
 
 A manifest's file records are sorted by ``relpath + ":"`` and the rest of the record
 (SPEC §5), which is the walk order of files (``jvs.statcache.walk_key``) unless a name
@@ -12,10 +13,21 @@ caller uses what it read only then (or starts over without it).
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 
-from jvs.integrity import iter_stored_records
+from jvs import fsio
+from jvs.integrity import (
+    Entry,
+    StoredManifestWriter,
+    encode_manifest,
+    iter_stored_records,
+    record_bytes,
+)
 from jvs.statcache import walk_key
+
+_SPILL_STEP = 1 << 20
+_BATCH = 4096
 
 
 class HeadRecords:
@@ -105,3 +117,109 @@ class HeadRecords:
         while self._load():
             pass
         return not self._damaged and self._sha.hexdigest() == self._expected
+
+
+class ManifestBuilder:
+    """A manifest's records as a walk makes them, in walk order, sorted at the end: file
+    records go to an unnamed temporary file (in walk order, which is their sorted order
+    unless a name holds a ``:``; then they are sorted at the end); the few directory and
+    symlink records are kept and sorted at the end."""
+
+    def __init__(self, spill_dir: Path | None = None) -> None:
+        """*spill_dir*: where the temporary file is made (the system's temporary
+        directory by default)."""
+        self._dirs: list[bytes] = []
+        self._symlinks: list[bytes] = []
+        # Unnamed (O_TMPFILE): nothing of it outlives the process, crash or not.
+        self._spill = tempfile.TemporaryFile(dir=spill_dir, buffering=0)
+        self._pending = bytearray()
+        self._last = b""
+        self._in_order = True
+
+    def add(self, entry: Entry) -> None:
+        record = record_bytes(*entry)
+        if entry.kind == "file":
+            self.add_file(record)
+        elif entry.kind == "dir":
+            self._dirs.append(record)
+        else:
+            self._symlinks.append(record)
+
+    def add_dir(self, record: bytes) -> None:
+        self._dirs.append(record)
+
+    def add_symlink(self, record: bytes) -> None:
+        self._symlinks.append(record)
+
+    def add_file(self, record: bytes) -> None:
+        if record <= self._last:
+            self._in_order = False
+        self._last = record
+        self._pending += record
+        self._pending += b"\n"
+        if len(self._pending) >= _SPILL_STEP:
+            self._spill.write(self._pending)
+            self._pending.clear()
+
+    def _files(self):
+        self._spill.write(self._pending)
+        self._pending.clear()
+        self._spill.seek(0)
+        if not self._in_order:  # a name with a ":" (SPEC §5 sorts whole records)
+            records = self._spill.read().split(b"\n")
+            records.pop()
+            records.sort()
+            for i in range(0, len(records), _BATCH):
+                yield records[i:i + _BATCH]
+            return
+        rest = b""
+        while chunk := self._spill.read(_SPILL_STEP):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            yield lines
+
+    def batches(self):
+        """The records in their sorted order (SPEC §5), batch by batch."""
+        self._dirs.sort()
+        yield self._dirs
+        yield from self._files()
+        self._symlinks.sort()
+        yield self._symlinks
+
+    def root_hash(self) -> str:
+        digest = hashlib.sha256()
+        for batch in self.batches():
+            if batch:
+                digest.update(b"\n".join(batch) + b"\n")
+        return digest.hexdigest()
+
+    def text(self) -> bytes:
+        """The whole manifest text (for a comparison that needs it: a tampered payload)."""
+        return b"".join(b"".join(r + b"\n" for r in batch) for batch in self.batches())
+
+    def write(self, path: Path) -> str:
+        """Write the stored manifest to *path*; its root hash."""
+        out = StoredManifestWriter()
+        for batch in self.batches():
+            out.feed(batch)
+        pieces = out.finish()
+        if pieces is None:  # hashes jvs cannot store packed: the text as it is
+            pieces = [encode_manifest(self.text())]
+        fsio.write_bytes_atomic(path, pieces, durable=False)
+        return out.root_hash()
+
+    def close(self) -> None:
+        self._spill.close()
+
+
+def stored_root_hash(manifest_path: Path) -> str | None:
+    """The root hash of a stored manifest's records, read a batch at a time; None if it is
+    missing or damaged."""
+    digest = hashlib.sha256()
+    try:
+        for batch in iter_stored_records(manifest_path):
+            if batch:
+                digest.update(b"\n".join(batch) + b"\n")
+    except (OSError, ValueError):
+        return None
+    return digest.hexdigest()

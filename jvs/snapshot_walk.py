@@ -8,9 +8,7 @@ or written front to back, so a snapshot of a million files holds no entry per fi
 - the head snapshot's file records (``records.HeadRecords``), the copy engine's source of files it
   hard-links instead of copying (``copy.PreviousPayload``);
 - the next stat cache (``statcache.CacheWriter``) and the new manifest's records
-  (``ManifestBuilder``): file records go to an unnamed temporary file in walk order, which
-  is their sorted order (SPEC §5) unless a name holds a ``:`` (then they are sorted at the
-  end); the few directory and symlink records are kept and sorted at the end.
+  (``records.ManifestBuilder``).
 
 The head's records are used before its manifest's hash has been checked (that needs all
 of it): ``head_trusted`` checks it once the walk is done, and a snapshot whose head fails
@@ -21,93 +19,12 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
-from jvs import fsio
 from jvs.engines.copy import PreviousPayload
-from jvs.integrity import (
-    HashStats,
-    StoredManifestWriter,
-    encode_manifest,
-    hash_bytes,
-    hash_file,
-    record_bytes,
-)
-from jvs.records import HeadRecords
+from jvs.integrity import HashStats, hash_bytes, hash_file, record_bytes
+from jvs.records import HeadRecords, ManifestBuilder
 from jvs.statcache import KEY_SIZE, CacheCursor, CacheWriter, packed_key
-
-_SPILL_STEP = 1 << 20
-_BATCH = 4096
-
-
-class ManifestBuilder:
-    """The new manifest's records as the walk makes them, written sorted at the end."""
-
-    def __init__(self, spill_dir: Path) -> None:
-        self._dirs: list[bytes] = []
-        self._symlinks: list[bytes] = []
-        # Unnamed (O_TMPFILE): nothing of it outlives the process, crash or not.
-        self._spill = tempfile.TemporaryFile(dir=spill_dir, buffering=0)
-        self._pending = bytearray()
-        self._last = b""
-        self._in_order = True
-
-    def add_dir(self, record: bytes) -> None:
-        self._dirs.append(record)
-
-    def add_symlink(self, record: bytes) -> None:
-        self._symlinks.append(record)
-
-    def add_file(self, record: bytes) -> None:
-        if record <= self._last:
-            self._in_order = False
-        self._last = record
-        self._pending += record
-        self._pending += b"\n"
-        if len(self._pending) >= _SPILL_STEP:
-            self._spill.write(self._pending)
-            self._pending.clear()
-
-    def _files(self):
-        self._spill.write(self._pending)
-        self._pending.clear()
-        self._spill.seek(0)
-        if not self._in_order:  # a name with a ":" (SPEC §5 sorts whole records)
-            records = self._spill.read().split(b"\n")
-            records.pop()
-            records.sort()
-            for i in range(0, len(records), _BATCH):
-                yield records[i:i + _BATCH]
-            return
-        rest = b""
-        while chunk := self._spill.read(_SPILL_STEP):
-            lines = (rest + chunk).split(b"\n")
-            rest = lines.pop()
-            yield lines
-
-    def batches(self):
-        """The records in their sorted order (SPEC §5), batch by batch."""
-        self._dirs.sort()
-        yield self._dirs
-        yield from self._files()
-        self._symlinks.sort()
-        yield self._symlinks
-
-    def write(self, path: Path) -> str:
-        """Write the stored manifest to *path*; its root hash."""
-        out = StoredManifestWriter()
-        for batch in self.batches():
-            out.feed(batch)
-        pieces = out.finish()
-        if pieces is None:  # hashes jvs cannot store packed: the text as it is
-            text = b"".join(b"".join(r + b"\n" for r in batch) for batch in self.batches())
-            pieces = [encode_manifest(text)]
-        fsio.write_bytes_atomic(path, pieces, durable=False)
-        return out.root_hash()
-
-    def close(self) -> None:
-        self._spill.close()
 
 
 class WalkedSnapshot:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from jvs.changes import Change, compare, differing
 from jvs.descriptor import Descriptor, list_snapshot_ids, read_descriptor
@@ -23,13 +24,12 @@ from jvs.errors import JvsError
 from jvs.integrity import (
     HashStats,
     ScanResult,
-    entries_of,
+    iter_entries,
     iter_scan,
-    manifest_bytes,
     read_trusted_bytes,
-    root_hash,
 )
 from jvs.progress import counts
+from jvs.records import ManifestBuilder, stored_root_hash
 from jvs.repo import Repo
 
 SEVERITY_OK = "ok"
@@ -146,27 +146,40 @@ def check_payload(repo: Repo, desc: Descriptor, stats: HashStats
     payload = repo.payload_dir(desc.snapshot_id)
     if not payload.is_dir():
         return False, None, [], [f"payload directory {payload} is missing"]
+    fresh = ManifestBuilder()  # in the system's temporary directory: verify only reads .jvs/
     try:
-        # A stream: each stat is dropped once its entry is made (100 MB at 100,000 files
-        # when the whole scan was kept).
+        return _check_payload(repo, desc, stats, payload, fresh)
+    finally:
+        fresh.close()
+
+
+def _check_payload(repo: Repo, desc: Descriptor, stats: HashStats, payload: Path,
+                   fresh: ManifestBuilder) -> tuple[bool, bool | None, list[Change], list[str]]:
+    # A stream in walk order: each entry goes to *fresh* (its file records to a temporary
+    # file, in their sorted order) once it is made, and nothing is kept per file (a
+    # million-file payload held ~840 MB as a list of entries and their records).
+    try:
         found = ScanResult()
-        scanned = iter_scan(payload, found, ready_marker=desc.has_ready_marker)
-        fresh_manifest = manifest_bytes(entries_of(payload, scanned, desc.payload_hash_algo,
-                                                   stats))
+        scanned = iter_scan(payload, found, ready_marker=desc.has_ready_marker,
+                            walk_order=True, hardlinks=False)
+        for entry in iter_entries(payload, scanned, desc.payload_hash_algo, stats):
+            fresh.add(entry)
+        fresh_root = fresh.root_hash()
     except (OSError, JvsError) as exc:
         return False, None, [], [f"payload cannot be read: {exc}"]
     problems = [f"special file in payload: {p}" for p in found.skipped_special]
-    payload_valid = root_hash(fresh_manifest) == desc.payload_root_hash and not problems
+    payload_valid = fresh_root == desc.payload_root_hash and not problems
     manifest_path = repo.manifest_path(desc.snapshot_id)
-    trusted = read_trusted_bytes(manifest_path, desc.payload_root_hash)
-    manifest_valid: bool | None = trusted is not None
-    if trusted is None and not manifest_path.exists():
+    manifest_valid: bool | None = stored_root_hash(manifest_path) == desc.payload_root_hash
+    if not manifest_valid and not manifest_path.exists():
         manifest_valid = None
     changes: list[Change] = []
     if not payload_valid:
+        trusted = read_trusted_bytes(manifest_path, desc.payload_root_hash) \
+            if manifest_valid else None
         if trusted is not None:
             # Identical records are no change: only the differing ones are parsed.
-            changes = compare(*differing(trusted, fresh_manifest)).items
+            changes = compare(*differing(trusted, fresh.text())).items
             problems.append(f"payload differs from the manifest in {len(changes)} path(s)")
         else:
             problems.append("payload does not match the descriptor's root hash (no "
