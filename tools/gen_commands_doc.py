@@ -44,7 +44,9 @@ names on stdout. Options of `jvs` itself go **before** the command:
 Progress: `snapshot`, `restore`, `fork`, `worktree remove`, `verify`, `gc run` (and
 `init --from`, `doctor`) show one line on stderr once they have worked for about a second:
 the step, then files (or snapshots) and bytes done of the total, the rate and an ETA where
-the step knows its size: snapshot counts what it hashes, restore what it stages (the
+the step knows its size: snapshot counts what it hashes (on the copy and reflink-copy
+engines, which walk the tree once, the files done so far with no total and no ETA), restore
+what it stages (the
 changed files, sized from the snapshot's manifest), fork what the copy and reflink-copy
 engines copy (a JuiceFS metadata clone is one step and shows only its name), verify and
 gc run the snapshots, `worktree remove` the files it deletes (counted first, by one more
