@@ -551,6 +551,28 @@ def test_copy_snapshot_links_only_files_that_are_the_same_as_in_the_head(repo):
     run_jvs("verify", "--all", cwd=wt)
 
 
+def test_a_head_whose_manifest_was_altered_is_not_linked_from(repo):
+    """The copy engine links from the head using its manifest's records as the walk reads
+    them, before the whole manifest can be checked against the head's root hash: when the
+    check fails at the end, the snapshot is taken again without linking, and holds the
+    worktree exactly."""
+    wt = repo / "main"
+    for i in range(20):
+        (wt / f"f{i}").write_bytes(os.urandom(2048))
+    time.sleep(0.3)  # out of the stat cache's racily-clean window
+    first = snapshot(repo, "first")
+    manifest = repo / ".jvs" / "manifests" / first["snapshot_id"]
+    data = bytearray(manifest.read_bytes())
+    data[-1] ^= 0xFF  # the last record's hash: the manifest no longer hashes to the root
+    manifest.write_bytes(bytes(data))
+    time.sleep(0.3)
+    second = snapshot(repo, "second")
+    old, new = payload(repo, first["snapshot_id"]), payload(repo, second["snapshot_id"])
+    assert all(_ino(new / f"f{i}") != _ino(old / f"f{i}") for i in range(20))
+    assert tree(new) == tree(wt)
+    assert run_jvs("verify", second["snapshot_id"], "--json", cwd=wt).json["ok"]
+
+
 def test_copy_snapshot_crash_after_linking_leaves_the_head_whole(repo):
     wt = repo / "main"
     (wt / "model.bin").write_bytes(os.urandom(1 << 20))
