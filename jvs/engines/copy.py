@@ -102,18 +102,20 @@ class PreviousPayload:
 
     A snapshot's payload never changes after it is published, so a worktree file the stat
     cache vouches for (unchanged since it was hashed), whose hash, mode and size are the
-    ones the head's trusted manifest records and whose inode metadata (type and mode,
-    size, mtime, owner, xattrs) equals the head's copy, would be copied to the same bytes
-    and metadata: the new payload gets a hard link to the head's file instead. A snapshot
-    of a big, mostly unchanged worktree then writes only what changed (rsync's
+    ones the head's manifest records and whose inode metadata (type and mode, size,
+    mtime, owner, xattrs) equals the head's copy, would be copied to the same bytes and
+    metadata: the new payload gets a hard link to the head's file instead. A snapshot of
+    a big, mostly unchanged worktree then writes only what changed (rsync's
     ``--link-dest``). Files with several links in the worktree are always copied, so the
-    engine still reports worktree hardlinks it cannot keep.
+    engine still reports worktree hardlinks it cannot keep. The manifest's records are
+    read as the walk goes (*saved*); the snapshot checks the whole manifest against the
+    head's root hash afterwards and, if it fails, starts over without linking.
 
     What a link trusts is the head's payload file: a payload changed behind jvs's back
     (tampering, bit rot) is carried into the new snapshot, where ``verify`` reports it as
     it does in the head."""
 
-    def __init__(self, payload: Path, saved: HeadRecords,
+    def __init__(self, payload: Path, saved: SavedFiles,
                  known: Callable[[str, os.stat_result], str | None]) -> None:
         self.payload = os.fsencode(payload)
         self.saved = saved  # relpath -> (mode, size, hash) of the head's files
@@ -149,7 +151,7 @@ class PreviousPayload:
         return Entry("file", rel, mode, size, digest)
 
 
-class HeadRecords(Protocol):
+class SavedFiles(Protocol):
     def get(self, rel: str) -> tuple[int, int, str] | None:
         """(mode, size, hash) of the head's file *rel*, asked in walk order."""
 
