@@ -239,8 +239,9 @@ def worktree_differing(repo: Repo, worktree: str, payload: Path, head: Descripto
                        stats: HashStats) -> tuple[list[Entry], list[Entry]] | None:
     """``differing(head's manifest, worktree_entries(...))`` in one pass that holds no
     entry per file: the worktree walked in walk order beside its stat cache and the head's
-    manifest, each read front to back, the next stat cache written the same way (see
-    ``jvs.records``). Only the entries not recorded alike are kept. None when that pass
+    manifest, each read front to back (see ``jvs.records``); what changed in the cache is
+    saved by one merge pass at the end, and nothing is written when nothing changed. Only
+    the entries not recorded alike are kept. None when that pass
     does not apply (a worktree on FUSE or a network, listed in parallel instead) or the
     head's manifest turned out untrusted: the caller then compares the usual way."""
     from jvs.mountinfo import on_local_filesystem
@@ -249,7 +250,6 @@ def worktree_differing(repo: Repo, worktree: str, payload: Path, head: Descripto
         KEY_SIZE,
         RACY_WINDOW_NS,
         CacheCursor,
-        CacheWriter,
         packed_key,
         stat_cache_path,
     )
@@ -262,33 +262,25 @@ def worktree_differing(repo: Repo, worktree: str, payload: Path, head: Descripto
                               keep_others=True)
     except OSError:
         return None
-    cache_path = stat_cache_path(repo, worktree)
-    cache = CacheCursor(cache_path, algo)
+    cache = CacheCursor(stat_cache_path(repo, worktree), algo)
     horizon = time.time_ns() - RACY_WINDOW_NS
-    try:
-        next_cache = CacheWriter(cache_path, algo)
-    except OSError:
-        next_cache = None
     new: list[Entry] = []
     differ: list[bytes] = []  # the head's records of entries the walk found changed
     links: list[Entry] = []
-    kept = 0  # rows of the old cache written again: all of them and no new one, no write
     try:
         for e in iter_scan(payload, ScanResult(), ignore=IgnoreRules.load(payload),
                            walk_order=True, hardlinks=False):
             kind, rel, st = e
             if kind == "file":
                 row = cache.row(rel)
-                fresh = row is None or row[:KEY_SIZE] != packed_key(st)
-                digest = hash_file(os.path.join(payload, rel), algo, stats) if fresh \
-                    else row[KEY_SIZE:].decode("ascii")
-                if next_cache is not None:
-                    if not fresh:
-                        next_cache.add(rel, row)
-                        kept += 1
-                    elif max(st.st_mtime_ns, st.st_ctime_ns) < horizon:
-                        next_cache.add(rel, packed_key(st) + digest.encode("ascii"))
-                        kept = -1 << 62
+                if row is not None and row[:KEY_SIZE] == packed_key(st):
+                    digest = row[KEY_SIZE:].decode("ascii")
+                else:
+                    digest = hash_file(os.path.join(payload, rel), algo, stats)
+                    if max(st.st_mtime_ns, st.st_ctime_ns) < horizon:
+                        cache.set(rel, packed_key(st) + digest.encode("ascii"))
+                    elif row is not None:
+                        cache.drop(rel)
                 entry = Entry("file", rel, stat.S_IMODE(st.st_mode), st.st_size, digest)
                 saved = records.file_record(rel)
             else:
@@ -303,18 +295,12 @@ def worktree_differing(repo: Repo, worktree: str, payload: Path, head: Descripto
                     differ.append(saved)
         trusted = records.trusted()
     except BaseException:
-        if next_cache is not None:
-            next_cache.abort()
-        raise
-    finally:
         cache.close()
-    if next_cache is not None:
-        if trusted and kept != cache.count:
-            next_cache.commit()
-        else:
-            next_cache.abort()  # the file holds this already (or the pass is not used)
+        raise
     if not trusted:
+        cache.close()
         return None
+    cache.save()
     for entry in links:
         saved = records.symlinks.get(entry.relpath)
         if saved == record_bytes(*entry):

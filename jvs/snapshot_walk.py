@@ -7,8 +7,8 @@ or written front to back, so a snapshot of a million files holds no entry per fi
 - the stat cache (``statcache.CacheCursor``), which vouches for unchanged files;
 - the head snapshot's file records (``records.HeadRecords``), the copy engine's source of files it
   hard-links instead of copying (``copy.PreviousPayload``);
-- the next stat cache (``statcache.CacheWriter``) and the new manifest's records
-  (``records.ManifestBuilder``).
+- the new manifest's records (``records.ManifestBuilder``); what changed in the stat cache
+  is written by one merge pass over it at the end, if anything did.
 
 The head's records are used before its manifest's hash has been checked (that needs all
 of it): ``head_trusted`` checks it once the walk is done, and a snapshot whose head fails
@@ -24,7 +24,7 @@ from pathlib import Path
 from jvs.engines.copy import PreviousPayload
 from jvs.integrity import HashStats, hash_bytes, hash_file, record_bytes
 from jvs.records import HeadRecords, ManifestBuilder
-from jvs.statcache import KEY_SIZE, CacheCursor, CacheWriter, packed_key
+from jvs.statcache import KEY_SIZE, CacheCursor, packed_key
 
 
 class WalkedSnapshot:
@@ -41,10 +41,6 @@ class WalkedSnapshot:
         self._horizon = horizon_ns
         self._cache = CacheCursor(cache_path, algo)
         self._records = ManifestBuilder(spill_dir)
-        try:
-            self._next_cache = CacheWriter(cache_path, algo)
-        except OSError:
-            self._next_cache = None  # a cache that cannot be written only costs time
         self._head = None
         self._previous = None
         if head is not None:
@@ -65,8 +61,7 @@ class WalkedSnapshot:
         entry = self._previous.link(rel, st, src, dst)
         if entry is None:
             return False
-        self._records.add_file(record_bytes(*entry))
-        self._keep(rel, self._cache.row(rel))  # the entry that vouched for it
+        self._records.add_file(record_bytes(*entry))  # its cache entry vouched: it stays
         return True
 
     def file(self, rel: str, dst: bytes, source_st: os.stat_result,
@@ -89,15 +84,13 @@ class WalkedSnapshot:
         self._records.add_file(record_bytes("file", rel, stat.S_IMODE(staged_st.st_mode),
                                             staged_st.st_size, digest))
         if not fresh:
-            self._keep(rel, row)
-        elif (source_st.st_mtime_ns, source_st.st_size) == \
+            return  # its cache entry stays
+        if (source_st.st_mtime_ns, source_st.st_size) == \
                 (staged_st.st_mtime_ns, staged_st.st_size) \
                 and max(source_st.st_mtime_ns, source_st.st_ctime_ns) < self._horizon:
-            self._keep(rel, packed_key(source_st) + digest.encode("ascii"))
-
-    def _keep(self, rel: str, row: bytes | None) -> None:
-        if row is not None and self._next_cache is not None:
-            self._next_cache.add(rel, row)
+            self._cache.set(rel, packed_key(source_st) + digest.encode("ascii"))
+        elif row is not None:
+            self._cache.drop(rel)
 
     def dir(self, rel: str, staged_st: os.stat_result) -> None:
         name = os.fsencode(rel.rpartition("/")[2])
@@ -124,17 +117,11 @@ class WalkedSnapshot:
         return self._records.write(path)
 
     def save_cache(self) -> None:
-        """Put the next stat cache in place (the snapshot is published)."""
-        self._cache.close()
+        """Write the next stat cache if anything changed (the snapshot is published)."""
         self._records.close()
-        if self._next_cache is not None:
-            self._next_cache.commit()
-            self._next_cache = None
+        self._cache.save()
 
     def discard(self) -> None:
         """Leave nothing of this walk behind (the snapshot failed, or is taken again)."""
         self._cache.close()
         self._records.close()
-        if self._next_cache is not None:
-            self._next_cache.abort()
-            self._next_cache = None

@@ -305,18 +305,28 @@ def _read_version_3(algo: bytes, rest: bytes) -> CacheFile | None:
 
 class CacheCursor:
     """The stat cache of a worktree read front to back, for a walk that asks for its files
-    in walk order (a snapshot's): ``row(relpath)`` moves forward to *relpath*'s entry. At
-    most one entry and one read buffer are held, whatever the number of files. A path
-    asked for out of order is not found (the file is hashed: time, never a wrong answer).
-    The whole file's checksum is checked before the first entry is used; a file that
-    fails it, or of another version or algorithm, is an empty cache (a version 3 file is
-    loaded whole, once)."""
+    in walk order (a snapshot's, or ``status``'s): ``row(relpath)`` moves forward to
+    *relpath*'s entry. At most one entry and one read buffer are held, whatever the number
+    of files. A path asked for out of order is not found (the file is hashed: time, never
+    a wrong answer). The whole file's checksum is checked before the first entry is used;
+    a file that fails it, or of another version or algorithm, is an empty cache (a version
+    3 file is loaded whole, once).
+
+    The walk tells it what changed (``set``, ``drop``); ``save`` then writes the next
+    cache, only if anything changed: the entries the walk met and kept, the new ones, and
+    none of those it passed (files no longer there), merged in one pass over the file."""
 
     def __init__(self, path: Path, algo: str) -> None:
+        self.path = path
+        self.algo = algo
         self._file = None
         self._dict: dict[str, Row] | None = None
+        self._met: set[str] = set()  # the entries asked for (only with a whole-file dict)
         self._key = self._row = None
-        self._path: str | None = None
+        self._matched = False
+        self._passed: set[bytes] = set()  # keys of the entries gone by unmatched
+        self._changes: dict[str, Row | None] = {}
+        self._header_size = 0
         self.count = 0  # entries in the file
         try:
             self._open(path, algo)
@@ -348,11 +358,16 @@ class CacheCursor:
             left -= len(chunk)
         if digest.hexdigest().encode("ascii") != checksum:
             raise ValueError("stat cache checksum")
-        f.seek(len(header))
-        self._left, self._size = self.count, _KEY.size + width
+        self._header_size = len(header)
+        self._size = _KEY.size + width
+        f.seek(self._header_size)
+        self._left = self.count
         self._advance()
 
     def _advance(self) -> None:
+        if self._key is not None and not self._matched:
+            self._passed.add(self._key)
+        self._matched = False
         if not self._left:
             self._key = self._row = None
             return
@@ -365,19 +380,29 @@ class CacheCursor:
         self._key = line[:-1] + b":"
         self._row = row
 
+    def _lost(self) -> None:
+        """The file became unreadable half-way: an empty cache from here on, and the next
+        save writes what the walk set (all it can vouch for)."""
+        self.close()
+        self._dict = {}
+        self._met = set()
+
     def row(self, relpath: str) -> Row | None:
         """*relpath*'s record, or None if the cache holds none (or it was passed)."""
         if self._dict is not None:
+            self._met.add(relpath)
             return self._dict.get(relpath)
         want = walk_key(relpath)
         try:
             while self._key is not None and self._key < want:
                 self._advance()
         except (OSError, ValueError):
-            self.close()
-            self._dict = {}
+            self._lost()
             return None
-        return self._row if self._key == want else None
+        if self._key != want:
+            return None
+        self._matched = True
+        return self._row
 
     def lookup(self, relpath: str, st: os.stat_result | Stat) -> str | None:
         """The cached hash of *relpath* if its stat is still *st*."""
@@ -385,6 +410,69 @@ class CacheCursor:
         if row is not None and row[:_KEY.size] == packed_key(st):
             return row[_KEY.size:].decode("ascii")
         return None
+
+    def set(self, relpath: str, row: Row) -> None:
+        """*relpath*'s record from now on (it was hashed)."""
+        self._changes[relpath] = row
+
+    def drop(self, relpath: str) -> None:
+        """*relpath* has no valid record (it changed and its hash is too young to keep)."""
+        self._changes[relpath] = None
+
+    def save(self) -> None:
+        """Write the next cache if anything changed (see the class); a cache that cannot
+        be written only costs time next run."""
+        try:
+            if self._dict is None:
+                while self._key is not None:  # what the walk did not reach is gone too
+                    self._advance()
+                if not self._changes and not self._passed:
+                    return  # the file holds exactly this already
+                rows = self._merged()
+            else:
+                kept = {rel: self._dict[rel] for rel in self._met if rel in self._dict}
+                kept.update(self._changes)
+                rows = sorted((walk_key(rel), row) for rel, row in kept.items()
+                              if row is not None)
+            writer = CacheWriter(self.path, self.algo)
+            try:
+                for key, row in rows:
+                    writer.add_key(key, row)
+            except BaseException:
+                writer.abort()
+                raise
+            writer.commit()
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.close()
+
+    def _merged(self):
+        """The file's entries met and kept, with the changes merged in, in walk order."""
+        changes = sorted((walk_key(rel), row) for rel, row in self._changes.items())
+        passed = self._passed
+        f = self._file
+        f.seek(self._header_size)
+        i = 0
+        for _ in range(self.count):
+            line = f.readline()
+            row = f.read(self._size)
+            if not line.endswith(b"\n") or len(row) != self._size:
+                raise ValueError("stat cache entry cut short")
+            key = line[:-1] + b":"
+            while i < len(changes) and changes[i][0] < key:
+                if changes[i][1] is not None:
+                    yield changes[i]
+                i += 1
+            if i < len(changes) and changes[i][0] == key:
+                if changes[i][1] is not None:
+                    yield changes[i]
+                i += 1
+            elif key not in passed:
+                yield key, row
+        for key, row in changes[i:]:
+            if row is not None:
+                yield key, row
 
     def close(self) -> None:
         if self._file is not None:
@@ -394,9 +482,9 @@ class CacheCursor:
 
 
 class CacheWriter:
-    """The next stat cache, written entry by entry in walk order as a walk goes, to a
-    temporary file that ``commit`` renames into place (``abort``, or a crash, leaves at
-    most that ``.part`` file, which ``doctor`` removes)."""
+    """A stat cache written entry by entry in walk order, to a temporary file that
+    ``commit`` renames into place (``abort``, or a crash, leaves at most that ``.part``
+    file, which ``doctor`` removes)."""
 
     def __init__(self, path: Path, algo: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -412,10 +500,9 @@ class CacheWriter:
         self._digest.update(data)
         self._out.write(data)
 
-    def add(self, relpath: str, row: Row) -> None:
-        """*row* for *relpath*; entries out of walk order are left out (they would not be
-        found by the next walk, only cost its reading them)."""
-        key = walk_key(relpath)
+    def add_key(self, key: bytes, row: Row) -> None:
+        """*row* for the path whose ``walk_key`` is *key*; entries out of walk order are
+        left out (the next walk would not find them)."""
         if key <= self._last or b"\n" in key:
             return
         width = len(row) - _KEY.size
@@ -428,7 +515,6 @@ class CacheWriter:
         self._count += 1
 
     def commit(self) -> None:
-        """Put the cache in place (a cache that cannot be written only costs time)."""
         try:
             self._out.write(_trailer(self._count, self._width or 0,
                                      self._digest.hexdigest().encode("ascii")))

@@ -110,3 +110,30 @@ def test_a_packed_stat_reads_as_the_lstat_it_was_made_from(tmp_path):
     for name in ("st_mode", "st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev"):
         assert getattr(packed, name) == getattr(st, name), name
     assert packed_key(packed) == packed_key(st) and len(packed) == 48
+
+
+def test_a_walk_writes_the_cache_only_when_something_in_it_changed(tmp_path):
+    """``status`` (and a snapshot) read the cache beside their walk and save only what
+    changed, by one merge: a clean status leaves the file alone, a hashed file is kept for
+    the next run, a file gone loses its entry."""
+    import jvs
+    from jvs.statcache import read_cache_file, stat_cache_path
+
+    repo = jvs.init(tmp_path, "proj")
+    main = tmp_path / "proj" / "main"
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (main / name).write_text(name)
+    time.sleep(RACY_WINDOW_NS / 1e9 * 1.5)
+    repo.snapshot("base")
+    path = stat_cache_path(repo.repo, "main")
+    before = os.stat(path)
+    assert repo.status().stats.files_hashed == 0
+    after = os.stat(path)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+    (main / "b.txt").write_text("B!")
+    (main / "c.txt").unlink()
+    time.sleep(RACY_WINDOW_NS / 1e9 * 1.5)
+    assert repo.status().stats.files_hashed == 1
+    assert sorted(read_cache_file(path).entries) == ["a.txt", "b.txt"]
+    assert repo.status().stats.files_hashed == 0  # b.txt's new hash was kept
