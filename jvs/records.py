@@ -158,12 +158,17 @@ class ManifestBuilder:
         self._pending += record
         self._pending += b"\n"
         if len(self._pending) >= _SPILL_STEP:
-            self._spill.write(self._pending)
-            self._pending.clear()
+            self._flush()
+
+    def _flush(self) -> None:
+        view = memoryview(self._pending)
+        while view:  # a raw file: a write may take only part of it
+            view = view[self._spill.write(view):]
+        view.release()
+        self._pending.clear()
 
     def _files(self):
-        self._spill.write(self._pending)
-        self._pending.clear()
+        self._flush()
         self._spill.seek(0)
         if not self._in_order:  # a name with a ":" (SPEC §5 sorts whole records)
             records = self._spill.read().split(b"\n")

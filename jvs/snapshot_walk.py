@@ -5,8 +5,8 @@ The engine tells a ``WalkedSnapshot`` each entry as it is done, in walk order
 or written front to back, so a snapshot of a million files holds no entry per file:
 
 - the stat cache (``statcache.CacheCursor``), which vouches for unchanged files;
-- the head snapshot's file records (``records.HeadRecords``), the copy engine's source of files it
-  hard-links instead of copying (``copy.PreviousPayload``);
+- the head snapshot's file records (``records.HeadRecords``), the copy engine's source of
+  files it hard-links instead of copying (``copy.PreviousPayload``);
 - the new manifest's records (``records.ManifestBuilder``); what changed in the stat cache
   is written by one merge pass over it at the end, if anything did.
 
