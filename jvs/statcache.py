@@ -312,9 +312,12 @@ class CacheCursor:
     a file that fails it, or of another version or algorithm, is an empty cache (a version
     3 file is loaded whole, once).
 
-    The walk tells it what changed (``set``, ``drop``); ``save`` then writes the next
-    cache, only if anything changed: the entries the walk met and kept, the new ones, and
-    none of those it passed (files no longer there), merged in one pass over the file."""
+    The walk tells it what changed (``set``, ``drop``, each right after the ``row`` of
+    that path); ``save`` then writes the next cache, only if anything changed: the entries
+    the walk met and kept, the new ones, and none of those it passed (files no longer
+    there). The cursor notes where in the file each change falls, so the next file is the
+    old one's bytes copied between those places (at disk speed, checksummed on the way)
+    with the changed entries written in: no entry is parsed again."""
 
     def __init__(self, path: Path, algo: str) -> None:
         self.path = path
@@ -326,6 +329,13 @@ class CacheCursor:
         self._matched = False
         self._passed: set[bytes] = set()  # keys of the entries gone by unmatched
         self._changes: dict[str, Row | None] = {}
+        # Where the changes fall in the file: (offset, bytes of old entries replaced, new
+        # entry bytes), in file order; None once a change came out of step (then save
+        # merges entry by entry).
+        self._edits: list[tuple[int, int, bytes]] | None = []
+        self._entries_delta = 0
+        self._offset = self._entry_len = 0  # of the current entry in the file
+        self._asked: bytes | None = None  # the walk key of the last row() asked for
         self._header_size = 0
         self.count = 0  # entries in the file
         try:
@@ -362,12 +372,16 @@ class CacheCursor:
         self._size = _KEY.size + width
         f.seek(self._header_size)
         self._left = self.count
+        self._offset = self._header_size
         self._advance()
 
     def _advance(self) -> None:
         if self._key is not None and not self._matched:
             self._passed.add(self._key)
+            self._edit(self._offset, self._entry_len, b"", -1)
         self._matched = False
+        self._offset += self._entry_len
+        self._entry_len = 0
         if not self._left:
             self._key = self._row = None
             return
@@ -379,6 +393,12 @@ class CacheCursor:
         self._left -= 1
         self._key = line[:-1] + b":"
         self._row = row
+        self._entry_len = len(line) + self._size
+
+    def _edit(self, offset: int, replaced: int, entry: bytes, delta: int) -> None:
+        if self._edits is not None:
+            self._edits.append((offset, replaced, entry))
+            self._entries_delta += delta
 
     def _lost(self) -> None:
         """The file became unreadable half-way: an empty cache from here on, and the next
@@ -399,6 +419,7 @@ class CacheCursor:
         except (OSError, ValueError):
             self._lost()
             return None
+        self._asked = want
         if self._key != want:
             return None
         self._matched = True
@@ -414,10 +435,27 @@ class CacheCursor:
     def set(self, relpath: str, row: Row) -> None:
         """*relpath*'s record from now on (it was hashed)."""
         self._changes[relpath] = row
+        self._note_change(relpath, row)
 
     def drop(self, relpath: str) -> None:
         """*relpath* has no valid record (it changed and its hash is too young to keep)."""
         self._changes[relpath] = None
+        self._note_change(relpath, None)
+
+    def _note_change(self, relpath: str, row: Row | None) -> None:
+        if self._dict is not None or self._edits is None:
+            return
+        key = walk_key(relpath)
+        if key != self._asked or b"\n" in key or (row is not None and len(row) != self._size):
+            self._edits = None  # not where the cursor stands: save merges instead
+            return
+        self._asked = None  # one change per row() asked
+        entry = b"" if row is None else key[:-1] + b"\n" + row
+        if self._key == key:  # replaces the entry the cursor stands on
+            self._edit(self._offset, self._entry_len, entry, 0 if entry else -1)
+            self._matched = True
+        elif entry:  # a new entry, before the one the cursor stands on
+            self._edit(self._offset, 0, entry, 1)
 
     def save(self) -> None:
         """Write the next cache if anything changed (see the class); a cache that cannot
@@ -428,6 +466,9 @@ class CacheCursor:
                     self._advance()
                 if not self._changes and not self._passed:
                     return  # the file holds exactly this already
+                if self._edits is not None:
+                    self._write_edited()
+                    return
                 rows = self._merged()
             else:
                 kept = {rel: self._dict[rel] for rel in self._met if rel in self._dict}
@@ -446,6 +487,41 @@ class CacheCursor:
             pass
         finally:
             self.close()
+
+    def _write_edited(self) -> None:
+        """The next file: the old one's bytes between the edits, the edits' entries."""
+        fd = self._file.fileno()
+        out = fsio.AtomicWriter(self.path)
+        digest = _hasher()
+
+        def put(data: bytes) -> None:
+            digest.update(data)
+            out.write_all([data])
+
+        def copy(start: int, end: int) -> None:
+            while start < end:
+                chunk = os.pread(fd, min(end - start, _READ_SIZE), start)
+                if not chunk:
+                    raise ValueError("stat cache shorter than it was")
+                put(chunk)
+                start += len(chunk)
+
+        try:
+            put(_header(self.algo))
+            pos = self._header_size
+            for offset, replaced, entry in self._edits:
+                copy(pos, offset)
+                if entry:
+                    put(entry)
+                pos = offset + replaced
+            copy(pos, self._offset)  # the end of the entries (the cursor ran to it)
+            count = self.count + self._entries_delta
+            out.write(_trailer(count, self._size - _KEY.size if count else 0,
+                               digest.hexdigest().encode("ascii")))
+            out.commit()
+        except BaseException:
+            out.abort()
+            raise
 
     def _merged(self):
         """The file's entries met and kept, with the changes merged in, in walk order."""

@@ -137,3 +137,43 @@ def test_a_walk_writes_the_cache_only_when_something_in_it_changed(tmp_path):
     assert repo.status().stats.files_hashed == 1
     assert sorted(read_cache_file(path).entries) == ["a.txt", "b.txt"]
     assert repo.status().stats.files_hashed == 0  # b.txt's new hash was kept
+
+
+def test_the_cache_a_walk_saves_is_the_one_a_whole_write_makes(tmp_path):
+    """The cursor's save copies the old file's bytes between the places that changed:
+    whatever changes (entries replaced, dropped, added before, between and after the old
+    ones, entries passed), the file is byte for byte the one written whole from the same
+    entries, and loads to them."""
+    import random
+
+    from jvs.statcache import CacheCursor, encode_cache, read_cache_file
+
+    rng = random.Random(7)
+    names = sorted({f"d{rng.randrange(5)}/f{rng.randrange(60)}" for _ in range(120)},
+                   key=lambda n: n.encode() + b":")
+
+    def row(i: int) -> bytes:
+        return i.to_bytes(32, "little") + b"%032x" % i
+
+    for trial in range(30):
+        path = tmp_path / f"stat-{trial}.cache"
+        old = {n: row(i) for i, n in enumerate(names) if rng.random() < 0.7}
+        path.write_bytes(b"".join(encode_cache(ALGO, old, in_order=True)))
+        cursor = CacheCursor(path, ALGO)
+        expected: dict[str, bytes] = {}
+        for i, name in enumerate(names):
+            if rng.random() < 0.15:
+                continue  # not walked: gone
+            found = cursor.row(name)
+            assert found == old.get(name)
+            what = rng.random()
+            if what < 0.2:
+                cursor.set(name, row(1000 + i))
+                expected[name] = row(1000 + i)
+            elif what < 0.3 and found is not None:
+                cursor.drop(name)
+            elif found is not None:
+                expected[name] = found
+        cursor.save()
+        assert path.read_bytes() == b"".join(encode_cache(ALGO, expected, in_order=True))
+        assert read_cache_file(path).entries == expected
