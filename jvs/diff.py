@@ -24,12 +24,13 @@ from jvs.changes import (
     under,
     visible,
     without_go_marker,
+    worktree_differing,
     worktree_entries,
 )
 from jvs.descriptor import Descriptor, read_descriptor
 from jvs.errors import JvsError
 from jvs.ignore import IgnoreRules
-from jvs.integrity import Entry, HashStats
+from jvs.integrity import Entry, HashStats, parse_manifest
 from jvs.repo import Repo
 from jvs.worktree import load_worktree_config, worktree_payload
 
@@ -97,22 +98,49 @@ def diff(repo: Repo, worktree: str | None, a: str | None = None,
                        hint="run it inside a worktree, or give two snapshots")
     within = tuple(sorted({p for d in (old, new) if d is not None for p in d.partial_paths}))
     stats = HashStats()
-    # Only the records that differ between the sides are parsed (see changes.differing).
-    old_manifest = snapshot_manifest(repo, old) if old else b""
+    # Only the records that differ between the sides are parsed (see changes.differing),
+    # found by streams that hold no record per entry where the manifests allow it.
     if new is not None:
-        old_entries, new_entries = differing(old_manifest, snapshot_manifest(repo, new))
+        found = _snapshots_differing(repo, old, new)
+        if found is None:
+            old_manifest = snapshot_manifest(repo, old) if old else b""
+            found = differing(old_manifest, snapshot_manifest(repo, new))
+        old_entries, new_entries = found
     else:
         algo = old.payload_hash_algo if old else repo.config().payload_hash_algo
         payload = worktree_payload(repo, worktree)
-        old_entries, new_entries = differing(old_manifest, without_go_marker(
-            worktree_entries(repo, worktree, payload, algo, stats, within or tuple(paths)),
-            old))
+        found = worktree_differing(repo, worktree, payload, old, stats) \
+            if old is not None and not within and not paths else None
+        if found is None:
+            stats = HashStats()
+            old_manifest = snapshot_manifest(repo, old) if old else b""
+            found = differing(old_manifest, without_go_marker(
+                worktree_entries(repo, worktree, payload, algo, stats,
+                                 within or tuple(paths)), old))
+        old_entries, new_entries = found
         # The worktree side leaves out ignored paths; so does the snapshot it is compared with.
         old_entries = visible(old_entries, IgnoreRules.load(payload))
     if within:
         old_entries, new_entries = _within(old_entries, within), _within(new_entries, within)
     changes = under(compare(old_entries, new_entries), tuple(paths))
     return Diff(old, new, worktree, changes, stats, tuple(paths))
+
+
+def _snapshots_differing(repo: Repo, old: Descriptor | None,
+                         new: Descriptor) -> tuple[list[Entry], list[Entry]] | None:
+    """``differing`` of two snapshots' stored manifests, merged as streams; None when one
+    is missing or untrusted (the caller rebuilds it the usual way)."""
+    from jvs.records import differing_records
+
+    if old is None:
+        return None
+    found = differing_records(
+        (repo.manifest_path(old.snapshot_id), old.payload_root_hash),
+        (repo.manifest_path(new.snapshot_id), new.payload_root_hash))
+    if found is None:
+        return None
+    gone, added = found
+    return (list(parse_manifest(b"\n".join(gone))), list(parse_manifest(b"\n".join(added))))
 
 
 def _verified(repo: Repo, desc: Descriptor) -> Descriptor:

@@ -228,3 +228,54 @@ def stored_root_hash(manifest_path: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return digest.hexdigest()
+
+
+def differing_records(old: tuple[Path, str], new: tuple[Path, str]
+                      ) -> tuple[list[bytes], list[bytes]] | None:
+    """The records of two stored manifests (each a path and the root hash it must have)
+    that the other one does not hold, found by merging the two sorted streams a batch at
+    a time: memory for what differs, not for every record. None if either manifest is
+    missing, damaged or not the one its root hash names."""
+    sides = [_Records(path) for path, _ in (old, new)]
+    gone: list[bytes] = []
+    added: list[bytes] = []
+    try:
+        a, b = sides[0].next(), sides[1].next()
+        while a is not None or b is not None:
+            if b is None or (a is not None and a < b):
+                gone.append(a)
+                a = sides[0].next()
+            elif a is None or b < a:
+                added.append(b)
+                b = sides[1].next()
+            else:
+                a, b = sides[0].next(), sides[1].next()
+    except (OSError, ValueError):
+        return None
+    if any(side.root_hash() != root for side, (_, root) in zip(sides, (old, new), strict=True)):
+        return None
+    return gone, added
+
+
+class _Records:
+    """One stored manifest's records one at a time, hashed on the way."""
+
+    def __init__(self, path: Path) -> None:
+        self._batches = iter_stored_records(path)
+        self._sha = hashlib.sha256()
+        self._batch: list[bytes] = []
+        self._next = 0
+
+    def next(self) -> bytes | None:
+        while self._next == len(self._batch):
+            batch = next(self._batches, None)
+            if batch is None:
+                return None
+            self._sha.update(b"\n".join(batch) + b"\n")
+            self._batch, self._next = batch, 0
+        record = self._batch[self._next]
+        self._next += 1
+        return record
+
+    def root_hash(self) -> str:
+        return self._sha.hexdigest()

@@ -154,3 +154,46 @@ def test_exit_code_says_whether_anything_differs(repo):
     assert res.returncode == 1 and "M keep.txt" in res.stdout
     assert run_jvs("diff", "--exit-code", "--", "data", cwd=main).returncode == 0
     assert run_jvs("diff", "--exit-code", "-p", cwd=main, check=False).returncode == 1
+
+
+def test_two_manifests_merged_as_streams_differ_where_the_whole_comparison_says(tmp_path):
+    """``jvs diff A B`` merges the two stored manifests as sorted streams: for any two
+    record sets it finds exactly the records ``differing`` finds on each side, and gives
+    up (None: the caller rebuilds the usual way) on a manifest that is not the one its
+    root hash names."""
+    import random
+
+    from jvs.changes import differing
+    from jvs.integrity import (
+        Entry,
+        encode_manifest,
+        encoded_records,
+        parse_manifest,
+        root_hash,
+    )
+    from jvs.records import differing_records
+
+    rng = random.Random(3)
+    paths = [f"d{i % 7}/f{i}" for i in range(300)]
+
+    hashes = {p: f"{rng.getrandbits(128):032x}" for p in paths}
+
+    def manifest() -> bytes:
+        """Most of the paths, a tenth of them with another hash."""
+        entries = [Entry("file", p, 0o644, len(p),
+                         f"{rng.getrandbits(128):032x}" if rng.random() < 0.1 else hashes[p])
+                   for p in paths if rng.random() < 0.8]
+        return b"".join(r + b"\n" for r in sorted(encoded_records(entries)))
+
+    for _ in range(20):
+        a, b = manifest(), manifest()
+        (tmp_path / "a").write_bytes(encode_manifest(a))
+        (tmp_path / "b").write_bytes(encode_manifest(b))
+        found = differing_records((tmp_path / "a", root_hash(a)), (tmp_path / "b", root_hash(b)))
+        gone, added = found
+        old, new = differing(a, b)
+        assert sorted(parse_manifest(b"\n".join(gone))) == sorted(old)
+        assert sorted(parse_manifest(b"\n".join(added))) == sorted(new)
+        assert old and new
+    assert differing_records((tmp_path / "a", root_hash(b)), (tmp_path / "b", root_hash(b))) \
+        is None
