@@ -77,15 +77,20 @@ class HeadRecords:
                 return
             record = self._batch[self._next]
             self._next += 1
-            if record.startswith(b"file:"):
-                self._key = record[5:record.rindex(b":", 5, record.rindex(b":")) + 1]
-                self._record = record
+            try:
+                if record.startswith(b"file:"):
+                    self._key = record[5:record.rindex(b":", 5, record.rindex(b":")) + 1]
+                    self._record = record
+                    return
+                if self._keep and record:
+                    kind, _, rest = record.partition(b":")
+                    rel = rest[:rest.rindex(b":", 0, rest.rindex(b":"))]
+                    into = self.dirs if kind == b"dir" else self.symlinks
+                    into[rel.decode("utf-8", "surrogateescape")] = record
+            except ValueError:  # not a record: the manifest is damaged, and not trusted
+                self._damaged = True
+                self._key = None
                 return
-            if self._keep and record:
-                kind, _, rest = record.partition(b":")
-                rel = rest[:rest.rindex(b":", 0, rest.rindex(b":"))]
-                into = self.dirs if kind == b"dir" else self.symlinks
-                into[rel.decode("utf-8", "surrogateescape")] = record
 
     def file_record(self, rel: str) -> bytes | None:
         """The record of the file *rel*; None if there is none (or *rel* comes out of walk

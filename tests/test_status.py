@@ -181,3 +181,20 @@ def test_status_of_an_unchanged_worktree_keeps_no_entry(tmp_path):
     repo.snapshot("base")
     head = repo.resolve("HEAD")
     assert worktree_differing(repo.repo, "main", main, head, HashStats()) == ([], [])
+
+
+def test_a_head_manifest_with_a_line_that_is_no_record_is_not_trusted(tmp_path):
+    """The one-pass status reads the head's manifest before it can check its hash: a
+    line that is no record (a damaged or forged manifest) makes it not trusted, and
+    status answers from the manifest rebuilt from the payload."""
+    import jvs
+    from jvs.integrity import decode_manifest
+
+    repo = jvs.init(tmp_path, "r")
+    main = tmp_path / "r" / "main"
+    (main / "a.txt").write_text("a")
+    head = repo.snapshot("s").descriptor
+    manifest = repo.repo.manifest_path(head.snapshot_id)
+    manifest.write_bytes(b"file:no-colons-here\n" + decode_manifest(manifest.read_bytes()))
+    status = repo.status()
+    assert status.changes.clean
