@@ -11,7 +11,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,12 +238,43 @@ def worktree_entries(repo: Repo, worktree: str, payload: Path, algo: str,
 def worktree_differing(repo: Repo, worktree: str, payload: Path, head: Descriptor,
                        stats: HashStats) -> tuple[list[Entry], list[Entry]] | None:
     """``differing(head's manifest, worktree_entries(...))`` in one pass that holds no
-    entry per file: the worktree walked in walk order beside its stat cache and the head's
-    manifest, each read front to back (see ``jvs.records``); what changed in the cache is
-    saved by one merge pass at the end, and nothing is written when nothing changed. Only
-    the entries not recorded alike are kept. None when that pass
-    does not apply (a worktree on FUSE or a network, listed in parallel instead) or the
-    head's manifest turned out untrusted: the caller then compares the usual way."""
+    entry per file (``walk_against`` with one snapshot); None when that pass does not
+    apply: the caller then compares the usual way."""
+    walked = walk_against(repo, worktree, payload, (head,), stats)
+    return None if walked is None else walked.sides[0]
+
+
+@dataclass
+class WalkedAgainst:
+    """The worktree compared in one pass with snapshots: per snapshot, its entries and
+    the worktree's that are not recorded alike (as ``differing`` gives them); the
+    top-most ignored paths; the number of records of each snapshot's manifest."""
+
+    sides: list[tuple[list[Entry], list[Entry]]]
+    ignored: list[str]
+    records: list[int]
+
+
+UNKNOWN = "?"  # the hash of a file not read (never equal to a real one)
+
+
+def walk_against(repo: Repo, worktree: str, payload: Path, snapshots: tuple[Descriptor, ...],
+                 stats: HashStats, *, hash_unknown: bool = True,
+                 keep: Callable[[Entry, os.stat_result], None] | None = None
+                 ) -> WalkedAgainst | None:
+    """The worktree walked once in walk order beside its stat cache and the manifests of
+    *snapshots* (all of one hash algorithm), each read front to back (see
+    ``jvs.records``): no entry per file is held, only those not recorded alike. What
+    changed in the stat cache is saved by one merge pass at the end (nothing is written
+    when nothing changed). Without *hash_unknown*, a file the cache cannot vouch for is
+    not read: its hash is ``UNKNOWN``. *keep* is told every directory and every entry
+    that differs from any of the snapshots, with its lstat.
+
+    None when this pass does not apply (a worktree on FUSE or a network, listed in
+    parallel instead; a partial snapshot or one of the Go implementation; snapshots of
+    different algorithms) or a manifest turned out untrusted: the caller then compares
+    the usual way. A name with ``:`` may put a record out of walk order: it is then kept
+    on both sides and paired up by ``compare``."""
     from jvs.mountinfo import on_local_filesystem
     from jvs.records import HeadRecords
     from jvs.statcache import (
@@ -254,27 +285,31 @@ def worktree_differing(repo: Repo, worktree: str, payload: Path, head: Descripto
         stat_cache_path,
     )
 
-    if not on_local_filesystem(payload) or head.has_ready_marker or head.partial_paths:
+    if not on_local_filesystem(payload) or len({s.payload_hash_algo for s in snapshots}) != 1 \
+            or any(s.has_ready_marker or s.partial_paths for s in snapshots):
         return None
-    algo = head.payload_hash_algo
+    algo = snapshots[0].payload_hash_algo
     try:
-        records = HeadRecords(repo.manifest_path(head.snapshot_id), head.payload_root_hash,
-                              keep_others=True)
+        sides = [HeadRecords(repo.manifest_path(s.snapshot_id), s.payload_root_hash,
+                             keep_others=True) for s in snapshots]
     except OSError:
         return None
     cache = CacheCursor(stat_cache_path(repo, worktree), algo)
     horizon = time.time_ns() - RACY_WINDOW_NS
-    new: list[Entry] = []
-    differ: list[bytes] = []  # the head's records of entries the walk found changed
-    links: list[Entry] = []
+    news: list[list[Entry]] = [[] for _ in sides]
+    differ: list[list[bytes]] = [[] for _ in sides]  # their records of what changed
+    links: list[tuple[Entry, os.stat_result]] = []
+    found = ScanResult()
     try:
-        for e in iter_scan(payload, ScanResult(), ignore=IgnoreRules.load(payload),
+        for e in iter_scan(payload, found, ignore=IgnoreRules.load(payload),
                            walk_order=True, hardlinks=False):
             kind, rel, st = e
             if kind == "file":
                 row = cache.row(rel)
                 if row is not None and row[:KEY_SIZE] == packed_key(st):
                     digest = row[KEY_SIZE:].decode("ascii")
+                elif not hash_unknown:
+                    digest = UNKNOWN
                 else:
                     digest = hash_file(os.path.join(payload, rel), algo, stats)
                     if max(st.st_mtime_ns, st.st_ctime_ns) < horizon:
@@ -282,18 +317,24 @@ def worktree_differing(repo: Repo, worktree: str, payload: Path, head: Descripto
                     elif row is not None:
                         cache.drop(rel)
                 entry = Entry("file", rel, stat.S_IMODE(st.st_mode), st.st_size, digest)
-                saved = records.file_record(rel)
+                saved = [side.file_record(rel) for side in sides]
             else:
                 (entry,) = entries_of(payload, [e], algo, stats)
                 if kind != "dir":
-                    links.append(entry)  # symlinks: the manifest's last records
+                    links.append((entry, st))  # symlinks: the manifests' last records
                     continue
-                saved = records.dirs.pop(rel, None)
-            if saved != record_bytes(*entry):
-                new.append(entry)
-                if saved is not None:
-                    differ.append(saved)
-        trusted = records.trusted()
+                saved = [side.dirs.pop(rel, None) for side in sides]
+            record = record_bytes(*entry)
+            differs = False
+            for i, theirs in enumerate(saved):
+                if theirs != record:
+                    differs = True
+                    news[i].append(entry)
+                    if theirs is not None:
+                        differ[i].append(theirs)
+            if keep is not None and (differs or kind == "dir"):
+                keep(entry, st)
+        trusted = all(side.trusted() for side in sides)
     except BaseException:
         cache.close()
         raise
@@ -301,12 +342,20 @@ def worktree_differing(repo: Repo, worktree: str, payload: Path, head: Descripto
         cache.close()
         return None
     cache.save()
-    for entry in links:
-        saved = records.symlinks.get(entry.relpath)
-        if saved == record_bytes(*entry):
-            del records.symlinks[entry.relpath]
-        else:
-            new.append(entry)
-    old = list(parse_manifest(b"\n".join([*differ, *records.passed, *records.dirs.values(),
-                                          *records.symlinks.values()])))
-    return old, new
+    for entry, st in links:
+        record = record_bytes(*entry)
+        differs = False
+        for i, side in enumerate(sides):
+            if side.symlinks.get(entry.relpath) == record:
+                del side.symlinks[entry.relpath]
+            else:
+                differs = True
+                news[i].append(entry)
+        if keep is not None and differs:
+            keep(entry, st)
+    out = []
+    for i, side in enumerate(sides):
+        old = list(parse_manifest(b"\n".join([*differ[i], *side.passed, *side.dirs.values(),
+                                              *side.symlinks.values()])))
+        out.append((old, news[i]))
+    return WalkedAgainst(out, found.ignored, [side.count for side in sides])

@@ -47,6 +47,7 @@ class HeadRecords:
         self._next = 0
         self._damaged = False
         self._keep = keep_others
+        self.count = 0  # records read so far (all of them once ``trusted`` returned)
         self.passed: list[bytes] = []
         self.dirs: dict[str, bytes] = {}
         self.symlinks: dict[str, bytes] = {}
@@ -64,6 +65,7 @@ class HeadRecords:
             self._damaged = True
             return False
         self._next = 0
+        self.count += len(self._batch)
         self._sha.update(b"\n".join(self._batch) + b"\n")
         return True
 

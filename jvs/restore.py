@@ -58,13 +58,14 @@ from jvs.rescue import (
     rescue_manifest,
     writable,
 )
-from jvs.statcache import StatCache, racy_window_ns
+from jvs.statcache import CachePatch, StatCache, racy_window_ns, stat_cache_path
 from jvs.trash import empty_trash, move_to_trash
 from jvs.unsaved import (
     WorktreeState,
     fingerprint_now,
     fingerprint_read,
     identity,
+    read_thin,
     read_worktree,
     under,
     unsaved_work,
@@ -199,18 +200,25 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
 
     if progress:
         progress("checking the worktree")
-    cache = StatCache.load(repo, worktree, algo)
-    state = read_worktree(payload, algo, cache, ignore, units, hash_unknown=not discard_unsaved)
-    # What the read found is saved now and the cache let go of (20 MB at 100,000 files)
-    # before the comparisons below, the restore's peak; what the restore writes is
-    # recorded at its end, into the cache as saved here.
-    cache.save(keep=None if units else set(state.stats))
-    del cache
-    profile_step("restore:read_worktree")
-    target_text = snapshot_manifest(repo, target)
-    target_count = target_text.count(b"\n")
-    ours, wanted = differing_parts(state, target_text, ignore, units)
-    del target_text  # 7 MB at 100,000 files: not held while the head's is read
+    thin = None if units else read_thin(repo, wt, payload, target, ignore, discard_unsaved)
+    if thin is not None:
+        state, theirs, mine, unsaved, target_count = thin
+        ours, wanted = anchored(state, mine, theirs, ignore, ())
+        profile_step("restore:read_worktree")
+    else:
+        cache = StatCache.load(repo, worktree, algo)
+        state = read_worktree(payload, algo, cache, ignore, units,
+                              hash_unknown=not discard_unsaved)
+        # What the read found is saved now and the cache let go of (20 MB at 100,000
+        # files) before the comparisons below, the restore's peak; what the restore
+        # writes is recorded at its end, into the cache as saved here.
+        cache.save(keep=None if units else set(state.stats))
+        del cache
+        profile_step("restore:read_worktree")
+        target_text = snapshot_manifest(repo, target)
+        target_count = target_text.count(b"\n")
+        ours, wanted = differing_parts(state, target_text, ignore, units)
+        del target_text  # 7 MB at 100,000 files: not held while the head's is read
     missing = [u for u in units if paths and u not in wanted]
     if missing:
         raise JvsError("E_NOT_FOUND", f"{missing[0]} is not in snapshot {target_id}"
@@ -218,10 +226,11 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
                        hint="'jvs diff' or the view shows what it holds; nothing was changed")
     held = holding_dirs(state.ignored)
     steps = plan(ours, wanted, held=held, units=units)
-    unsaved = None
-    if not discard_unsaved:
-        unsaved = unsaved_work(repo, wt, _state_in(state, wt, repo, payload, ignore, units),
-                               ignore, units)
+    if thin is None:
+        unsaved = None
+        if not discard_unsaved:
+            unsaved = unsaved_work(repo, wt, _state_in(state, wt, repo, payload, ignore, units),
+                                   ignore, units)
     profile_step("restore:planned")
     head_after = wt.head_snapshot_id if paths else target_id
     if not steps and head_after == wt.head_snapshot_id and (unsaved is None or unsaved.clean):
@@ -270,8 +279,11 @@ def restore_locked(repo: Repo, worktree: str, target_id: str, *, discard_unsaved
     # From here on only the stats are read (conflicts, the stat cache): the entries go
     # (20 MB at 100,000 files) before the cache is loaded again to record the restore.
     state.entries.clear()
-    result = roll_forward(repo, intent, fresh=True, known=known,
-                          cache=StatCache.load(repo, worktree, algo), state=state,
+    # A thin read holds only what the restore touches: the cache is patched, not
+    # rewritten from it.
+    cache = CachePatch(stat_cache_path(repo, worktree), algo) if thin is not None \
+        else StatCache.load(repo, worktree, algo)
+    result = roll_forward(repo, intent, fresh=True, known=known, cache=cache, state=state,
                           wanted=wanted)
     not_restored = ignored_in_snapshot(repo, target, ignore) if ignore else []
     return replace(result, not_restored=tuple(p for p in not_restored
@@ -425,10 +437,19 @@ def differing_parts(state: WorktreeState, target_text: bytes, ignore: IgnoreRule
     few entries instead of two dicts of every one."""
     found = list(state.entries.values())
     theirs, mine = differing(target_text, found)
+    del found
+    return anchored(state, mine, theirs, ignore, units)
+
+
+def anchored(state: WorktreeState, mine: list[Entry], theirs: list[Entry],
+             ignore: IgnoreRules | None, units: tuple[str, ...]
+             ) -> tuple[dict[str, Entry], dict[str, Entry]]:
+    """``differing_parts`` from the differing entries of both sides (*mine*, the
+    worktree's; *theirs*, the target's): with the directories above them, which *state*
+    holds."""
     theirs = [e for e in visible(theirs, ignore) if not units or under(e.relpath, units)]
     ours = {e.relpath: e for e in mine}
     wanted = {e.relpath: e for e in theirs}
-    del found, theirs, mine
     anchors = set(units)
     for rel in [*ours, *wanted]:
         parent = rel.rpartition("/")[0]

@@ -319,9 +319,12 @@ class CacheCursor:
     old one's bytes copied between those places (at disk speed, checksummed on the way)
     with the changed entries written in: no entry is parsed again."""
 
-    def __init__(self, path: Path, algo: str) -> None:
+    def __init__(self, path: Path, algo: str, *, patch: bool = False) -> None:
+        """*patch*: no walk goes by; only what is ``set`` or ``dropped`` changes, every
+        other entry stays (``CachePatch``)."""
         self.path = path
         self.algo = algo
+        self._patch = patch
         self._file = None
         self._dict: dict[str, Row] | None = None
         self._met: set[str] = set()  # the entries asked for (only with a whole-file dict)
@@ -376,7 +379,7 @@ class CacheCursor:
         self._advance()
 
     def _advance(self) -> None:
-        if self._key is not None and not self._matched:
+        if self._key is not None and not self._matched and not self._patch:
             self._passed.add(self._key)
             self._edit(self._offset, self._entry_len, b"", -1)
         self._matched = False
@@ -471,7 +474,8 @@ class CacheCursor:
                     return
                 rows = self._merged()
             else:
-                kept = {rel: self._dict[rel] for rel in self._met if rel in self._dict}
+                kept = dict(self._dict) if self._patch else \
+                    {rel: self._dict[rel] for rel in self._met if rel in self._dict}
                 kept.update(self._changes)
                 rows = sorted((walk_key(rel), row) for rel, row in kept.items()
                               if row is not None)
@@ -555,6 +559,32 @@ class CacheCursor:
             self._file.close()
             self._file = None
         self._key = self._row = None
+
+
+class CachePatch:
+    """The stat cache changed in place for a few paths (what a restore wrote or removed),
+    through ``StatCache``'s ``forget``/``remember``/``save``, without loading it: every
+    other entry stays as it is, and the file is rewritten by one merge pass only if
+    something changed."""
+
+    def __init__(self, path: Path, algo: str) -> None:
+        self._cursor = CacheCursor(path, algo, patch=True)
+
+    def forget(self, relpath: str) -> None:
+        self._cursor.drop(relpath)
+
+    def remember(self, relpath: str, st: os.stat_result | Stat, digest: str, *,
+                 settled: bool = False) -> None:
+        """Record *digest* for *st*, only if *settled* (taken the racily-clean window
+        after the file's last change); otherwise the entry is dropped."""
+        if settled:
+            self._cursor.set(relpath, packed_key(st) + digest.encode("ascii"))
+        else:
+            self._cursor.drop(relpath)
+
+    def save(self, keep: set[str] | None = None) -> None:
+        """Write the changes; *keep* is not used (the entries not changed all stay)."""
+        self._cursor.save()
 
 
 class CacheWriter:

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jvs.changes import (
+    UNKNOWN,
     Changes,
     compare,
     differing,
     snapshot_entries,
     snapshot_manifest,
     visible,
+    walk_against,
     without_go_marker,
 )
 from jvs.descriptor import Descriptor, read_descriptor
@@ -55,9 +57,6 @@ class WorktreeState:
     ignored: list[str] = field(default_factory=list)
 
 
-UNKNOWN = "?"  # the hash of a file not read (never equal to a real one)
-
-
 def read_worktree(payload: Path, algo: str, cache: StatCache,
                   ignore: IgnoreRules | None = None, units: tuple[str, ...] = (),
                   stats: HashStats | None = None, *, hash_unknown: bool = True
@@ -88,6 +87,43 @@ def read_worktree(payload: Path, algo: str, cache: StatCache,
         if entry.kind == "file" and entry.hash != UNKNOWN:
             cache.remember(entry.relpath, by_path[entry.relpath], entry.hash)
     return WorktreeState({e.relpath: e for e in found}, by_path, result.ignored)
+
+
+def read_thin(repo: Repo, wt: WorktreeConfig, payload: Path, target: Descriptor,
+              ignore: IgnoreRules | None, discard: bool
+              ) -> tuple[WorktreeState, list[Entry], list[Entry], Unsaved | None, int] | None:
+    """The worktree read for a restore to *target* in one pass against the target's
+    manifest and (unless unsaved work is discarded) its head's (``walk_against``),
+    holding only the entries that differ from either, and the directories: (that state;
+    the target's and the worktree's entries not recorded alike; the unsaved changes; the
+    target's record count). What a restore does with the worktree as read (planning,
+    the checks before moving, conflicts, the stat cache) looks only at the entries it
+    touches, which all differ from the target. None when the pass does not apply, or
+    when there is unsaved work to rescue: the rescue plans on every entry, so the
+    worktree is then read whole (``read_worktree``)."""
+    if not wt.head_snapshot_id:
+        return None
+    head = read_descriptor(repo, wt.head_snapshot_id, verify=False)
+    entries: dict[str, Entry] = {}
+    stats: dict[str, Stat] = {}
+
+    def keep(entry: Entry, st: os.stat_result) -> None:
+        entries[entry.relpath] = entry
+        stats[entry.relpath] = Stat.of(st)
+
+    walked = walk_against(repo, wt.name, payload, (target,) if discard else (target, head),
+                          HashStats(), hash_unknown=not discard, keep=keep)
+    if walked is None:
+        return None
+    state = WorktreeState(entries, stats, walked.ignored)
+    unsaved = None
+    if not discard:
+        old, new = walked.sides[1]
+        unsaved = Unsaved(compare(visible(old, ignore), new), state)
+        if not unsaved.clean:
+            return None
+    theirs, mine = walked.sides[0]
+    return state, theirs, mine, unsaved, walked.records[0]
 
 
 def saved_entries(repo: Repo, head: Descriptor) -> list[Entry]:

@@ -4,6 +4,7 @@ unsaved work, --discard-unsaved, partial overlays, and a SIGKILL at every step."
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -693,5 +694,96 @@ def test_planning_on_the_differing_entries_gives_the_steps_of_planning_on_all():
         full_new = {r: e for r, e in new.items() if not units or under(r, units)}
         assert plan(ours, wanted, units=units) == plan(old, full_new, units=units)
         assert (not units) or (units[0] in wanted) == (units[0] in full_new)
+
+    check()
+
+
+_DISK_NAMES = ("a", "a.b", "a-b", "a:b", "b")
+
+
+def _materialise(root, data) -> None:
+    """Random files, directories and symlinks under *root*, two levels deep, with names
+    whose walk order and manifest order differ."""
+    from hypothesis import strategies as st
+
+    for name in data.draw(st.lists(st.sampled_from(_DISK_NAMES), unique=True, max_size=5)):
+        kind = data.draw(st.sampled_from(["file", "dir", "symlink"]))
+        path = root / name
+        if kind == "file":
+            path.write_text(data.draw(st.sampled_from(["x", "y", "zz"])))
+            path.chmod(data.draw(st.sampled_from([0o644, 0o755])))
+        elif kind == "symlink":
+            path.symlink_to(data.draw(st.sampled_from(["a", "elsewhere"])))
+        else:
+            path.mkdir()
+            for inner in data.draw(st.lists(st.sampled_from(_DISK_NAMES), unique=True,
+                                            max_size=3)):
+                (path / inner).write_text(inner)
+
+
+def _clear(root) -> None:
+    for child in root.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def test_a_restore_read_in_one_pass_gives_the_snapshot_exactly(tmp_path_factory, monkeypatch):
+    """A restore with no unsaved work to rescue (a clean worktree, or unsaved work
+    discarded) reads the worktree in one pass against the target's and the head's
+    manifests and keeps only what differs (``unsaved.read_thin``): for any two trees the
+    worktree then holds the target exactly, and the stat cache it leaves answers the next
+    status with nothing to hash. With unsaved work kept, the whole read and its rescue."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    import jvs
+    import jvs.restore as restore_module
+
+    thin_reads: list[bool] = []
+    real = restore_module.read_thin
+
+    def counted(*args, **kwargs):
+        found = real(*args, **kwargs)
+        thin_reads.append(found is not None)
+        return found
+
+    monkeypatch.setattr(restore_module, "read_thin", counted)
+
+    @settings(max_examples=25, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow,
+                                     HealthCheck.function_scoped_fixture])
+    @given(data=st.data())
+    def check(data):
+        base = tmp_path_factory.mktemp("thin")
+        repo = jvs.init(base, "r")
+        main = base / "r" / "main"
+        _materialise(main, data)
+        a = repo.snapshot("a").descriptor.snapshot_id
+        _clear(main)
+        _materialise(main, data)
+        b = repo.snapshot("b").descriptor.snapshot_id
+        payload_a = tree(repo.repo.payload_dir(a))
+        payload_b = tree(repo.repo.payload_dir(b))
+
+        del thin_reads[:]
+        repo.restore(a)
+        assert tree(main) == payload_a
+        assert thin_reads == [True]
+        status = repo.status()
+        assert status.changes.clean and status.stats.files_hashed == 0
+
+        (main / "unsaved.txt").write_text("unsaved")
+        repo.restore(b, discard_unsaved=True)
+        assert tree(main) == payload_b
+        assert thin_reads == [True, True]
+
+        (main / "unsaved.txt").write_text("unsaved")
+        kept = repo.restore(a)
+        assert tree(main) == payload_a
+        assert thin_reads == [True, True, False]  # a rescue: the whole read
+        assert tree(repo.repo.payload_dir(kept.rescue.snapshot_id))["unsaved.txt"] == \
+            b"unsaved"
 
     check()
