@@ -335,7 +335,8 @@ class CacheCursor:
         # Where the changes fall in the file: (offset, bytes of old entries replaced, new
         # entry bytes), in file order; None once a change came out of step (then save
         # merges entry by entry).
-        self._edits: list[tuple[int, int, bytes]] | None = []
+        self._edits: list[tuple[int, int, bytes, bytes | None]] | None = []
+        self._writer: CacheWriter | None = None  # with no file to read: the next one
         self._entries_delta = 0
         self._offset = self._entry_len = 0  # of the current entry in the file
         self._asked: bytes | None = None  # the walk key of the last row() asked for
@@ -398,9 +399,11 @@ class CacheCursor:
         self._row = row
         self._entry_len = len(line) + self._size
 
-    def _edit(self, offset: int, replaced: int, entry: bytes, delta: int) -> None:
+    def _edit(self, offset: int, replaced: int, entry: bytes, delta: int,
+              key: bytes | None = None) -> None:
+        """*key*: the entry's walk key for a change the walk made (None for one passed)."""
         if self._edits is not None:
-            self._edits.append((offset, replaced, entry))
+            self._edits.append((offset, replaced, entry, key))
             self._entries_delta += delta
 
     def _lost(self) -> None:
@@ -413,7 +416,8 @@ class CacheCursor:
     def row(self, relpath: str) -> Row | None:
         """*relpath*'s record, or None if the cache holds none (or it was passed)."""
         if self._dict is not None:
-            self._met.add(relpath)
+            if self._dict:  # (an empty one keeps nothing: no need to know what was met)
+                self._met.add(relpath)
             return self._dict.get(relpath)
         want = walk_key(relpath)
         try:
@@ -437,28 +441,47 @@ class CacheCursor:
 
     def set(self, relpath: str, row: Row) -> None:
         """*relpath*'s record from now on (it was hashed)."""
-        self._changes[relpath] = row
-        self._note_change(relpath, row)
+        self._change(relpath, row)
 
     def drop(self, relpath: str) -> None:
         """*relpath* has no valid record (it changed and its hash is too young to keep)."""
-        self._changes[relpath] = None
-        self._note_change(relpath, None)
+        self._change(relpath, None)
 
-    def _note_change(self, relpath: str, row: Row | None) -> None:
-        if self._dict is not None or self._edits is None:
+    def _change(self, relpath: str, row: Row | None) -> None:
+        """Note a change where it falls in the file (only that is kept, O(what changed)),
+        or, with no file to read (none, or not trusted), stream the new entries straight
+        into the next one; otherwise keep it by path for the merge."""
+        if self._dict is not None and not self._dict and not self._patch:
+            if row is not None:
+                if self._writer is None:
+                    self._writer = CacheWriter(self.path, self.algo)
+                self._writer.add_key(walk_key(relpath), row)
             return
-        key = walk_key(relpath)
-        if key != self._asked or b"\n" in key or (row is not None and len(row) != self._size):
-            self._edits = None  # not where the cursor stands: save merges instead
-            return
-        self._asked = None  # one change per row() asked
-        entry = b"" if row is None else key[:-1] + b"\n" + row
-        if self._key == key:  # replaces the entry the cursor stands on
-            self._edit(self._offset, self._entry_len, entry, 0 if entry else -1)
-            self._matched = True
-        elif entry:  # a new entry, before the one the cursor stands on
-            self._edit(self._offset, 0, entry, 1)
+        if self._dict is None and self._edits is not None:
+            key = walk_key(relpath)
+            if key == self._asked and b"\n" not in key \
+                    and (row is None or len(row) == self._size):
+                self._asked = None  # one change per row() asked
+                entry = b"" if row is None else key[:-1] + b"\n" + row
+                if self._key == key:  # replaces the entry the cursor stands on
+                    self._edit(self._offset, self._entry_len, entry, 0 if entry else -1,
+                               key)
+                    self._matched = True
+                elif entry:  # a new entry, before the one the cursor stands on
+                    self._edit(self._offset, 0, entry, 1, key)
+                return
+            self._changes.update(self._edited_changes())  # out of step: merge instead
+            self._edits = None
+        self._changes[relpath] = row
+
+    def _edited_changes(self) -> dict[str, Row | None]:
+        """The changes the edits hold, by path (for the merge)."""
+        out: dict[str, Row | None] = {}
+        for _, _, entry, key in self._edits or ():
+            if key is not None:
+                out[key[:-1].decode("utf-8", "surrogateescape")] = \
+                    entry[len(key):] if entry else None
+        return out
 
     def save(self) -> None:
         """Write the next cache if anything changed (see the class); a cache that cannot
@@ -467,12 +490,18 @@ class CacheCursor:
             if self._dict is None:
                 while self._key is not None:  # what the walk did not reach is gone too
                     self._advance()
-                if not self._changes and not self._passed:
-                    return  # the file holds exactly this already
                 if self._edits is not None:
-                    self._write_edited()
-                    return
+                    if self._edits:
+                        self._write_edited()
+                    return  # (no edits: the file holds exactly this already)
                 rows = self._merged()
+            elif not self._dict and not self._patch:
+                # No file, or one not trusted: the new entries went straight into the next
+                # one (written even if empty: a broken file is never kept).
+                writer = self._writer or CacheWriter(self.path, self.algo)
+                self._writer = None
+                writer.commit()
+                return
             else:
                 kept = dict(self._dict) if self._patch else \
                     {rel: self._dict[rel] for rel in self._met if rel in self._dict}
@@ -513,7 +542,7 @@ class CacheCursor:
         try:
             put(_header(self.algo))
             pos = self._header_size
-            for offset, replaced, entry in self._edits:
+            for offset, replaced, entry, _ in self._edits:
                 copy(pos, offset)
                 if entry:
                     put(entry)
@@ -558,6 +587,9 @@ class CacheCursor:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
         self._key = self._row = None
 
 

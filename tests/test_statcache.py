@@ -142,8 +142,10 @@ def test_a_walk_writes_the_cache_only_when_something_in_it_changed(tmp_path):
 def test_the_cache_a_walk_saves_is_the_one_a_whole_write_makes(tmp_path):
     """The cursor's save copies the old file's bytes between the places that changed:
     whatever changes (entries replaced, dropped, added before, between and after the old
-    ones, entries passed), the file is byte for byte the one written whole from the same
-    entries, and loads to them."""
+    ones, entries passed; a change made after the cursor went on, which is merged entry
+    by entry instead), the file is byte for byte the one written whole from the same
+    entries, and loads to them. With no file to read, the new entries go straight into
+    the next one."""
     import random
 
     from jvs.statcache import CacheCursor, encode_cache, read_cache_file
@@ -161,6 +163,8 @@ def test_the_cache_a_walk_saves_is_the_one_a_whole_write_makes(tmp_path):
         path.write_bytes(b"".join(encode_cache(ALGO, old, in_order=True)))
         cursor = CacheCursor(path, ALGO)
         expected: dict[str, bytes] = {}
+        late = trial % 3 == 0  # some trials change a path after the cursor went on
+        previous = None
         for i, name in enumerate(names):
             if rng.random() < 0.15:
                 continue  # not walked: gone
@@ -174,6 +178,17 @@ def test_the_cache_a_walk_saves_is_the_one_a_whole_write_makes(tmp_path):
                 cursor.drop(name)
             elif found is not None:
                 expected[name] = found
+            if late and previous is not None and rng.random() < 0.05:
+                cursor.set(previous, row(5000 + i))  # out of step: merged entry by entry
+                expected[previous] = row(5000 + i)
+            previous = name
         cursor.save()
-        assert path.read_bytes() == b"".join(encode_cache(ALGO, expected, in_order=True))
+        assert path.read_bytes() == b"".join(encode_cache(ALGO, expected))  # sorted
         assert read_cache_file(path).entries == expected
+    missing = tmp_path / "stat-none.cache"
+    cursor = CacheCursor(missing, ALGO)
+    for i, name in enumerate(names[:10]):
+        assert cursor.row(name) is None
+        cursor.set(name, row(i))
+    cursor.save()
+    assert read_cache_file(missing).entries == {n: row(i) for i, n in enumerate(names[:10])}
