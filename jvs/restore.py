@@ -596,7 +596,7 @@ def ignored_in_snapshot(repo: Repo, target: Descriptor, ignore: IgnoreRules) -> 
 
 
 def roll_forward(repo: Repo, intent: Intent, *, fresh: bool,
-                 known: dict | None = None, cache: StatCache | None = None,
+                 known: dict | None = None, cache: StatCache | CachePatch | None = None,
                  state: WorktreeState | None = None,
                  wanted: dict[str, Entry] | None = None) -> RestoreResult:
     """Run the restore from its recorded phase to the end. Every step is skipped if done,
@@ -800,10 +800,12 @@ def clean_up(repo: Repo, worktree: str, intent: Intent) -> None:
     empty_trash(repo)
 
 
-def remember_restored(cache: StatCache, target_files: dict[str, Entry], payload: Path,
-                      steps: list[Step], state: WorktreeState, swapped_at: int) -> None:
+def remember_restored(cache: StatCache | CachePatch, target_files: dict[str, Entry],
+                      payload: Path, steps: list[Step], state: WorktreeState,
+                      swapped_at: int) -> None:
     """Keep the stat cache exact: entries the restore did not touch keep their records
-    (read_worktree refreshed them); what it wrote is recorded with the target's hashes and
+    (the read refreshed them; a ``CachePatch``, after a thin read, leaves every entry it
+    is not told about as it is); what it wrote is recorded with the target's hashes and
     its stat after the swap, taken once the racily-clean window has passed (a write after
     that shows in the stat); what it removed is forgotten. The next snapshot then reads
     only what changed since."""

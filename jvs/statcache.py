@@ -332,9 +332,9 @@ class CacheCursor:
         self._matched = False
         self._passed: set[bytes] = set()  # keys of the entries gone by unmatched
         self._changes: dict[str, Row | None] = {}
-        # Where the changes fall in the file: (offset, bytes of old entries replaced, new
-        # entry bytes), in file order; None once a change came out of step (then save
-        # merges entry by entry).
+        # Where the changes fall in the file: (offset, bytes of the old entry replaced,
+        # the new entry's bytes, its walk key, None for an entry passed), in file order;
+        # None once a change came out of step (then save merges entry by entry).
         self._edits: list[tuple[int, int, bytes, bytes | None]] | None = []
         self._writer: CacheWriter | None = None  # with no file to read: the next one
         self._entries_delta = 0
