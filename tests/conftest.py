@@ -81,6 +81,25 @@ def take_snapshot(main: Path | str, note: str, *tags: str) -> str:
     return run_jvs(*args, cwd=main).json["snapshot_id"]
 
 
+def drawn_repos(tmp_path_factory, examples: int):
+    """For a hypothesis test that makes a repository per example: its settings (the
+    examples derandomized, slow ones allowed) and a function returning a fresh
+    repository (``jvs.Repository``) and its main worktree's path."""
+    from hypothesis import HealthCheck, settings
+
+    import jvs
+
+    chosen = settings(max_examples=examples, deadline=None, derandomize=True,
+                      suppress_health_check=[HealthCheck.too_slow,
+                                             HealthCheck.function_scoped_fixture])
+
+    def fresh():
+        base = tmp_path_factory.mktemp("drawn")
+        return jvs.init(base, "r"), base / "r" / "main"
+
+    return chosen, fresh
+
+
 def wait_until(predicate, timeout: float = 15.0) -> bool:
     """Poll *predicate* every 0.1 s until it holds or *timeout* passes; its last value."""
     deadline = time.monotonic() + timeout

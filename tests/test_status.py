@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import run_jvs, take_snapshot
+from conftest import drawn_repos, run_jvs, take_snapshot
 
 
 def test_status_on_paths_and_short(repo):
@@ -122,10 +122,9 @@ def test_status_in_one_pass_finds_what_the_two_pass_comparison_finds(tmp_path_fa
     names whose walk order and manifest order differ (``a:b``, ``a.b``, ``a/``), it
     reports exactly what comparing all entries reports, and the stat cache it writes
     answers the next status as well."""
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import given
     from hypothesis import strategies as st
 
-    import jvs
     from jvs.changes import (
         compare,
         differing,
@@ -135,14 +134,12 @@ def test_status_in_one_pass_finds_what_the_two_pass_comparison_finds(tmp_path_fa
     )
     from jvs.integrity import HashStats
 
-    @settings(max_examples=30, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow,
-                                     HealthCheck.function_scoped_fixture])
+    chosen, fresh = drawn_repos(tmp_path_factory, 30)
+
+    @chosen
     @given(data=st.data())
     def check(data):
-        base = tmp_path_factory.mktemp("prop")
-        repo = jvs.init(base, "r")
-        main = base / "r" / "main"
+        repo, main = fresh()
         _build(main, data)
         repo.snapshot("base")
         r = repo.repo
