@@ -300,6 +300,20 @@ def walk_against(repo: Repo, worktree: str, payload: Path, snapshots: tuple[Desc
     differ: list[list[bytes]] = [[] for _ in sides]  # their records of what changed
     links: list[tuple[Entry, os.stat_result]] = []
     found = ScanResult()
+
+    def compared(entry: Entry, st: os.stat_result, saved: list[bytes | None]) -> None:
+        """Note where *entry* is not recorded as each snapshot (*saved*: its records)."""
+        record = record_bytes(*entry)
+        differs = False
+        for i, theirs in enumerate(saved):
+            if theirs != record:
+                differs = True
+                news[i].append(entry)
+                if theirs is not None:
+                    differ[i].append(theirs)
+        if keep is not None and (differs or entry.kind == "dir"):
+            keep(entry, st)
+
     try:
         for e in iter_scan(payload, found, ignore=IgnoreRules.load(payload),
                            walk_order=True, hardlinks=False):
@@ -324,16 +338,7 @@ def walk_against(repo: Repo, worktree: str, payload: Path, snapshots: tuple[Desc
                     links.append((entry, st))  # symlinks: the manifests' last records
                     continue
                 saved = [side.dirs.pop(rel, None) for side in sides]
-            record = record_bytes(*entry)
-            differs = False
-            for i, theirs in enumerate(saved):
-                if theirs != record:
-                    differs = True
-                    news[i].append(entry)
-                    if theirs is not None:
-                        differ[i].append(theirs)
-            if keep is not None and (differs or kind == "dir"):
-                keep(entry, st)
+            compared(entry, st, saved)
         trusted = all(side.trusted() for side in sides)
     except BaseException:
         cache.close()
@@ -343,16 +348,7 @@ def walk_against(repo: Repo, worktree: str, payload: Path, snapshots: tuple[Desc
         return None
     cache.save()
     for entry, st in links:
-        record = record_bytes(*entry)
-        differs = False
-        for i, side in enumerate(sides):
-            if side.symlinks.get(entry.relpath) == record:
-                del side.symlinks[entry.relpath]
-            else:
-                differs = True
-                news[i].append(entry)
-        if keep is not None and differs:
-            keep(entry, st)
+        compared(entry, st, [side.symlinks.pop(entry.relpath, None) for side in sides])
     out = []
     for i, side in enumerate(sides):
         old = list(parse_manifest(b"\n".join([*differ[i], *side.passed, *side.dirs.values(),

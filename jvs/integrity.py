@@ -67,21 +67,11 @@ def encoded_records(entries: Iterable[Entry]) -> list[bytes]:
     """Each entry's ``record()`` as UTF-8 bytes, in the order given: the same text, made
     in 40% of the time (one formatting of each mode; no method call per entry), which
     counts in ``status`` and the manifest of a 100,000-file worktree."""
-    modes = _MODE_TEXT
-    out: list[bytes] = []
-    append = out.append
-    for kind, rel, mode, size, digest in entries:
-        meta = modes.get(mode)
-        if meta is None:
-            meta = modes[mode] = f"mode={mode:04o}"
-        text = f"file:{rel}:{meta},size={size}:{digest}" if kind == "file" \
-            else f"{kind}:{rel}:{meta}:{digest}"
-        append(text.encode("utf-8", "surrogateescape"))
-    return out
+    return [record_bytes(*e) for e in entries]
 
 
 def record_bytes(kind: str, rel: str, mode: int, size: int, digest: str) -> bytes:
-    """One entry's record as UTF-8 bytes (``encoded_records`` of one entry)."""
+    """One entry's ``record()`` as UTF-8 bytes (each mode formatted once)."""
     meta = _MODE_TEXT.get(mode)
     if meta is None:
         meta = _MODE_TEXT[mode] = f"mode={mode:04o}"

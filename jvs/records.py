@@ -41,13 +41,9 @@ class HeadRecords:
     def __init__(self, manifest_path: Path, payload_root_hash: str, *,
                  keep_others: bool = False) -> None:
         self._expected = payload_root_hash
-        self._sha = hashlib.sha256()
-        self._batches = iter_stored_records(manifest_path)
-        self._batch: list[bytes] = []
-        self._next = 0
-        self._damaged = False
+        self._records = HashedRecords(manifest_path)
+        self._damaged = False  # a line that is no record
         self._keep = keep_others
-        self.count = 0  # records read so far (all of them once ``trusted`` returned)
         self.passed: list[bytes] = []
         self.dirs: dict[str, bytes] = {}
         self.symlinks: dict[str, bytes] = {}
@@ -56,29 +52,20 @@ class HeadRecords:
         self._matched = False
         self._advance()
 
-    def _load(self) -> bool:
-        try:
-            self._batch = next(self._batches)
-        except StopIteration:
-            return False
-        except (OSError, ValueError):
-            self._damaged = True
-            return False
-        self._next = 0
-        self.count += len(self._batch)
-        self._sha.update(b"\n".join(self._batch) + b"\n")
-        return True
+    @property
+    def count(self) -> int:
+        """Records read so far (all of them once ``trusted`` returned)."""
+        return self._records.count
 
     def _advance(self) -> None:
         if self._keep and self._key is not None and not self._matched:
             self.passed.append(self._record)
         self._matched = False
         while True:
-            if self._next == len(self._batch) and not self._load():
+            record = self._records.next()
+            if record is None:
                 self._key = None
                 return
-            record = self._batch[self._next]
-            self._next += 1
             try:
                 if record.startswith(b"file:"):
                     self._key = record[5:record.rindex(b":", 5, record.rindex(b":")) + 1]
@@ -121,9 +108,54 @@ class HeadRecords:
         """Read the rest; whether the whole manifest hashes to the root hash."""
         while self._keep and self._key is not None:
             self._advance()
+        return not self._damaged and self._records.root_hash() == self._expected
+
+
+class HashedRecords:
+    """A stored manifest's records one at a time (``next``), read a batch at a time and
+    each batch hashed as it is read, so ``root_hash`` can tell once the rest is read
+    whether they were the manifest its descriptor names."""
+
+    def __init__(self, path: Path) -> None:
+        self._batches = iter_stored_records(path)
+        self._sha = hashlib.sha256()
+        self._batch: list[bytes] = []
+        self._next = 0
+        self._damaged = False
+        self.count = 0  # records read so far
+
+    def _load(self) -> bool:
+        try:
+            self._batch = next(self._batches)
+        except StopIteration:
+            return False
+        except (OSError, ValueError):
+            self._damaged = True  # missing, unreadable or damaged
+            return False
+        self._next = 0
+        self.count += len(self._batch)
+        self._sha.update(_block(self._batch))
+        return True
+
+    def next(self) -> bytes | None:
+        """The next record; None at the end (or where the file could not be read)."""
+        while self._next == len(self._batch):
+            if not self._load():
+                return None
+        record = self._batch[self._next]
+        self._next += 1
+        return record
+
+    def root_hash(self) -> str | None:
+        """Read the rest; the hash of all the records, None if the file could not be read."""
         while self._load():
             pass
-        return not self._damaged and self._sha.hexdigest() == self._expected
+        return None if self._damaged else self._sha.hexdigest()
+
+
+def _block(batch: list[bytes]) -> bytes:
+    """A batch of records as the manifest text holds them (each followed by a line break)."""
+    return b"\n".join(batch) + b"\n" if batch else b""
 
 
 class ManifestBuilder:
@@ -201,13 +233,12 @@ class ManifestBuilder:
     def root_hash(self) -> str:
         digest = hashlib.sha256()
         for batch in self.batches():
-            if batch:
-                digest.update(b"\n".join(batch) + b"\n")
+            digest.update(_block(batch))
         return digest.hexdigest()
 
     def text(self) -> bytes:
         """The whole manifest text (for a comparison that needs it: a tampered payload)."""
-        return b"".join(b"".join(r + b"\n" for r in batch) for batch in self.batches())
+        return b"".join(_block(batch) for batch in self.batches())
 
     def write(self, path: Path) -> str:
         """Write the stored manifest to *path*; its root hash."""
@@ -227,14 +258,7 @@ class ManifestBuilder:
 def stored_root_hash(manifest_path: Path) -> str | None:
     """The root hash of a stored manifest's records, read a batch at a time; None if it is
     missing or damaged."""
-    digest = hashlib.sha256()
-    try:
-        for batch in iter_stored_records(manifest_path):
-            if batch:
-                digest.update(b"\n".join(batch) + b"\n")
-    except (OSError, ValueError):
-        return None
-    return digest.hexdigest()
+    return HashedRecords(manifest_path).root_hash()
 
 
 def differing_records(old: tuple[Path, str], new: tuple[Path, str]
@@ -243,46 +267,19 @@ def differing_records(old: tuple[Path, str], new: tuple[Path, str]
     that the other one does not hold, found by merging the two sorted streams a batch at
     a time: memory for what differs, not for every record. None if either manifest is
     missing, damaged or not the one its root hash names."""
-    sides = [_Records(path) for path, _ in (old, new)]
+    sides = [HashedRecords(path) for path, _ in (old, new)]
     gone: list[bytes] = []
     added: list[bytes] = []
-    try:
-        a, b = sides[0].next(), sides[1].next()
-        while a is not None or b is not None:
-            if b is None or (a is not None and a < b):
-                gone.append(a)
-                a = sides[0].next()
-            elif a is None or b < a:
-                added.append(b)
-                b = sides[1].next()
-            else:
-                a, b = sides[0].next(), sides[1].next()
-    except (OSError, ValueError):
-        return None
+    a, b = sides[0].next(), sides[1].next()
+    while a is not None or b is not None:
+        if b is None or (a is not None and a < b):
+            gone.append(a)
+            a = sides[0].next()
+        elif a is None or b < a:
+            added.append(b)
+            b = sides[1].next()
+        else:
+            a, b = sides[0].next(), sides[1].next()
     if any(side.root_hash() != root for side, (_, root) in zip(sides, (old, new), strict=True)):
         return None
     return gone, added
-
-
-class _Records:
-    """One stored manifest's records one at a time, hashed on the way."""
-
-    def __init__(self, path: Path) -> None:
-        self._batches = iter_stored_records(path)
-        self._sha = hashlib.sha256()
-        self._batch: list[bytes] = []
-        self._next = 0
-
-    def next(self) -> bytes | None:
-        while self._next == len(self._batch):
-            batch = next(self._batches, None)
-            if batch is None:
-                return None
-            self._sha.update(b"\n".join(batch) + b"\n")
-            self._batch, self._next = batch, 0
-        record = self._batch[self._next]
-        self._next += 1
-        return record
-
-    def root_hash(self) -> str:
-        return self._sha.hexdigest()

@@ -389,15 +389,17 @@ class CacheCursor:
         if not self._left:
             self._key = self._row = None
             return
-        f = self._file
-        line = f.readline()
-        row = f.read(self._size)
+        self._left -= 1
+        self._key, self._row = self._read_entry()
+        self._entry_len = len(self._key) + self._size  # the key's ":" is the line break
+
+    def _read_entry(self) -> tuple[bytes, Row]:
+        """The next entry of the file: (its walk key, its record)."""
+        line = self._file.readline()
+        row = self._file.read(self._size)
         if not line.endswith(b"\n") or len(row) != self._size:
             raise ValueError("stat cache entry cut short")  # the checksum makes this rare
-        self._left -= 1
-        self._key = line[:-1] + b":"
-        self._row = row
-        self._entry_len = len(line) + self._size
+        return line[:-1] + b":", row
 
     def _edit(self, offset: int, replaced: int, entry: bytes, delta: int,
               key: bytes | None = None) -> None:
@@ -560,15 +562,10 @@ class CacheCursor:
         """The file's entries met and kept, with the changes merged in, in walk order."""
         changes = sorted((walk_key(rel), row) for rel, row in self._changes.items())
         passed = self._passed
-        f = self._file
-        f.seek(self._header_size)
+        self._file.seek(self._header_size)
         i = 0
         for _ in range(self.count):
-            line = f.readline()
-            row = f.read(self._size)
-            if not line.endswith(b"\n") or len(row) != self._size:
-                raise ValueError("stat cache entry cut short")
-            key = line[:-1] + b":"
+            key, row = self._read_entry()
             while i < len(changes) and changes[i][0] < key:
                 if changes[i][1] is not None:
                     yield changes[i]
