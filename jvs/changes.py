@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -301,9 +300,12 @@ def walk_against(repo: Repo, worktree: str, payload: Path, snapshots: tuple[Desc
     links: list[tuple[Entry, os.stat_result]] = []
     found = ScanResult()
 
-    def compared(entry: Entry, st: os.stat_result, saved: list[bytes | None]) -> None:
-        """Note where *entry* is not recorded as each snapshot (*saved*: its records)."""
-        record = record_bytes(*entry)
+    def compared(entry: Entry, st: os.stat_result, saved: list[bytes | None],
+                 record: bytes | None = None) -> None:
+        """Note where *entry* (*record*: its record) is not recorded as each snapshot
+        (*saved*: its records)."""
+        if record is None:
+            record = record_bytes(*entry)
         differs = False
         for i, theirs in enumerate(saved):
             if theirs != record:
@@ -314,31 +316,45 @@ def walk_against(repo: Repo, worktree: str, payload: Path, snapshots: tuple[Desc
         if keep is not None and (differs or entry.kind == "dir"):
             keep(entry, st)
 
+    # Per file (most of them unchanged, and this is most of what status costs): its walk
+    # key is made once, the cache and each manifest are stepped by it, and its record is
+    # made once and compared; an Entry only for a file that differs.
+    by_key = cache.by_key
+    pack = packed_key
+    one = sides[0] if len(sides) == 1 else None
     try:
         for e in iter_scan(payload, found, ignore=IgnoreRules.load(payload),
                            walk_order=True, hardlinks=False):
             kind, rel, st = e
             if kind == "file":
-                row = cache.row(rel)
-                if row is not None and row[:KEY_SIZE] == packed_key(st):
+                want = rel.encode("utf-8", "surrogateescape") + b":"
+                row = cache.row_at(want) if by_key else cache.row(rel)
+                if row is not None and row[:KEY_SIZE] == pack(st):
                     digest = row[KEY_SIZE:].decode("ascii")
                 elif not hash_unknown:
                     digest = UNKNOWN
                 else:
                     digest = hash_file(os.path.join(payload, rel), algo, stats)
                     if max(st.st_mtime_ns, st.st_ctime_ns) < horizon:
-                        cache.set(rel, packed_key(st) + digest.encode("ascii"))
+                        cache.set(rel, pack(st) + digest.encode("ascii"))
                     elif row is not None:
                         cache.drop(rel)
-                entry = Entry("file", rel, stat.S_IMODE(st.st_mode), st.st_size, digest)
-                saved = [side.file_record(rel) for side in sides]
-            else:
-                (entry,) = entries_of(payload, [e], algo, stats)
-                if kind != "dir":
-                    links.append((entry, st))  # symlinks: the manifests' last records
-                    continue
-                saved = [side.dirs.pop(rel, None) for side in sides]
-            compared(entry, st, saved)
+                mode = st.st_mode & 0o7777
+                record = record_bytes("file", rel, mode, st.st_size, digest)
+                if one is not None:
+                    theirs = one.match(want, record)
+                    if theirs == record and keep is None:
+                        continue  # recorded alike: nothing to note
+                    saved = [theirs]
+                else:
+                    saved = [side.match(want, record) for side in sides]
+                compared(Entry("file", rel, mode, st.st_size, digest), st, saved, record)
+                continue
+            (entry,) = entries_of(payload, [e], algo, stats)
+            if kind != "dir":
+                links.append((entry, st))  # symlinks: the manifests' last records
+                continue
+            compared(entry, st, [side.dirs.pop(rel, None) for side in sides])
         trusted = all(side.trusted() for side in sides)
     except BaseException:
         cache.close()

@@ -47,8 +47,8 @@ class HeadRecords:
         self.passed: list[bytes] = []
         self.dirs: dict[str, bytes] = {}
         self.symlinks: dict[str, bytes] = {}
-        self._key: bytes | None = None
-        self._record = b""
+        self._record: bytes | None = None  # the file record the cursor stands on
+        self._key: bytes | None = None  # its walk key, once asked for (None: not yet)
         self._matched = False
         self._advance()
 
@@ -58,36 +58,67 @@ class HeadRecords:
         return self._records.count
 
     def _advance(self) -> None:
-        if self._keep and self._key is not None and not self._matched:
+        """Step to the next file record (a walk asks for nearly every one in turn: this
+        is kept to a few operations; its walk key is taken only when compared)."""
+        if self._keep and self._record is not None and not self._matched:
             self.passed.append(self._record)
         self._matched = False
+        self._key = None
+        records = self._records
         while True:
-            record = self._records.next()
-            if record is None:
-                self._key = None
-                return
-            try:
-                if record.startswith(b"file:"):
-                    self._key = record[5:record.rindex(b":", 5, record.rindex(b":")) + 1]
-                    self._record = record
+            if records.pos < len(records.batch):
+                record = records.batch[records.pos]
+                records.pos += 1
+            else:
+                record = records.next()
+                if record is None:
+                    self._record = None
                     return
-                if self._keep and record:
+            if record.startswith(b"file:"):
+                self._record = record
+                return
+            if self._keep and record:
+                try:
                     kind, _, rest = record.partition(b":")
                     rel = rest[:rest.rindex(b":", 0, rest.rindex(b":"))]
-                    into = self.dirs if kind == b"dir" else self.symlinks
-                    into[rel.decode("utf-8", "surrogateescape")] = record
+                except ValueError:  # not a record: the manifest is damaged, and not trusted
+                    self._damaged = True
+                    self._record = None
+                    return
+                into = self.dirs if kind == b"dir" else self.symlinks
+                into[rel.decode("utf-8", "surrogateescape")] = record
+
+    def _current_key(self) -> bytes | None:
+        """The walk key of the record the cursor stands on (None at the end)."""
+        record = self._record
+        if record is not None and self._key is None:
+            try:
+                self._key = record[5:record.rindex(b":", 5, record.rindex(b":")) + 1]
             except ValueError:  # not a record: the manifest is damaged, and not trusted
                 self._damaged = True
-                self._key = None
-                return
+                self._record = None
+        return self._key
 
     def file_record(self, rel: str) -> bytes | None:
         """The record of the file *rel*; None if there is none (or *rel* comes out of walk
         order)."""
-        want = walk_key(rel)
-        while self._key is not None and self._key < want:
+        return self.match(walk_key(rel))
+
+    def match(self, want: bytes, record: bytes | None = None) -> bytes | None:
+        """The record of the file whose walk key is *want* (see ``file_record``); given
+        the walk's own *record* of the file, one comparison finds it when the two are
+        the same (a file that did not change)."""
+        if self._matched:
+            if self._key == want:
+                return self._record  # asked again
+            self._advance()  # (the last file asked for: the walk is past it)
+        if record is not None and self._record == record:
+            self._matched = True
+            self._key = want  # (the walk's record is of the file *want*)
+            return record
+        while (key := self._current_key()) is not None and key < want:
             self._advance()
-        if self._key != want:
+        if self._key != want or self._record is None:
             return None
         self._matched = True
         return self._record
@@ -106,7 +137,9 @@ class HeadRecords:
 
     def trusted(self) -> bool:
         """Read the rest; whether the whole manifest hashes to the root hash."""
-        while self._keep and self._key is not None:
+        if self._matched:
+            self._advance()
+        while self._keep and self._current_key() is not None:
             self._advance()
         return not self._damaged and self._records.root_hash() == self._expected
 
@@ -119,31 +152,31 @@ class HashedRecords:
     def __init__(self, path: Path) -> None:
         self._batches = iter_stored_records(path)
         self._sha = hashlib.sha256()
-        self._batch: list[bytes] = []
-        self._next = 0
+        self.batch: list[bytes] = []  # the batch read last, and the next record's place in
+        self.pos = 0  # it (a reader that takes records in a loop may step through these)
         self._damaged = False
         self.count = 0  # records read so far
 
     def _load(self) -> bool:
         try:
-            self._batch = next(self._batches)
+            self.batch = next(self._batches)
         except StopIteration:
             return False
         except (OSError, ValueError):
             self._damaged = True  # missing, unreadable or damaged
             return False
-        self._next = 0
-        self.count += len(self._batch)
-        self._sha.update(_block(self._batch))
+        self.pos = 0
+        self.count += len(self.batch)
+        self._sha.update(_block(self.batch))
         return True
 
     def next(self) -> bytes | None:
         """The next record; None at the end (or where the file could not be read)."""
-        while self._next == len(self._batch):
+        while self.pos == len(self.batch):
             if not self._load():
                 return None
-        record = self._batch[self._next]
-        self._next += 1
+        record = self.batch[self.pos]
+        self.pos += 1
         return record
 
     def root_hash(self) -> str | None:

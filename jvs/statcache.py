@@ -374,6 +374,7 @@ class CacheCursor:
             raise ValueError("stat cache checksum")
         self._header_size = len(header)
         self._size = _KEY.size + width
+        self._readline, self._read = f.readline, f.read
         f.seek(self._header_size)
         self._left = self.count
         self._offset = self._header_size
@@ -385,9 +386,9 @@ class CacheCursor:
             self._edit(self._offset, self._entry_len, b"", -1)
         self._matched = False
         self._offset += self._entry_len
-        self._entry_len = 0
         if not self._left:
             self._key = self._row = None
+            self._entry_len = 0
             return
         self._left -= 1
         self._key, self._row = self._read_entry()
@@ -395,9 +396,9 @@ class CacheCursor:
 
     def _read_entry(self) -> tuple[bytes, Row]:
         """The next entry of the file: (its walk key, its record)."""
-        line = self._file.readline()
-        row = self._file.read(self._size)
-        if not line.endswith(b"\n") or len(row) != self._size:
+        line = self._readline()
+        row = self._read(self._size)
+        if line[-1:] != b"\n" or len(row) != self._size:
             raise ValueError("stat cache entry cut short")  # the checksum makes this rare
         return line[:-1] + b":", row
 
@@ -421,7 +422,11 @@ class CacheCursor:
             if self._dict:  # (an empty one keeps nothing: no need to know what was met)
                 self._met.add(relpath)
             return self._dict.get(relpath)
-        want = walk_key(relpath)
+        return self.row_at(walk_key(relpath))
+
+    def row_at(self, want: bytes) -> Row | None:
+        """The record of the path whose walk key is *want* (see ``row``); only while the
+        file is read front to back (``by_key``), not from a whole-file dict."""
         try:
             while self._key is not None and self._key < want:
                 self._advance()
@@ -433,6 +438,11 @@ class CacheCursor:
             return None
         self._matched = True
         return self._row
+
+    @property
+    def by_key(self) -> bool:
+        """Whether ``row_at`` may be asked (the file is read front to back)."""
+        return self._dict is None
 
     def lookup(self, relpath: str, st: os.stat_result | Stat) -> str | None:
         """The cached hash of *relpath* if its stat is still *st*."""
