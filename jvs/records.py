@@ -13,7 +13,6 @@ caller uses what it read only then (or starts over without it).
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from pathlib import Path
 
 from jvs import fsio
@@ -203,6 +202,8 @@ class ManifestBuilder:
         self._dirs: list[bytes] = []
         self._symlinks: list[bytes] = []
         # Unnamed (O_TMPFILE): nothing of it outlives the process, crash or not.
+        import tempfile  # (here: status and diff, which make no manifest, need not load it)
+
         self._spill = tempfile.TemporaryFile(dir=spill_dir, buffering=0)
         self._pending = bytearray()
         self._last = b""
